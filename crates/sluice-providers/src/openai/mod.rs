@@ -1,0 +1,159 @@
+//! OpenAI-compatible providers (OpenAI, vLLM, Ollama, Mistral, Groq, Together,
+//! DeepSeek, OpenRouter…) and Azure OpenAI, which speaks the same body format
+//! with a different URL and auth header.
+
+mod stream;
+
+use http::{HeaderMap, HeaderValue, StatusCode};
+use sluice_types::{
+    ChatRequest, ChatResponse, EmbeddingsRequest, EmbeddingsResponse, StreamOptions,
+};
+
+pub use stream::OpenAiStreamDecoder;
+
+use crate::{
+    error_message, retry_after, Adapter, AdapterError, ErrorClass, StreamDecoder, Target,
+    UpstreamError, UpstreamRequest,
+};
+
+/// How the upstream wants to be addressed and authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// `{base}/chat/completions`, `Authorization: Bearer`.
+    OpenAi,
+    /// `{base}/openai/deployments/{model}/chat/completions?api-version=…`, `api-key`.
+    Azure,
+}
+
+/// Adapter for OpenAI-format upstreams.
+#[derive(Debug, Clone, Copy)]
+pub struct OpenAiAdapter {
+    pub flavor: Flavor,
+}
+
+/// Azure's default `api-version` when the config gives none.
+pub const AZURE_DEFAULT_API_VERSION: &str = "2024-10-21";
+
+impl OpenAiAdapter {
+    pub fn new(flavor: Flavor) -> Self {
+        OpenAiAdapter { flavor }
+    }
+
+    fn url(&self, target: &Target, op: &str) -> String {
+        let base = target.base_url.trim_end_matches('/');
+        match self.flavor {
+            Flavor::OpenAi => format!("{base}/{op}"),
+            Flavor::Azure => format!(
+                "{base}/openai/deployments/{}/{op}?api-version={}",
+                target.model,
+                target
+                    .api_version
+                    .as_deref()
+                    .unwrap_or(AZURE_DEFAULT_API_VERSION)
+            ),
+        }
+    }
+
+    fn post(
+        &self,
+        target: &Target,
+        op: &str,
+        body: Vec<u8>,
+    ) -> Result<UpstreamRequest, AdapterError> {
+        let mut up = UpstreamRequest::post_json(self.url(target, op), body, target);
+        if let Some(key) = &target.api_key {
+            let (name, value) = match self.flavor {
+                Flavor::OpenAi => ("authorization", format!("Bearer {key}")),
+                Flavor::Azure => ("api-key", key.clone()),
+            };
+            let mut value = HeaderValue::from_str(&value).map_err(|_| {
+                AdapterError::InvalidRequest("provider api_key is not a valid header value".into())
+            })?;
+            value.set_sensitive(true);
+            up.headers.insert(name, value);
+        }
+        Ok(up)
+    }
+}
+
+impl Adapter for OpenAiAdapter {
+    fn chat_request(
+        &self,
+        req: &ChatRequest,
+        target: &Target,
+    ) -> Result<UpstreamRequest, AdapterError> {
+        let mut out = req.clone();
+        out.model = target.model.clone();
+        if req.is_stream() {
+            // Always ask for usage so sluice can account the stream; the server
+            // drops the usage chunk when the client did not ask for it.
+            let opts = out
+                .stream_options
+                .get_or_insert_with(StreamOptions::default);
+            opts.include_usage = true;
+        }
+        let body =
+            serde_json::to_vec(&out).map_err(|e| AdapterError::InvalidRequest(e.to_string()))?;
+        self.post(target, "chat/completions", body)
+    }
+
+    fn chat_response(&self, body: &[u8]) -> Result<ChatResponse, AdapterError> {
+        serde_json::from_slice(body).map_err(|e| AdapterError::BadResponse(e.to_string()))
+    }
+
+    fn stream_decoder(&self) -> Box<dyn StreamDecoder> {
+        Box::new(OpenAiStreamDecoder::default())
+    }
+
+    fn classify_error(
+        &self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> UpstreamError {
+        classify(status, headers, body)
+    }
+
+    fn embeddings_request(
+        &self,
+        req: &EmbeddingsRequest,
+        target: &Target,
+    ) -> Result<UpstreamRequest, AdapterError> {
+        let mut out = req.clone();
+        out.model = target.model.clone();
+        let body =
+            serde_json::to_vec(&out).map_err(|e| AdapterError::InvalidRequest(e.to_string()))?;
+        self.post(target, "embeddings", body)
+    }
+
+    fn embeddings_response(&self, body: &[u8]) -> Result<EmbeddingsResponse, AdapterError> {
+        serde_json::from_slice(body).map_err(|e| AdapterError::BadResponse(e.to_string()))
+    }
+}
+
+/// Classifies an OpenAI-format error answer by status, then by `error.code`.
+pub fn classify(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> UpstreamError {
+    let mut class = ErrorClass::from_status(status);
+    let code = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| {
+            v.pointer("/error/code")
+                .and_then(|c| c.as_str())
+                .map(str::to_owned)
+        });
+    match code.as_deref() {
+        Some("context_length_exceeded") | Some("string_above_max_length") => {
+            class = ErrorClass::ContextLength
+        }
+        Some("content_filter") | Some("content_policy_violation") => {
+            class = ErrorClass::ContentFiltered
+        }
+        _ => {}
+    }
+    let mut err = UpstreamError::new(class, Some(status), error_message(body));
+    err.retry_after = retry_after(headers);
+    err
+}
+
+#[cfg(test)]
+mod tests;
