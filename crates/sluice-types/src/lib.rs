@@ -6,10 +6,12 @@
 pub mod anthropic;
 pub mod chat;
 pub mod embeddings;
+pub mod secret;
 pub mod usage;
 
 pub use chat::*;
 pub use embeddings::*;
+pub use secret::Secret;
 pub use usage::*;
 
 /// The wire format a client spoke to sluice (decides the answer's shape).

@@ -1,1 +1,16 @@
+//! sluice: an AI gateway. One process between applications and LLM providers
+//! that authenticates, guards, routes, translates and records every call.
+//! See `ARCHITECTURE.md` at the repository root for the bird's-eye view.
 
+pub mod config;
+pub mod dispatch;
+pub mod error;
+pub mod http;
+pub mod mock;
+pub mod pipeline;
+pub mod reload;
+pub mod server;
+pub mod snapshot;
+pub mod state;
+pub mod telemetry;
+pub mod tokens;

@@ -1,0 +1,393 @@
+//! The config file as written (serde + JSON Schema). Every struct rejects
+//! unknown keys so a typo cannot silently disable a limit. Validation and the
+//! runtime snapshot are built from this in `validate.rs` / `runtime.rs`.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use sluice_types::Secret;
+
+use super::units::{ByteSize, Dur};
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Public API address (OpenAI/Anthropic compatible). Default 127.0.0.1:4000.
+    #[serde(default)]
+    pub listen: Option<String>,
+    /// Admin API address (reload, status, metrics). Omit to disable.
+    #[serde(default)]
+    pub admin_listen: Option<String>,
+    /// Bootstrap admin credential for the admin API.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub admin_key: Option<Secret>,
+    /// Control-plane store, `sqlite://file.db` or `postgres://…` (not yet supported).
+    #[serde(default)]
+    pub store: Option<String>,
+    /// Shared state for several instances, `redis://…` (not yet supported).
+    #[serde(default)]
+    pub shared_state: Option<String>,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogConfig,
+    /// Server tuning: drain timeout, body size, upstream timeouts.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Upstream providers by name.
+    #[serde(default)]
+    pub providers: BTreeMap<String, ProviderConfig>,
+    /// The model names clients put in `model`, by name.
+    #[serde(default)]
+    pub models: BTreeMap<String, ModelConfig>,
+    /// Ordered routing rules (not yet supported).
+    #[serde(default)]
+    pub routes: Vec<serde_json::Value>,
+    /// Reusable policies by name.
+    #[serde(default)]
+    pub policies: BTreeMap<String, PolicyConfig>,
+    /// Policy applied to every request.
+    #[serde(default)]
+    pub global_policy: Option<PolicyRef>,
+    /// Seed tenants.
+    #[serde(default)]
+    pub tenants: BTreeMap<String, TenantConfig>,
+    /// Static API keys.
+    #[serde(default)]
+    pub keys: Vec<KeyConfig>,
+}
+
+/// Log output.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` (default) or `json`.
+    #[serde(default)]
+    pub format: LogFormat,
+    /// A tracing filter, e.g. `info` or `sluice=debug`. `RUST_LOG` overrides it.
+    #[serde(default = "default_level")]
+    pub level: String,
+    /// One access-log line per request (default true).
+    #[serde(default = "yes")]
+    pub access_log: bool,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { format: LogFormat::Text, level: default_level(), access_log: true }
+    }
+}
+
+fn default_level() -> String {
+    "info".into()
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Server and upstream transport tuning.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// How long in-flight requests and streams may run after SIGTERM. Default 30s.
+    #[serde(default = "d30s")]
+    pub drain_timeout: Dur,
+    /// Largest accepted request body. Default 4MiB.
+    #[serde(default = "mib4")]
+    pub max_body_bytes: ByteSize,
+    /// Upstream connect timeout. Default 5s.
+    #[serde(default = "d5s")]
+    pub connect_timeout: Dur,
+    /// Upstream time to response headers (first byte). Default 60s.
+    #[serde(default = "d60s")]
+    pub first_byte_timeout: Dur,
+    /// Whole non-streamed upstream call. Default 600s.
+    #[serde(default = "d600s")]
+    pub total_timeout: Dur,
+    /// Longest silence between two stream chunks. Default 60s.
+    #[serde(default = "d60s")]
+    pub stream_idle_timeout: Dur,
+    /// Upstream connections kept idle per host. Default 256.
+    #[serde(default = "pool256")]
+    pub pool_max_idle_per_host: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            drain_timeout: d30s(),
+            max_body_bytes: mib4(),
+            connect_timeout: d5s(),
+            first_byte_timeout: d60s(),
+            total_timeout: d600s(),
+            stream_idle_timeout: d60s(),
+            pool_max_idle_per_host: pool256(),
+        }
+    }
+}
+
+fn secs(s: u64) -> Dur {
+    Dur(std::time::Duration::from_secs(s))
+}
+fn d5s() -> Dur {
+    secs(5)
+}
+fn d30s() -> Dur {
+    secs(30)
+}
+fn d60s() -> Dur {
+    secs(60)
+}
+fn d600s() -> Dur {
+    secs(600)
+}
+fn mib4() -> ByteSize {
+    ByteSize(4 << 20)
+}
+fn pool256() -> usize {
+    256
+}
+
+/// The kind of upstream API a provider speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// Built in, offline, deterministic.
+    Mock,
+    /// Any OpenAI-compatible API.
+    Openai,
+    /// Azure OpenAI.
+    Azure,
+    /// Anthropic Messages API.
+    Anthropic,
+    /// Google Gemini API.
+    Gemini,
+}
+
+/// One upstream provider.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    pub kind: ProviderKind,
+    /// API root, e.g. `https://api.openai.com/v1`. Defaults per kind (not for azure).
+    #[serde(default)]
+    pub base_url: Option<String>,
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub api_key: Option<Secret>,
+    /// Azure `api-version`, or Anthropic `anthropic-version`.
+    #[serde(default)]
+    pub api_version: Option<String>,
+    /// Extra headers sent on every call (e.g. `OpenAI-Organization`).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Settings of the `mock` kind.
+    #[serde(default)]
+    pub mock: Option<MockConfig>,
+}
+
+/// Behaviour of the built-in `mock` provider.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MockConfig {
+    /// Fixed answer text. Default: echoes the last user message.
+    #[serde(default)]
+    pub reply: Option<String>,
+    /// Delay before the first byte. Default 0.
+    #[serde(default)]
+    pub latency: Option<Dur>,
+    /// Streaming pace; 0 or absent = as fast as possible.
+    #[serde(default)]
+    pub tokens_per_second: Option<f64>,
+    /// Tokens (words) per streamed chunk. Default 1.
+    #[serde(default)]
+    pub chunk_tokens: Option<u32>,
+    /// When the request offers tools, call the first one (default true).
+    #[serde(default)]
+    pub call_tools: Option<bool>,
+    /// Injected faults, checked in order for each request.
+    #[serde(default)]
+    pub faults: Vec<MockFault>,
+}
+
+/// One injected fault of the mock provider.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MockFault {
+    /// Fire on every Nth request (deterministic).
+    #[serde(default)]
+    pub every: Option<u64>,
+    /// Fire with this probability (0..1).
+    #[serde(default)]
+    pub rate: Option<f64>,
+    /// Answer with this HTTP status (e.g. 500, 429, 529).
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// With status 429/503: the `retry-after` to send.
+    #[serde(default)]
+    pub retry_after: Option<Dur>,
+    /// Extra delay before answering.
+    #[serde(default)]
+    pub delay: Option<Dur>,
+    /// Cut a stream after this many chunks (no clean end).
+    #[serde(default)]
+    pub truncate_after: Option<u32>,
+}
+
+/// A model name clients may use.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// USD per million tokens.
+    #[serde(default)]
+    pub price: Option<Price>,
+    /// Balancing strategy across deployments. Default round_robin.
+    #[serde(default)]
+    pub strategy: Option<Strategy>,
+    /// Where the model is served; at least one.
+    pub deployments: Vec<DeploymentConfig>,
+    /// Other models tried in order when every deployment failed.
+    #[serde(default)]
+    pub fallbacks: Vec<String>,
+    /// Policy attached to this model.
+    #[serde(default)]
+    pub policy: Option<PolicyRef>,
+}
+
+/// Price in USD per million tokens.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    pub input: f64,
+    pub output: f64,
+    #[serde(default)]
+    pub cache_read: Option<f64>,
+    #[serde(default)]
+    pub cache_write: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    #[default]
+    RoundRobin,
+    Weighted,
+    LeastBusy,
+    LeastLatency,
+    LowestCost,
+}
+
+/// One deployment of a model on a provider.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentConfig {
+    /// A `providers:` name.
+    pub provider: String,
+    /// The provider's model (or Azure deployment) name.
+    pub model: String,
+    /// Relative weight for `weighted`. Default 1.
+    #[serde(default)]
+    pub weight: Option<u32>,
+}
+
+/// A policy reference: a name, an inline policy, or a list merged left to right.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum PolicyRef {
+    Name(String),
+    Inline(Box<PolicyConfig>),
+    List(Vec<PolicyItem>),
+}
+
+/// One item of a policy list.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum PolicyItem {
+    Name(String),
+    Inline(Box<PolicyConfig>),
+}
+
+/// A resource policy. Fields merge left to right when policies are combined.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// `enforce` (default) or `shadow`.
+    #[serde(default)]
+    pub mode: Option<PolicyMode>,
+    #[serde(default)]
+    pub rate_limit: Option<serde_json::Value>,
+    #[serde(default)]
+    pub concurrency: Option<serde_json::Value>,
+    #[serde(default)]
+    pub priority: Option<String>,
+    #[serde(default)]
+    pub budget: Option<serde_json::Value>,
+    /// Guards on each request.
+    #[serde(default)]
+    pub limits: Option<LimitsConfig>,
+    /// Allow-list of model names; omitted = all.
+    #[serde(default)]
+    pub models: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyMode {
+    Enforce,
+    Shadow,
+}
+
+/// Per-request guards.
+#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest request body.
+    #[serde(default)]
+    pub max_body_bytes: Option<ByteSize>,
+    /// Largest prompt, in estimated tokens.
+    #[serde(default)]
+    pub max_input_tokens: Option<u64>,
+    /// Cap on requested output tokens (clamped; absent → set to the cap).
+    #[serde(default)]
+    pub max_output_tokens: Option<u32>,
+    /// Whole-request timeout.
+    #[serde(default)]
+    pub timeout: Option<Dur>,
+}
+
+/// A seed tenant.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    #[serde(default)]
+    pub tier: Option<String>,
+    #[serde(default)]
+    pub policy: Option<PolicyRef>,
+}
+
+/// A static API key.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeyConfig {
+    /// Shown in logs and metrics instead of the secret.
+    pub name: String,
+    /// The secret the client sends (stored hashed in memory).
+    #[schemars(with = "String")]
+    pub key: Secret,
+    /// A `tenants:` name.
+    #[serde(default)]
+    pub tenant: Option<String>,
+    #[serde(default)]
+    pub policy: Option<PolicyRef>,
+}

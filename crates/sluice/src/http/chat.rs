@@ -1,0 +1,77 @@
+//! `POST /v1/chat/completions` (OpenAI format in and out) and the shared chat
+//! flow used by `/v1/messages` too: guards, dispatch under the deadline.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::response::Response;
+use http::{HeaderMap, HeaderValue, StatusCode};
+use sluice_types::{ApiFormat, ChatRequest};
+
+use crate::dispatch::{ChatAnswer, FullBody};
+use crate::error::{ErrorKind, GatewayError};
+use crate::http::{json, sse};
+use crate::pipeline::RequestCtx;
+use crate::state::App;
+
+pub async fn handle(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
+    let mut ctx = RequestCtx::start(&app, &headers, ApiFormat::OpenAi, "chat");
+    let req = match parse(&mut ctx, &headers, body).await {
+        Ok(r) => r,
+        Err(e) => return ctx.fail(e),
+    };
+    let include_usage = req.include_usage();
+    match run(&mut ctx, req, true).await {
+        Err(e) => ctx.fail(e),
+        Ok(ChatAnswer::Stream(s)) => sse::openai(ctx, s, include_usage),
+        Ok(ChatAnswer::Full { body, usage }) => {
+            ctx.usage = usage;
+            ctx.usage_reported = usage.total() > 0;
+            let bytes = match body {
+                FullBody::Raw(b) => b,
+                FullBody::Parsed(r) => match serde_json::to_vec(&r) {
+                    Ok(v) => v.into(),
+                    Err(e) => return ctx.fail(GatewayError::new(ErrorKind::Internal, e.to_string())),
+                },
+            };
+            json_response(ctx, bytes)
+        }
+    }
+}
+
+async fn parse(ctx: &mut RequestCtx, headers: &HeaderMap, body: Body) -> Result<ChatRequest, GatewayError> {
+    ctx.authenticate(headers)?;
+    let bytes = ctx.read_body(headers, body).await?;
+    let req: ChatRequest = json::parse(&bytes)?;
+    if req.messages.is_empty() {
+        return Err(GatewayError::invalid("`messages` must contain at least one message").with_param("messages"));
+    }
+    Ok(req)
+}
+
+/// Stages 4–5 for any inbound format: model, guards, dispatch under the deadline.
+pub async fn run(ctx: &mut RequestCtx, mut req: ChatRequest, want_raw: bool) -> Result<ChatAnswer, GatewayError> {
+    let model = ctx.resolve_model(&req.model)?;
+    ctx.apply_guards(&mut req)?;
+    let app = ctx.app.clone();
+    let snap = ctx.snap.clone();
+    let deadline = ctx.deadline();
+    let fut = app.dispatcher.chat(&snap, &model, &req, want_raw, &mut ctx.attempts);
+    match deadline {
+        None => fut.await,
+        Some(at) => match tokio::time::timeout_at(at.into(), fut).await {
+            Ok(r) => r,
+            Err(_) => Err(GatewayError::new(ErrorKind::Timeout, "the request exceeded its policy timeout")),
+        },
+    }
+}
+
+/// A complete JSON answer with sluice's headers.
+pub fn json_response(mut ctx: RequestCtx, bytes: bytes::Bytes) -> Response {
+    ctx.answer_starts(200);
+    ctx.finished = true;
+    let mut resp = Response::new(Body::from(bytes));
+    *resp.status_mut() = StatusCode::OK;
+    resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    ctx.decorate(resp.headers_mut());
+    resp
+}

@@ -1,0 +1,33 @@
+//! `POST /v1/embeddings` (OpenAI format).
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::response::Response;
+use http::HeaderMap;
+use sluice_types::{ApiFormat, EmbeddingsRequest};
+
+use crate::error::GatewayError;
+use crate::http::{chat, json};
+use crate::pipeline::RequestCtx;
+use crate::state::App;
+
+pub async fn handle(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
+    let mut ctx = RequestCtx::start(&app, &headers, ApiFormat::OpenAi, "embeddings");
+    match serve(&mut ctx, &headers, body).await {
+        Ok(bytes) => chat::json_response(ctx, bytes),
+        Err(e) => ctx.fail(e),
+    }
+}
+
+async fn serve(ctx: &mut RequestCtx, headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, GatewayError> {
+    ctx.authenticate(headers)?;
+    let bytes = ctx.read_body(headers, body).await?;
+    let req: EmbeddingsRequest = json::parse(&bytes)?;
+    let model = ctx.resolve_model(&req.model)?;
+    let app = ctx.app.clone();
+    let snap = ctx.snap.clone();
+    let (body, usage) = app.dispatcher.embeddings(&snap, &model, &req, &mut ctx.attempts).await?;
+    ctx.usage = usage;
+    ctx.usage_reported = usage.total() > 0;
+    Ok(body)
+}

@@ -1,0 +1,95 @@
+//! The `sluice` command: `serve`, `check`, `schema`, `version`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use sluice::config;
+use sluice::server::{shutdown_signal, spawn_sighup_reloader, Server};
+
+#[derive(Parser)]
+#[command(name = "sluice", version, about = "A fast AI gateway in front of LLM providers")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serve the gateway; reloads the config on change, SIGHUP and POST /admin/reload.
+    Serve {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Validate a config file: print every issue (file:line:col: key.path: message).
+    Check {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Print the JSON Schema of the config file (for editor autocompletion).
+    Schema,
+    /// Print the version.
+    Version,
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().cmd {
+        Cmd::Version => {
+            println!("sluice {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Cmd::Schema => {
+            println!("{}", config::json_schema());
+            ExitCode::SUCCESS
+        }
+        Cmd::Check { config: path } => match config::load_file(&path) {
+            Ok(cfg) => {
+                println!("{}: ok ({} providers, {} models, {} keys)", path.display(), cfg.providers.len(), cfg.models.len(), cfg.keys.len());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                eprintln!("{} issue(s) found", e.0.len());
+                ExitCode::FAILURE
+            }
+        },
+        Cmd::Serve { config: path } => serve(path),
+    }
+}
+
+fn serve(path: PathBuf) -> ExitCode {
+    let cfg = match config::load_file(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let _log_guard = sluice::telemetry::init_logging(&cfg.log);
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async move {
+        let server = Server::bind(&cfg, Some(path.clone())).await?;
+        tracing::info!(listen = %server.public_addr, admin = ?server.admin_addr, "sluice {} serving {}", env!("CARGO_PKG_VERSION"), path.display());
+        spawn_sighup_reloader(server.app.clone());
+        let app = server.app.clone();
+        let _watcher = config::watch::spawn_watcher(path, Duration::from_millis(200), move || sluice::reload::reload(&app, "file_watch").map(|_| ()))
+            .map_err(|e| tracing::warn!(error = %e, "config file watching is off"))
+            .ok();
+        server.run(shutdown_signal()).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("sluice: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! The request pipeline: the ordered stages every LLM request goes through, the
+//! typed context they share, and completion, which runs exactly once.
+//!
+//! | # | stage            | reads                                   | writes                          |
+//! |---|------------------|-----------------------------------------|---------------------------------|
+//! | 1 | request id       | `x-request-id` header                   | `ctx.id`                        |
+//! | 2 | auth             | `Authorization` / `x-api-key`, snapshot | `ctx.key`                       |
+//! | 3 | body + parse     | body (size guard), inbound format       | typed request                   |
+//! | 4 | model + guards   | `model`, key allow-list, policy limits  | `ctx.model`, clamped max tokens |
+//! | 5 | route + dispatch | model deployments, fallbacks            | answer, `ctx.attempts`          |
+//! | 6 | relay (per chunk)| each streamed chunk                     | `ctx.usage`, `ctx.ttft`         |
+//! | 7 | complete (once)  | the whole ctx                           | access log, metrics             |
+//!
+//! Stages 1–4 live in [`prepare`]; 5 in `dispatch`; 6 in `http::sse`; 7 is
+//! [`RequestCtx`]'s `Drop`, so it runs exactly once whether the request
+//! succeeded, failed, or the client went away mid-stream.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::response::Response;
+use futures::StreamExt;
+use http::{HeaderMap, HeaderValue};
+use sluice_types::{ApiFormat, ChatRequest, TokenUsage};
+use subtle::ConstantTimeEq;
+
+use crate::dispatch::Attempts;
+use crate::error::{ErrorKind, GatewayError};
+use crate::snapshot::{hash_secret, KeyInfo, Model, Snapshot};
+use crate::state::App;
+use crate::telemetry::access_log;
+use crate::tokens::estimate_chat_input;
+
+/// Everything known about one request, shared by the stages.
+pub struct RequestCtx {
+    pub app: App,
+    pub id: String,
+    pub format: ApiFormat,
+    pub endpoint: &'static str,
+    pub started: Instant,
+    /// The config snapshot, loaded once for the whole request.
+    pub snap: Arc<Snapshot>,
+    pub key: Option<Arc<KeyInfo>>,
+    pub requested_model: Option<String>,
+    pub stream: bool,
+    pub attempts: Attempts,
+    pub usage: TokenUsage,
+    /// Whether the upstream reported usage (else it is estimated).
+    pub usage_reported: bool,
+    pub estimated_input: u64,
+    /// Characters of content relayed, to estimate output when usage is missing.
+    pub streamed_chars: u64,
+    /// Time to the answer's start (headers) as the client saw it.
+    pub answer_started: Option<Duration>,
+    pub ttft: Option<Duration>,
+    pub status: u16,
+    pub error: Option<&'static str>,
+    /// Set when the answer (or stream) ended as intended.
+    pub finished: bool,
+}
+
+impl RequestCtx {
+    /// Stage 1: request id; loads the snapshot once.
+    pub fn start(app: &App, headers: &HeaderMap, format: ApiFormat, endpoint: &'static str) -> Self {
+        let id = headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && v.len() <= 128)
+            .map(str::to_owned)
+            .unwrap_or_else(crate::http::request_id::new_id);
+        RequestCtx {
+            snap: app.snapshot.load_full(),
+            app: app.clone(),
+            id,
+            format,
+            endpoint,
+            started: Instant::now(),
+            key: None,
+            requested_model: None,
+            stream: false,
+            attempts: Attempts::default(),
+            usage: TokenUsage::default(),
+            usage_reported: false,
+            estimated_input: 0,
+            streamed_chars: 0,
+            answer_started: None,
+            ttft: None,
+            status: 0,
+            error: None,
+            finished: false,
+        }
+    }
+
+    /// Stage 2: authenticates the caller by the hash of its key.
+    pub fn authenticate(&mut self, headers: &HeaderMap) -> Result<(), GatewayError> {
+        let secret = crate::http::auth::presented_key(headers)
+            .ok_or_else(|| GatewayError::new(ErrorKind::Unauthorized, "missing API key: send `Authorization: Bearer <key>` or `x-api-key: <key>`"))?;
+        let hash = hash_secret(secret);
+        let found = self.snap.keys.get_key_value(&hash).filter(|(h, _)| bool::from(h.ct_eq(&hash)));
+        match found {
+            Some((_, k)) => {
+                self.key = Some(k.clone());
+                Ok(())
+            }
+            None => Err(GatewayError::new(ErrorKind::Unauthorized, "invalid API key")),
+        }
+    }
+
+    pub fn key(&self) -> &KeyInfo {
+        self.key.as_deref().expect("authenticated before use")
+    }
+
+    /// Stage 3a: reads the body under the tightest size limit.
+    pub async fn read_body(&self, headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, GatewayError> {
+        let limit = self.key.as_ref().and_then(|k| k.limits.max_body_bytes).map_or(self.snap.max_body_bytes, |b| (b.0 as usize).min(self.snap.max_body_bytes));
+        let too_large = || GatewayError::new(ErrorKind::PayloadTooLarge, format!("request body is larger than the limit of {}", crate::config::units::ByteSize(limit as u64)));
+        let declared = headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > limit) {
+            return Err(too_large());
+        }
+        let mut buf = bytes::BytesMut::with_capacity(declared.unwrap_or(1024).min(limit));
+        let mut stream = body.into_data_stream();
+        while let Some(part) = stream.next().await {
+            let part = part.map_err(|e| GatewayError::invalid(format!("could not read the request body: {e}")))?;
+            if buf.len() + part.len() > limit {
+                return Err(too_large());
+            }
+            buf.extend_from_slice(&part);
+        }
+        Ok(buf.freeze())
+    }
+
+    /// Stage 4: resolves the model for this key, or explains which it may use.
+    pub fn resolve_model(&mut self, name: &str) -> Result<Arc<Model>, GatewayError> {
+        self.requested_model = Some(name.to_owned());
+        let key = self.key();
+        match self.snap.models.get(name) {
+            Some(m) if key.may_use(name) => Ok(m.clone()),
+            _ => {
+                let allowed = self.snap.allowed_models(key);
+                Err(GatewayError::new(
+                    ErrorKind::ModelNotFound,
+                    format!("the model `{name}` does not exist or this key may not use it; models this key may use: {}", allowed.join(", ")),
+                )
+                .with_param("model"))
+            }
+        }
+    }
+
+    /// Stage 4: per-request guards of the key's policies.
+    pub fn apply_guards(&mut self, req: &mut ChatRequest) -> Result<(), GatewayError> {
+        self.stream = req.is_stream();
+        self.estimated_input = estimate_chat_input(req);
+        let limits = self.key().limits;
+        if let Some(max_in) = limits.max_input_tokens {
+            if self.estimated_input > max_in {
+                return Err(GatewayError::invalid(format!("the prompt is about {} tokens, over this key's limit of {max_in} input tokens", self.estimated_input)).with_param("messages"));
+            }
+        }
+        if let Some(cap) = limits.max_output_tokens {
+            // Clamp, never reject: the answer is at most `cap` tokens long.
+            let clamped = req.max_output().map_or(cap, |m| m.min(cap));
+            if req.max_completion_tokens.is_some() {
+                req.max_completion_tokens = Some(clamped);
+            } else {
+                req.max_tokens = Some(clamped);
+            }
+        }
+        Ok(())
+    }
+
+    /// The request's own deadline, from the policy's `limits.timeout`.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.key.as_ref().and_then(|k| k.limits.timeout).map(|t| self.started + t.0)
+    }
+
+    /// Marks the answer's start (headers about to go out).
+    pub fn answer_starts(&mut self, status: u16) {
+        self.status = status;
+        self.answer_started = Some(self.started.elapsed());
+    }
+
+    /// Records a failure and builds the error answer with sluice's headers.
+    pub fn fail(&mut self, e: GatewayError) -> Response {
+        self.answer_starts(e.status().as_u16());
+        self.error = Some(e.code());
+        self.finished = true;
+        let mut resp = e.into_response(self.format);
+        self.decorate(resp.headers_mut());
+        resp
+    }
+
+    /// Adds `x-request-id` and the `x-sluice-*` headers.
+    pub fn decorate(&self, h: &mut HeaderMap) {
+        if let Ok(v) = HeaderValue::from_str(&self.id) {
+            h.insert("x-request-id", v);
+        }
+        if let Some(m) = self.attempts.model.as_deref().and_then(|m| HeaderValue::from_str(m).ok()) {
+            h.insert("x-sluice-model", m);
+        }
+        if let Some(p) = self.attempts.provider.as_deref().and_then(|p| HeaderValue::from_str(p).ok()) {
+            h.insert("x-sluice-provider", p);
+        }
+        if self.attempts.count > 0 {
+            h.insert("x-sluice-attempts", HeaderValue::from(self.attempts.count));
+        }
+    }
+
+    /// Stage 6 hook: one relayed chunk.
+    pub fn on_chunk(&mut self, chunk: &sluice_types::ChatChunk) {
+        if let Some(u) = &chunk.usage {
+            self.usage = u.to_tokens();
+            self.usage_reported = true;
+        }
+        for c in &chunk.choices {
+            let n = c.delta.content.as_ref().map_or(0, |s| s.len()) + c.delta.reasoning_content.as_ref().map_or(0, |s| s.len());
+            let n = n + c.delta.tool_calls.iter().flatten().filter_map(|t| t.function.as_ref()).map(|f| f.arguments.as_ref().map_or(0, |a| a.len()) + f.name.as_ref().map_or(0, |a| a.len())).sum::<usize>();
+            if n > 0 && self.ttft.is_none() {
+                self.ttft = Some(self.started.elapsed());
+            }
+            self.streamed_chars += n as u64;
+        }
+    }
+
+    /// Usage to account: the upstream's report, else an estimate of what was
+    /// seen (a stream cut short still costs what it produced).
+    fn final_usage(&self) -> TokenUsage {
+        if self.usage_reported || self.usage.total() > 0 {
+            return self.usage;
+        }
+        if self.attempts.count == 0 {
+            return TokenUsage::default();
+        }
+        TokenUsage { input: self.estimated_input, output: self.streamed_chars.div_ceil(4), ..TokenUsage::default() }
+    }
+}
+
+impl Drop for RequestCtx {
+    /// Stage 7: completion, exactly once.
+    fn drop(&mut self) {
+        if !self.finished {
+            // The client went away before the answer ended (nginx's 499).
+            self.status = 499;
+            self.error.get_or_insert("client_closed");
+        }
+        let usage = self.final_usage();
+        access_log::complete(self, usage);
+    }
+}

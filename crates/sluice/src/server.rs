@@ -1,0 +1,135 @@
+//! Process life: bind the listeners, build the state, serve, reload on SIGHUP
+//! and file change, and shut down gracefully (stop accepting, let in-flight
+//! requests and streams finish up to `server.drain_timeout`).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::Context;
+use arc_swap::ArcSwap;
+use axum::serve::ListenerExt;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::raw::RawConfig;
+use crate::dispatch::Dispatcher;
+use crate::snapshot::Snapshot;
+use crate::state::{App, AppState, ReloadStatus};
+use crate::telemetry::metrics::Metrics;
+
+/// A gateway with its listeners bound, ready to run.
+pub struct Server {
+    pub app: App,
+    pub public_addr: SocketAddr,
+    pub admin_addr: Option<SocketAddr>,
+    public: TcpListener,
+    admin: Option<TcpListener>,
+    drain: std::time::Duration,
+}
+
+impl Server {
+    /// Builds the state from a validated config and binds its addresses.
+    pub async fn bind(cfg: &RawConfig, config_path: Option<PathBuf>) -> anyhow::Result<Server> {
+        let snap = Snapshot::build(cfg, 1).map_err(anyhow::Error::msg)?;
+        let app = Arc::new(AppState {
+            snapshot: ArcSwap::from_pointee(snap),
+            dispatcher: Dispatcher::new(&cfg.server).context("building the upstream HTTP client")?,
+            metrics: Metrics::new(),
+            config_path,
+            last_reload: Mutex::new(ReloadStatus::default()),
+            versions: AtomicU64::new(2),
+            draining: AtomicBool::new(false),
+            started_at: Instant::now(),
+        });
+        let listen = cfg.listen.as_deref().unwrap_or("127.0.0.1:4000");
+        let public = TcpListener::bind(listen).await.with_context(|| format!("binding listen address {listen}"))?;
+        let admin = match cfg.admin_listen.as_deref() {
+            Some(a) => Some(TcpListener::bind(a).await.with_context(|| format!("binding admin_listen address {a}"))?),
+            None => None,
+        };
+        Ok(Server {
+            public_addr: public.local_addr()?,
+            admin_addr: admin.as_ref().map(|l| l.local_addr()).transpose()?,
+            app,
+            public,
+            admin,
+            drain: cfg.server.drain_timeout.0,
+        })
+    }
+
+    /// Serves until `shutdown` resolves, then drains.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let (tx, rx) = watch::channel(false);
+        let app = self.app.clone();
+        let drain = self.drain;
+        let mut public_router = crate::http::public_router(app.clone());
+        if self.admin.is_none() {
+            public_router = public_router.merge(crate::http::admin::metrics_router(app.clone()));
+        }
+        let public = axum::serve(self.public.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        }), public_router)
+        .with_graceful_shutdown(wait_for(rx.clone()));
+        let admin = self.admin.map(|l| axum::serve(l, crate::http::admin::router(app.clone())).with_graceful_shutdown(wait_for(rx.clone())));
+        let servers = async move {
+            let admin = async move {
+                if let Some(a) = admin {
+                    a.await
+                } else {
+                    Ok(())
+                }
+            };
+            let (p, a) = tokio::join!(public, admin);
+            p.and(a)
+        };
+        let trigger = async move {
+            shutdown.await;
+            tracing::info!(drain_timeout = ?drain, "shutting down: no new connections; draining in-flight requests");
+            app.draining.store(true, Ordering::Relaxed);
+            let _ = tx.send(true);
+            tokio::time::sleep(drain).await;
+        };
+        tokio::select! {
+            r = servers => r.context("serving")?,
+            _ = trigger => tracing::warn!("drain timeout reached; closing remaining connections"),
+        }
+        Ok(())
+    }
+}
+
+async fn wait_for(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|v| *v).await;
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("installing SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// Reloads the config on every SIGHUP.
+pub fn spawn_sighup_reloader(app: App) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+            return;
+        };
+        // Ends with the runtime: the process is exiting.
+        while hup.recv().await.is_some() {
+            let _ = crate::reload::reload(&app, "sighup");
+        }
+    });
+}

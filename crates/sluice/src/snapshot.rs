@@ -1,0 +1,229 @@
+//! The runtime snapshot: the validated config turned into lookup-ready form
+//! (hashed keys, resolved deployments, built adapters). Requests load it once
+//! from an `ArcSwap` and keep it; a reload builds a new one aside with the same
+//! code and swaps it. Counters and other live state never live here.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue};
+use sha2::{Digest, Sha256};
+use sluice_providers::anthropic::AnthropicAdapter;
+use sluice_providers::gemini::GeminiAdapter;
+use sluice_providers::openai::{Flavor, OpenAiAdapter};
+use sluice_providers::{Adapter, Target};
+
+use crate::config::raw::{self, LimitsConfig, PolicyItem, PolicyRef, ProviderKind, RawConfig};
+use crate::mock::MockProvider;
+
+/// How one provider is reached.
+pub enum Backend {
+    /// An HTTP API, translated by this adapter.
+    Http(Box<dyn Adapter>),
+    /// The built-in offline provider.
+    Mock(MockProvider),
+}
+
+pub struct Provider {
+    pub name: Arc<str>,
+    pub kind: ProviderKind,
+    pub backend: Backend,
+    /// True for OpenAI-format upstreams, whose answers can be relayed verbatim
+    /// to OpenAI-format clients.
+    pub openai_wire: bool,
+}
+
+pub struct Deployment {
+    pub provider: Arc<Provider>,
+    pub target: Target,
+}
+
+pub struct Model {
+    pub name: Arc<str>,
+    pub deployments: Vec<Deployment>,
+    pub fallbacks: Vec<Arc<str>>,
+    pub price: Option<raw::Price>,
+    /// Round-robin cursor (reset by reload, harmless).
+    pub cursor: AtomicUsize,
+}
+
+impl Model {
+    /// Deployment indices in the order to try them (round robin start).
+    pub fn order(&self) -> impl Iterator<Item = usize> + '_ {
+        let n = self.deployments.len();
+        let start = if n > 1 { self.cursor.fetch_add(1, Ordering::Relaxed) % n } else { 0 };
+        (0..n).map(move |i| (start + i) % n)
+    }
+}
+
+/// A caller's resolved identity and effective guards.
+pub struct KeyInfo {
+    pub name: Arc<str>,
+    pub tenant: Option<Arc<str>>,
+    /// Allowed model names; `None` = all.
+    pub models: Option<Vec<Arc<str>>>,
+    pub limits: LimitsConfig,
+}
+
+impl KeyInfo {
+    pub fn may_use(&self, model: &str) -> bool {
+        self.models.as_ref().is_none_or(|m| m.iter().any(|n| &**n == model))
+    }
+}
+
+pub struct Snapshot {
+    pub version: u64,
+    pub models: HashMap<Arc<str>, Arc<Model>>,
+    /// Sorted model names, for error messages and `/v1/models`.
+    pub model_names: Vec<Arc<str>>,
+    /// SHA-256 of the secret → key.
+    pub keys: HashMap<[u8; 32], Arc<KeyInfo>>,
+    pub admin_key_hash: Option<[u8; 32]>,
+    pub max_body_bytes: usize,
+    pub timeouts: Timeouts,
+    pub access_log: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub first_byte: Duration,
+    pub total: Duration,
+    pub stream_idle: Duration,
+}
+
+pub fn hash_secret(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+fn default_base_url(kind: ProviderKind) -> &'static str {
+    match kind {
+        ProviderKind::Openai => "https://api.openai.com/v1",
+        ProviderKind::Anthropic => "https://api.anthropic.com",
+        ProviderKind::Gemini => "https://generativelanguage.googleapis.com",
+        ProviderKind::Azure | ProviderKind::Mock => "",
+    }
+}
+
+fn build_provider(name: &str, p: &raw::ProviderConfig) -> Result<Provider, String> {
+    let backend = match p.kind {
+        ProviderKind::Mock => Backend::Mock(MockProvider::new(p.mock.clone().unwrap_or_default())),
+        ProviderKind::Openai => Backend::Http(Box::new(OpenAiAdapter::new(Flavor::OpenAi))),
+        ProviderKind::Azure => Backend::Http(Box::new(OpenAiAdapter::new(Flavor::Azure))),
+        ProviderKind::Anthropic => Backend::Http(Box::new(AnthropicAdapter)),
+        ProviderKind::Gemini => Backend::Http(Box::new(GeminiAdapter)),
+    };
+    let openai_wire = matches!(p.kind, ProviderKind::Openai | ProviderKind::Azure);
+    Ok(Provider { name: name.into(), kind: p.kind, backend, openai_wire })
+}
+
+fn target(p: &raw::ProviderConfig, model: &str) -> Result<Target, String> {
+    let mut headers = Vec::new();
+    for (k, v) in &p.headers {
+        let name = HeaderName::try_from(k.as_str()).map_err(|_| format!("header name `{k}` is invalid"))?;
+        let value = HeaderValue::try_from(v.as_str()).map_err(|_| format!("header `{k}` has an invalid value"))?;
+        headers.push((name, value));
+    }
+    Ok(Target {
+        base_url: p.base_url.clone().unwrap_or_else(|| default_base_url(p.kind).into()).trim_end_matches('/').to_owned(),
+        model: model.to_owned(),
+        api_key: p.api_key.as_ref().map(|s| s.expose().to_owned()),
+        api_version: p.api_version.clone(),
+        headers,
+    })
+}
+
+/// Flattens a policy reference into the guards and allow-list it sets
+/// (a list merges left to right, later fields overriding earlier ones).
+fn resolve_policy(cfg: &RawConfig, r: Option<&PolicyRef>, limits: &mut LimitsConfig, models: &mut Option<Vec<String>>) {
+    let mut apply = |p: &raw::PolicyConfig| {
+        if let Some(l) = &p.limits {
+            limits.max_body_bytes = l.max_body_bytes.or(limits.max_body_bytes);
+            limits.max_input_tokens = l.max_input_tokens.or(limits.max_input_tokens);
+            limits.max_output_tokens = l.max_output_tokens.or(limits.max_output_tokens);
+            limits.timeout = l.timeout.or(limits.timeout);
+        }
+        if p.models.is_some() {
+            *models = p.models.clone();
+        }
+    };
+    let by_name = |n: &str| cfg.policies.get(n);
+    match r {
+        None => {}
+        Some(PolicyRef::Name(n)) => by_name(n).into_iter().for_each(&mut apply),
+        Some(PolicyRef::Inline(p)) => apply(p),
+        Some(PolicyRef::List(items)) => {
+            for it in items {
+                match it {
+                    PolicyItem::Name(n) => by_name(n).into_iter().for_each(&mut apply),
+                    PolicyItem::Inline(p) => apply(p),
+                }
+            }
+        }
+    }
+}
+
+impl Snapshot {
+    /// Builds the snapshot from a config that passed validation.
+    pub fn build(cfg: &RawConfig, version: u64) -> Result<Snapshot, String> {
+        let mut providers = HashMap::new();
+        for (name, p) in &cfg.providers {
+            providers.insert(name.as_str(), (Arc::new(build_provider(name, p)?), p));
+        }
+        let mut models = HashMap::new();
+        for (name, m) in &cfg.models {
+            let mut deployments = Vec::new();
+            for d in &m.deployments {
+                let (prov, pcfg) = providers.get(d.provider.as_str()).ok_or_else(|| format!("models.{name}: unknown provider `{}`", d.provider))?;
+                deployments.push(Deployment { provider: prov.clone(), target: target(pcfg, &d.model)? });
+            }
+            let model = Model {
+                name: name.as_str().into(),
+                deployments,
+                fallbacks: m.fallbacks.iter().map(|f| f.as_str().into()).collect(),
+                price: m.price,
+                cursor: AtomicUsize::new(0),
+            };
+            models.insert(model.name.clone(), Arc::new(model));
+        }
+        let mut model_names: Vec<Arc<str>> = models.keys().cloned().collect();
+        model_names.sort();
+        let mut keys = HashMap::new();
+        for k in &cfg.keys {
+            let mut limits = LimitsConfig::default();
+            let mut allowed = None;
+            resolve_policy(cfg, cfg.global_policy.as_ref(), &mut limits, &mut allowed);
+            if let Some(t) = k.tenant.as_ref().and_then(|t| cfg.tenants.get(t)) {
+                resolve_policy(cfg, t.policy.as_ref(), &mut limits, &mut allowed);
+            }
+            resolve_policy(cfg, k.policy.as_ref(), &mut limits, &mut allowed);
+            let info = KeyInfo {
+                name: k.name.as_str().into(),
+                tenant: k.tenant.as_deref().map(Into::into),
+                models: allowed.map(|v| v.iter().map(|s| s.as_str().into()).collect()),
+                limits,
+            };
+            keys.insert(hash_secret(k.key.expose()), Arc::new(info));
+        }
+        Ok(Snapshot {
+            version,
+            models,
+            model_names,
+            keys,
+            admin_key_hash: cfg.admin_key.as_ref().map(|k| hash_secret(k.expose())),
+            max_body_bytes: cfg.server.max_body_bytes.0 as usize,
+            timeouts: Timeouts {
+                first_byte: cfg.server.first_byte_timeout.0,
+                total: cfg.server.total_timeout.0,
+                stream_idle: cfg.server.stream_idle_timeout.0,
+            },
+            access_log: cfg.log.access_log,
+        })
+    }
+
+    /// The model names this key may use, sorted.
+    pub fn allowed_models(&self, key: &KeyInfo) -> Vec<&str> {
+        self.model_names.iter().filter(|m| key.may_use(m)).map(|m| &**m).collect()
+    }
+}

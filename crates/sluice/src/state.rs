@@ -1,0 +1,36 @@
+//! Process-wide state shared by every request: the current config snapshot
+//! (swapped atomically on reload), the dispatcher, metrics and reload status.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+
+use crate::dispatch::Dispatcher;
+use crate::snapshot::Snapshot;
+use crate::telemetry::metrics::Metrics;
+
+/// Result of the last reload, for `GET /admin/status`.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ReloadStatus {
+    pub at: Option<u64>,
+    pub ok: Option<bool>,
+    pub error: Option<String>,
+    pub trigger: Option<String>,
+}
+
+pub struct AppState {
+    pub snapshot: ArcSwap<Snapshot>,
+    pub dispatcher: Dispatcher,
+    pub metrics: Metrics,
+    pub config_path: Option<PathBuf>,
+    pub last_reload: Mutex<ReloadStatus>,
+    /// Next snapshot version.
+    pub versions: AtomicU64,
+    /// Set once shutdown began: `/readyz` answers 503 so balancers drain us.
+    pub draining: AtomicBool,
+    pub started_at: std::time::Instant,
+}
+
+pub type App = Arc<AppState>;

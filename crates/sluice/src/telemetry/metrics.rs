@@ -1,0 +1,117 @@
+//! Prometheus metrics (`GET /metrics`). Labels are bounded: endpoint, model and
+//! provider names come from the config, status is a class (`2xx`…), error
+//! codes are a fixed set. Never key names, tenants' users or free text.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// A label value shared by reference count (no allocation per request).
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub struct Label(pub Arc<str>);
+
+impl EncodeLabelValue for Label {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        use std::fmt::Write;
+        encoder.write_str(&self.0)
+    }
+}
+
+impl From<&'static str> for Label {
+    fn from(s: &'static str) -> Self {
+        Label(Arc::from(s))
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub endpoint: &'static str,
+    pub model: Label,
+    pub provider: Label,
+    pub status: &'static str,
+    pub code: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModelLabels {
+    pub model: Label,
+    pub provider: Label,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TokenLabels {
+    pub model: Label,
+    pub direction: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: &'static str,
+}
+
+type HistFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn overhead_hist() -> Histogram {
+    Histogram::new([0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1])
+}
+
+fn latency_hist() -> Histogram {
+    Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0])
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub duration: HistFamily<ModelLabels>,
+    pub overhead: HistFamily<ModelLabels>,
+    pub upstream: HistFamily<ModelLabels>,
+    pub ttft: HistFamily<ModelLabels>,
+    pub tokens: Family<TokenLabels, Counter>,
+    pub attempts_failed: Family<ModelLabels, Counter>,
+    pub reloads: Family<ResultLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("sluice");
+        let requests = Family::default();
+        registry.register("requests", "Requests answered, by endpoint, served model, provider, status class and error code", requests.clone());
+        let duration: HistFamily<ModelLabels> = Family::new_with_constructor(latency_hist);
+        registry.register("request_duration_seconds", "Whole request time as the client saw it (streams: until the last byte)", duration.clone());
+        let overhead: HistFamily<ModelLabels> = Family::new_with_constructor(overhead_hist);
+        registry.register("gateway_overhead_seconds", "Time spent in sluice itself: time to the answer's start minus upstream time", overhead.clone());
+        let upstream: HistFamily<ModelLabels> = Family::new_with_constructor(latency_hist);
+        registry.register("upstream_duration_seconds", "Upstream time until its answer (or stream) began, all attempts", upstream.clone());
+        let ttft: HistFamily<ModelLabels> = Family::new_with_constructor(latency_hist);
+        registry.register("time_to_first_token_seconds", "Streams: request start to the first content chunk sent", ttft.clone());
+        let tokens = Family::default();
+        registry.register("tokens", "Tokens by served model and direction (input, output)", tokens.clone());
+        let attempts_failed = Family::default();
+        registry.register("upstream_attempts_failed", "Failed upstream attempts that were retried elsewhere or ended the request", attempts_failed.clone());
+        let reloads = Family::default();
+        registry.register("config_reloads", "Config reloads by result (ok, error)", reloads.clone());
+        Metrics { registry, requests, duration, overhead, upstream, ttft, tokens, attempts_failed, reloads }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(8192);
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    pub fn observe(h: &HistFamily<ModelLabels>, labels: &ModelLabels, d: Duration) {
+        h.get_or_create(labels).observe(d.as_secs_f64());
+    }
+}
