@@ -2,14 +2,17 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use sluice::config;
-use sluice::server::{shutdown_signal, spawn_sighup_reloader, Server};
+use sluice::server::{shutdown_signal, spawn_config_watcher, spawn_sighup_reloader, Server};
 
 #[derive(Parser)]
-#[command(name = "sluice", version, about = "A fast AI gateway in front of LLM providers")]
+#[command(
+    name = "sluice",
+    version,
+    about = "A fast AI gateway in front of LLM providers"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -45,7 +48,13 @@ fn main() -> ExitCode {
         }
         Cmd::Check { config: path } => match config::load_file(&path) {
             Ok(cfg) => {
-                println!("{}: ok ({} providers, {} models, {} keys)", path.display(), cfg.providers.len(), cfg.models.len(), cfg.keys.len());
+                println!(
+                    "{}: ok ({} providers, {} models, {} keys)",
+                    path.display(),
+                    cfg.providers.len(),
+                    cfg.models.len(),
+                    cfg.keys.len()
+                );
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -67,7 +76,10 @@ fn serve(path: PathBuf) -> ExitCode {
         }
     };
     let _log_guard = sluice::telemetry::init_logging(&cfg.log);
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the runtime: {e}");
@@ -78,10 +90,7 @@ fn serve(path: PathBuf) -> ExitCode {
         let server = Server::bind(&cfg, Some(path.clone())).await?;
         tracing::info!(listen = %server.public_addr, admin = ?server.admin_addr, "sluice {} serving {}", env!("CARGO_PKG_VERSION"), path.display());
         spawn_sighup_reloader(server.app.clone());
-        let app = server.app.clone();
-        let _watcher = config::watch::spawn_watcher(path, Duration::from_millis(200), move || sluice::reload::reload(&app, "file_watch").map(|_| ()))
-            .map_err(|e| tracing::warn!(error = %e, "config file watching is off"))
-            .ok();
+        let _watcher = spawn_config_watcher(&server.app);
         server.run(shutdown_signal()).await
     });
     match result {

@@ -37,7 +37,8 @@ impl Server {
         let snap = Snapshot::build(cfg, 1).map_err(anyhow::Error::msg)?;
         let app = Arc::new(AppState {
             snapshot: ArcSwap::from_pointee(snap),
-            dispatcher: Dispatcher::new(&cfg.server).context("building the upstream HTTP client")?,
+            dispatcher: Dispatcher::new(&cfg.server)
+                .context("building the upstream HTTP client")?,
             metrics: Metrics::new(),
             config_path,
             last_reload: Mutex::new(ReloadStatus::default()),
@@ -46,9 +47,15 @@ impl Server {
             started_at: Instant::now(),
         });
         let listen = cfg.listen.as_deref().unwrap_or("127.0.0.1:4000");
-        let public = TcpListener::bind(listen).await.with_context(|| format!("binding listen address {listen}"))?;
+        let public = TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("binding listen address {listen}"))?;
         let admin = match cfg.admin_listen.as_deref() {
-            Some(a) => Some(TcpListener::bind(a).await.with_context(|| format!("binding admin_listen address {a}"))?),
+            Some(a) => Some(
+                TcpListener::bind(a)
+                    .await
+                    .with_context(|| format!("binding admin_listen address {a}"))?,
+            ),
             None => None,
         };
         Ok(Server {
@@ -62,7 +69,10 @@ impl Server {
     }
 
     /// Serves until `shutdown` resolves, then drains.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let (tx, rx) = watch::channel(false);
         let app = self.app.clone();
         let drain = self.drain;
@@ -70,11 +80,17 @@ impl Server {
         if self.admin.is_none() {
             public_router = public_router.merge(crate::http::admin::metrics_router(app.clone()));
         }
-        let public = axum::serve(self.public.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        }), public_router)
+        let public = axum::serve(
+            self.public.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            }),
+            public_router,
+        )
         .with_graceful_shutdown(wait_for(rx.clone()));
-        let admin = self.admin.map(|l| axum::serve(l, crate::http::admin::router(app.clone())).with_graceful_shutdown(wait_for(rx.clone())));
+        let admin = self.admin.map(|l| {
+            axum::serve(l, crate::http::admin::router(app.clone()))
+                .with_graceful_shutdown(wait_for(rx.clone()))
+        });
         let servers = async move {
             let admin = async move {
                 if let Some(a) = admin {
@@ -110,7 +126,8 @@ pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("installing SIGTERM handler");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing SIGTERM handler");
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},
@@ -120,11 +137,24 @@ pub async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
+/// Watches the config file and reloads on change (debounced). Keep the handle
+/// alive; dropping it stops watching.
+pub fn spawn_config_watcher(app: &App) -> Option<crate::config::WatcherHandle> {
+    let path = app.config_path.clone()?;
+    let app = app.clone();
+    crate::config::spawn_watcher(path, std::time::Duration::from_millis(200), move || {
+        crate::reload::reload(&app, "file_watch").map(|_| ())
+    })
+    .map_err(|e| tracing::warn!(error = %e, "config file watching is off"))
+    .ok()
+}
+
 /// Reloads the config on every SIGHUP.
 pub fn spawn_sighup_reloader(app: App) {
     #[cfg(unix)]
     tokio::spawn(async move {
-        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
             return;
         };
         // Ends with the runtime: the process is exiting.

@@ -26,11 +26,15 @@ pub fn router(app: App) -> Router {
 }
 
 fn check_admin(app: &App, headers: &HeaderMap) -> Result<(), Response> {
-    let deny = |m: &str| GatewayError::new(ErrorKind::Unauthorized, m).into_response(ApiFormat::OpenAi);
+    let deny =
+        |m: &str| GatewayError::new(ErrorKind::Unauthorized, m).into_response(ApiFormat::OpenAi);
     let Some(expected) = app.snapshot.load().admin_key_hash else {
-        return Err(deny("the admin API is disabled: set `admin_key` in the config"));
+        return Err(deny(
+            "the admin API is disabled: set `admin_key` in the config",
+        ));
     };
-    let presented = crate::http::auth::presented_key(headers).ok_or_else(|| deny("missing admin key"))?;
+    let presented =
+        crate::http::auth::presented_key(headers).ok_or_else(|| deny("missing admin key"))?;
     if bool::from(hash_secret(presented).ct_eq(&expected)) {
         Ok(())
     } else {
@@ -40,7 +44,9 @@ fn check_admin(app: &App, headers: &HeaderMap) -> Result<(), Response> {
 
 /// `/metrics` alone, served on the public listener when there is no admin listener.
 pub fn metrics_router(app: App) -> Router {
-    Router::new().route("/metrics", get(metrics)).with_state(app)
+    Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(app)
 }
 
 async fn status(State(app): State<App>, headers: HeaderMap) -> Response {
@@ -48,7 +54,11 @@ async fn status(State(app): State<App>, headers: HeaderMap) -> Response {
         return r;
     }
     let snap = app.snapshot.load();
-    let last = app.last_reload.lock().map(|g| g.clone()).unwrap_or_default();
+    let last = app
+        .last_reload
+        .lock()
+        .map(|g| g.clone())
+        .unwrap_or_default();
     Json(serde_json::json!({
         "version": env!("CARGO_PKG_VERSION"),
         "config_version": snap.version,
@@ -67,12 +77,19 @@ async fn reload(State(app): State<App>, headers: HeaderMap) -> Response {
     }
     match crate::reload::reload(&app, "admin_api") {
         Ok(v) => Json(serde_json::json!({"ok": true, "config_version": v})).into_response(),
-        Err(e) => (StatusCode::UNPROCESSABLE_ENTITY, Json(serde_json::json!({"ok": false, "error": e}))).into_response(),
+        Err(e) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(serde_json::json!({"ok": false, "error": e})),
+        )
+            .into_response(),
     }
 }
 
 async fn metrics(State(app): State<App>) -> Response {
     let mut resp = app.metrics.render().into_response();
-    resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"));
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
     resp
 }

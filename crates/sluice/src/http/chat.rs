@@ -30,7 +30,9 @@ pub async fn handle(State(app): State<App>, headers: HeaderMap, body: Body) -> R
                 FullBody::Raw(b) => b,
                 FullBody::Parsed(r) => match serde_json::to_vec(&r) {
                     Ok(v) => v.into(),
-                    Err(e) => return ctx.fail(GatewayError::new(ErrorKind::Internal, e.to_string())),
+                    Err(e) => {
+                        return ctx.fail(GatewayError::new(ErrorKind::Internal, e.to_string()))
+                    }
                 },
             };
             json_response(ctx, bytes)
@@ -38,29 +40,45 @@ pub async fn handle(State(app): State<App>, headers: HeaderMap, body: Body) -> R
     }
 }
 
-async fn parse(ctx: &mut RequestCtx, headers: &HeaderMap, body: Body) -> Result<ChatRequest, GatewayError> {
+async fn parse(
+    ctx: &mut RequestCtx,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<ChatRequest, GatewayError> {
     ctx.authenticate(headers)?;
     let bytes = ctx.read_body(headers, body).await?;
     let req: ChatRequest = json::parse(&bytes)?;
     if req.messages.is_empty() {
-        return Err(GatewayError::invalid("`messages` must contain at least one message").with_param("messages"));
+        return Err(
+            GatewayError::invalid("`messages` must contain at least one message")
+                .with_param("messages"),
+        );
     }
     Ok(req)
 }
 
 /// Stages 4–5 for any inbound format: model, guards, dispatch under the deadline.
-pub async fn run(ctx: &mut RequestCtx, mut req: ChatRequest, want_raw: bool) -> Result<ChatAnswer, GatewayError> {
+pub async fn run(
+    ctx: &mut RequestCtx,
+    mut req: ChatRequest,
+    want_raw: bool,
+) -> Result<ChatAnswer, GatewayError> {
     let model = ctx.resolve_model(&req.model)?;
     ctx.apply_guards(&mut req)?;
     let app = ctx.app.clone();
     let snap = ctx.snap.clone();
     let deadline = ctx.deadline();
-    let fut = app.dispatcher.chat(&snap, &model, &req, want_raw, &mut ctx.attempts);
+    let fut = app
+        .dispatcher
+        .chat(&snap, &model, &req, want_raw, &mut ctx.attempts);
     match deadline {
         None => fut.await,
         Some(at) => match tokio::time::timeout_at(at.into(), fut).await {
             Ok(r) => r,
-            Err(_) => Err(GatewayError::new(ErrorKind::Timeout, "the request exceeded its policy timeout")),
+            Err(_) => Err(GatewayError::new(
+                ErrorKind::Timeout,
+                "the request exceeded its policy timeout",
+            )),
         },
     }
 }
@@ -71,7 +89,10 @@ pub fn json_response(mut ctx: RequestCtx, bytes: bytes::Bytes) -> Response {
     ctx.finished = true;
     let mut resp = Response::new(Body::from(bytes));
     *resp.status_mut() = StatusCode::OK;
-    resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     ctx.decorate(resp.headers_mut());
     resp
 }

@@ -19,14 +19,21 @@ pub async fn handle(State(app): State<App>, headers: HeaderMap, body: Body) -> R
     }
 }
 
-async fn serve(ctx: &mut RequestCtx, headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, GatewayError> {
+async fn serve(
+    ctx: &mut RequestCtx,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<bytes::Bytes, GatewayError> {
     ctx.authenticate(headers)?;
     let bytes = ctx.read_body(headers, body).await?;
     let req: EmbeddingsRequest = json::parse(&bytes)?;
     let model = ctx.resolve_model(&req.model)?;
     let app = ctx.app.clone();
     let snap = ctx.snap.clone();
-    let (body, usage) = app.dispatcher.embeddings(&snap, &model, &req, &mut ctx.attempts).await?;
+    let (body, usage) = app
+        .dispatcher
+        .embeddings(&snap, &model, &req, &mut ctx.attempts)
+        .await?;
     ctx.usage = usage;
     ctx.usage_reported = usage.total() > 0;
     Ok(body)

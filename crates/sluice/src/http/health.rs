@@ -15,8 +15,14 @@ pub async fn healthz() -> Json<serde_json::Value> {
 
 pub async fn readyz(State(app): State<App>) -> (StatusCode, Json<serde_json::Value>) {
     if app.draining.load(Ordering::Relaxed) {
-        return (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({"status": "draining"})));
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({"status": "draining"})),
+        );
     }
     let v = app.snapshot.load().version;
-    (StatusCode::OK, Json(serde_json::json!({"status": "ready", "config_version": v})))
+    (
+        StatusCode::OK,
+        Json(serde_json::json!({"status": "ready", "config_version": v})),
+    )
 }

@@ -35,7 +35,12 @@ pub async fn handle(State(app): State<App>, headers: HeaderMap, body: Body) -> R
                 FullBody::Parsed(r) => r,
                 FullBody::Raw(b) => match OpenAiAdapter::new(Flavor::OpenAi).chat_response(&b) {
                     Ok(r) => r,
-                    Err(e) => return ctx.fail(GatewayError::adapter(ctx.attempts.provider.as_deref().unwrap_or("upstream"), e)),
+                    Err(e) => {
+                        return ctx.fail(GatewayError::adapter(
+                            ctx.attempts.provider.as_deref().unwrap_or("upstream"),
+                            e,
+                        ))
+                    }
                 },
             };
             let out = inbound::from_chat_response(&parsed, &model);
@@ -47,12 +52,19 @@ pub async fn handle(State(app): State<App>, headers: HeaderMap, body: Body) -> R
     }
 }
 
-async fn parse(ctx: &mut RequestCtx, headers: &HeaderMap, body: Body) -> Result<ChatRequest, GatewayError> {
+async fn parse(
+    ctx: &mut RequestCtx,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<ChatRequest, GatewayError> {
     ctx.authenticate(headers)?;
     let bytes = ctx.read_body(headers, body).await?;
     let req: MessagesRequest = json::parse(&bytes)?;
     if req.messages.is_empty() {
-        return Err(GatewayError::invalid("`messages` must contain at least one message").with_param("messages"));
+        return Err(
+            GatewayError::invalid("`messages` must contain at least one message")
+                .with_param("messages"),
+        );
     }
     inbound::to_chat_request(req).map_err(|e| GatewayError::adapter("sluice", e))
 }

@@ -37,12 +37,19 @@ pub fn public_router(app: App) -> Router {
 }
 
 async fn not_found(uri: http::Uri) -> axum::response::Response {
-    let format = if uri.path().starts_with("/v1/messages") { ApiFormat::Anthropic } else { ApiFormat::OpenAi };
+    let format = if uri.path().starts_with("/v1/messages") {
+        ApiFormat::Anthropic
+    } else {
+        ApiFormat::OpenAi
+    };
     GatewayError::new(ErrorKind::NotFound, format!("no endpoint at `{}`; see /v1/chat/completions, /v1/messages, /v1/embeddings, /v1/models", uri.path())).into_response(format)
 }
 
 async fn method_not_allowed(method: http::Method, uri: http::Uri) -> axum::response::Response {
-    let mut e = GatewayError::new(ErrorKind::NotFound, format!("method {method} is not allowed on `{}`", uri.path()));
+    let mut e = GatewayError::new(
+        ErrorKind::NotFound,
+        format!("method {method} is not allowed on `{}`", uri.path()),
+    );
     e.kind = ErrorKind::InvalidRequest;
     let mut resp = e.into_response(ApiFormat::OpenAi);
     *resp.status_mut() = http::StatusCode::METHOD_NOT_ALLOWED;

@@ -17,7 +17,9 @@ pub async fn handle(State(app): State<App>, headers: HeaderMap) -> Response {
         .snap
         .allowed_models(ctx.key())
         .into_iter()
-        .map(|m| serde_json::json!({"id": m, "object": "model", "created": 0, "owned_by": "sluice"}))
+        .map(
+            |m| serde_json::json!({"id": m, "object": "model", "created": 0, "owned_by": "sluice"}),
+        )
         .collect();
     ctx.answer_starts(200);
     ctx.finished = true;

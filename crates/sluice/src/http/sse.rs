@@ -41,7 +41,11 @@ pub fn openai(ctx: RequestCtx, upstream: ChunkStream, include_usage: bool) -> Re
 /// SSE answer in Anthropic's event sequence.
 pub fn anthropic(ctx: RequestCtx, upstream: ChunkStream, model: &str) -> Response {
     let id = format!("msg_{}", ctx.id.trim_start_matches("req_"));
-    respond(ctx, upstream, Encoder::Anthropic(Box::new(StreamEncoder::new(model, &id))))
+    respond(
+        ctx,
+        upstream,
+        Encoder::Anthropic(Box::new(StreamEncoder::new(model, &id))),
+    )
 }
 
 fn respond(mut ctx: RequestCtx, upstream: ChunkStream, enc: Encoder) -> Response {
@@ -49,7 +53,13 @@ fn respond(mut ctx: RequestCtx, upstream: ChunkStream, enc: Encoder) -> Response
     let deadline = ctx.deadline();
     let mut headers = http::HeaderMap::new();
     ctx.decorate(&mut headers);
-    let state = State { ctx, upstream, enc, deadline, done: false };
+    let state = State {
+        ctx,
+        upstream,
+        enc,
+        deadline,
+        done: false,
+    };
     let body = futures::stream::unfold(state, |mut s| async move {
         loop {
             if s.done {
@@ -60,7 +70,12 @@ fn respond(mut ctx: RequestCtx, upstream: ChunkStream, enc: Encoder) -> Response
                 None => s.upstream.next().await,
                 Some(at) => tokio::time::timeout_at(at.into(), s.upstream.next())
                     .await
-                    .unwrap_or_else(|_| Some(Err(GatewayError::new(ErrorKind::Timeout, "the request exceeded its policy timeout")))),
+                    .unwrap_or_else(|_| {
+                        Some(Err(GatewayError::new(
+                            ErrorKind::Timeout,
+                            "the request exceeded its policy timeout",
+                        )))
+                    }),
             };
             match next {
                 Some(Ok(chunk)) => {
@@ -87,8 +102,14 @@ fn respond(mut ctx: RequestCtx, upstream: ChunkStream, enc: Encoder) -> Response
     let mut resp = Response::new(Body::from_stream(body));
     let h = resp.headers_mut();
     h.extend(headers);
-    h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-    h.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache"),
+    );
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     resp
 }

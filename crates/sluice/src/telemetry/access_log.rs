@@ -22,16 +22,34 @@ pub fn complete(ctx: &RequestCtx, usage: TokenUsage) {
     let total = ctx.started.elapsed();
     let m = &ctx.app.metrics;
     let model = Label(ctx.attempts.model.clone().unwrap_or_else(|| "none".into()));
-    let provider = Label(ctx.attempts.provider.clone().unwrap_or_else(|| "none".into()));
+    let provider = Label(
+        ctx.attempts
+            .provider
+            .clone()
+            .unwrap_or_else(|| "none".into()),
+    );
     m.requests
-        .get_or_create(&RequestLabels { endpoint: ctx.endpoint, model: model.clone(), provider: provider.clone(), status: status_class(ctx.status), code: ctx.error.unwrap_or("ok") })
+        .get_or_create(&RequestLabels {
+            endpoint: ctx.endpoint,
+            model: model.clone(),
+            provider: provider.clone(),
+            status: status_class(ctx.status),
+            code: ctx.error.unwrap_or("ok"),
+        })
         .inc();
-    let ml = ModelLabels { model: model.clone(), provider };
+    let ml = ModelLabels {
+        model: model.clone(),
+        provider,
+    };
     Metrics::observe(&m.duration, &ml, total);
     if ctx.attempts.count > 0 {
         Metrics::observe(&m.upstream, &ml, ctx.attempts.upstream);
         if let Some(started) = ctx.answer_started {
-            Metrics::observe(&m.overhead, &ml, started.saturating_sub(ctx.attempts.upstream));
+            Metrics::observe(
+                &m.overhead,
+                &ml,
+                started.saturating_sub(ctx.attempts.upstream),
+            );
         }
         let failed = ctx.attempts.failures.len() as u64;
         if failed > 0 {
@@ -42,10 +60,20 @@ pub fn complete(ctx: &RequestCtx, usage: TokenUsage) {
         Metrics::observe(&m.ttft, &ml, t);
     }
     if usage.input > 0 {
-        m.tokens.get_or_create(&TokenLabels { model: model.clone(), direction: "input" }).inc_by(usage.input);
+        m.tokens
+            .get_or_create(&TokenLabels {
+                model: model.clone(),
+                direction: "input",
+            })
+            .inc_by(usage.input);
     }
     if usage.output > 0 {
-        m.tokens.get_or_create(&TokenLabels { model, direction: "output" }).inc_by(usage.output);
+        m.tokens
+            .get_or_create(&TokenLabels {
+                model,
+                direction: "output",
+            })
+            .inc_by(usage.output);
     }
     if !ctx.snap.access_log {
         return;

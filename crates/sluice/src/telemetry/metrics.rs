@@ -57,11 +57,15 @@ pub struct ResultLabels {
 type HistFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn overhead_hist() -> Histogram {
-    Histogram::new([0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1])
+    Histogram::new([
+        0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1,
+    ])
 }
 
 fn latency_hist() -> Histogram {
-    Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0])
+    Histogram::new([
+        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+    ])
 }
 
 pub struct Metrics {
@@ -86,22 +90,64 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("sluice");
         let requests = Family::default();
-        registry.register("requests", "Requests answered, by endpoint, served model, provider, status class and error code", requests.clone());
+        registry.register(
+            "requests",
+            "Requests answered, by endpoint, served model, provider, status class and error code",
+            requests.clone(),
+        );
         let duration: HistFamily<ModelLabels> = Family::new_with_constructor(latency_hist);
-        registry.register("request_duration_seconds", "Whole request time as the client saw it (streams: until the last byte)", duration.clone());
+        registry.register(
+            "request_duration_seconds",
+            "Whole request time as the client saw it (streams: until the last byte)",
+            duration.clone(),
+        );
         let overhead: HistFamily<ModelLabels> = Family::new_with_constructor(overhead_hist);
-        registry.register("gateway_overhead_seconds", "Time spent in sluice itself: time to the answer's start minus upstream time", overhead.clone());
+        registry.register(
+            "gateway_overhead_seconds",
+            "Time spent in sluice itself: time to the answer's start minus upstream time",
+            overhead.clone(),
+        );
         let upstream: HistFamily<ModelLabels> = Family::new_with_constructor(latency_hist);
-        registry.register("upstream_duration_seconds", "Upstream time until its answer (or stream) began, all attempts", upstream.clone());
+        registry.register(
+            "upstream_duration_seconds",
+            "Upstream time until its answer (or stream) began, all attempts",
+            upstream.clone(),
+        );
         let ttft: HistFamily<ModelLabels> = Family::new_with_constructor(latency_hist);
-        registry.register("time_to_first_token_seconds", "Streams: request start to the first content chunk sent", ttft.clone());
+        registry.register(
+            "time_to_first_token_seconds",
+            "Streams: request start to the first content chunk sent",
+            ttft.clone(),
+        );
         let tokens = Family::default();
-        registry.register("tokens", "Tokens by served model and direction (input, output)", tokens.clone());
+        registry.register(
+            "tokens",
+            "Tokens by served model and direction (input, output)",
+            tokens.clone(),
+        );
         let attempts_failed = Family::default();
-        registry.register("upstream_attempts_failed", "Failed upstream attempts that were retried elsewhere or ended the request", attempts_failed.clone());
+        registry.register(
+            "upstream_attempts_failed",
+            "Failed upstream attempts that were retried elsewhere or ended the request",
+            attempts_failed.clone(),
+        );
         let reloads = Family::default();
-        registry.register("config_reloads", "Config reloads by result (ok, error)", reloads.clone());
-        Metrics { registry, requests, duration, overhead, upstream, ttft, tokens, attempts_failed, reloads }
+        registry.register(
+            "config_reloads",
+            "Config reloads by result (ok, error)",
+            reloads.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            duration,
+            overhead,
+            upstream,
+            ttft,
+            tokens,
+            attempts_failed,
+            reloads,
+        }
     }
 
     /// The Prometheus text exposition.

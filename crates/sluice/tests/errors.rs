@@ -1,0 +1,222 @@
+//! Client mistakes get a clear 4xx in the endpoint's own error shape, never a
+//! 500: missing/invalid key, bad JSON (line and column), wrong shape, unknown
+//! model (listing the allowed ones), body too large (limit named), unknown
+//! endpoint, a parameter the provider cannot honour.
+
+mod common;
+
+use common::{TestGateway, KEY};
+use serde_json::{json, Value};
+
+const CONFIG: &str = r#"
+listen: 127.0.0.1:0
+server: { max_body_bytes: 64KiB }
+providers:
+  mock: { kind: mock }
+models:
+  m1: { deployments: [ { provider: mock, model: m1 } ] }
+  m2: { deployments: [ { provider: mock, model: m2 } ] }
+  secret-model: { deployments: [ { provider: mock, model: s } ] }
+policies:
+  limited:
+    models: [m1, m2]
+    limits: { max_body_bytes: 8KiB, max_output_tokens: 5 }
+keys:
+  - { name: test, key: sk-test-key-0001, policy: limited }
+"#;
+
+async fn raw(gw: &TestGateway, path: &str, body: &'static str, key: Option<&str>) -> (u16, Value) {
+    let mut r = TestGateway::client()
+        .post(format!("{}{path}", gw.url))
+        .header("content-type", "application/json")
+        .body(body);
+    if let Some(k) = key {
+        r = r.bearer_auth(k);
+    }
+    let resp = r.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn missing_and_invalid_keys_are_401() {
+    let gw = TestGateway::start(CONFIG).await;
+    let (s, v) = raw(&gw, "/v1/chat/completions", "{}", None).await;
+    assert_eq!(s, 401);
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("Authorization: Bearer"));
+    let (s, v) = raw(&gw, "/v1/chat/completions", "{}", Some("sk-wrong")).await;
+    assert_eq!(s, 401);
+    assert_eq!(v["error"]["code"], "invalid_api_key");
+    let (s, v) = raw(&gw, "/v1/messages", "{}", Some("sk-wrong")).await;
+    assert_eq!(s, 401);
+    assert_eq!(v["type"], "error");
+    assert_eq!(v["error"]["type"], "authentication_error");
+}
+
+#[tokio::test]
+async fn bad_json_names_line_and_column() {
+    let gw = TestGateway::start(CONFIG).await;
+    let (s, v) = raw(
+        &gw,
+        "/v1/chat/completions",
+        "{\n  \"model\": \"m1\",\n  \"messages\": [,]\n}",
+        Some(KEY),
+    )
+    .await;
+    assert_eq!(s, 400);
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("not valid JSON") && msg.contains("line 3 column"),
+        "{msg}"
+    );
+    let (s, v) = raw(&gw, "/v1/messages", "[1,", Some(KEY)).await;
+    assert_eq!(s, 400);
+    assert_eq!(v["error"]["type"], "invalid_request_error");
+}
+
+#[tokio::test]
+async fn wrong_shape_and_empty_messages_are_400() {
+    let gw = TestGateway::start(CONFIG).await;
+    let (s, v) = raw(&gw, "/v1/chat/completions", r#"{"model":"m1"}"#, Some(KEY)).await;
+    assert_eq!(s, 400);
+    assert!(v["error"]["message"].as_str().unwrap().contains("messages"));
+    let (s, _) = raw(
+        &gw,
+        "/v1/chat/completions",
+        r#"{"model":"m1","messages":[]}"#,
+        Some(KEY),
+    )
+    .await;
+    assert_eq!(s, 400);
+    let (s, v) = raw(
+        &gw,
+        "/v1/chat/completions",
+        r#"{"model":"m1","messages":[{"role":"wizard","content":"x"}]}"#,
+        Some(KEY),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+    let (s, _) = raw(&gw, "/v1/chat/completions", "", Some(KEY)).await;
+    assert_eq!(s, 400);
+}
+
+#[tokio::test]
+async fn unknown_or_forbidden_model_lists_allowed_ones() {
+    let gw = TestGateway::start(CONFIG).await;
+    for model in ["nope", "secret-model"] {
+        let resp = gw
+            .post(
+                "/v1/chat/completions",
+                json!({"model": model, "messages": [{"role": "user", "content": "x"}]}),
+            )
+            .await;
+        assert_eq!(resp.status(), 404);
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(v["error"]["code"], "model_not_found");
+        let msg = v["error"]["message"].as_str().unwrap();
+        assert!(
+            msg.contains("m1, m2")
+                && !msg.contains("secret-model, ")
+                && !msg.ends_with("secret-model"),
+            "{msg}"
+        );
+    }
+    let models: Value = TestGateway::client()
+        .get(format!("{}/v1/models", gw.url))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["m1", "m2"]);
+}
+
+#[tokio::test]
+async fn body_over_the_limit_is_413_naming_the_limit() {
+    let gw = TestGateway::start(CONFIG).await;
+    let big = "x".repeat(10 * 1024);
+    let resp = gw
+        .post(
+            "/v1/chat/completions",
+            json!({"model": "m1", "messages": [{"role": "user", "content": big}]}),
+        )
+        .await;
+    assert_eq!(resp.status(), 413);
+    let v: Value = resp.json().await.unwrap();
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("8KiB"),
+        "{v}"
+    );
+    // Chunked upload without content-length is cut at the limit too.
+    let stream = futures::stream::iter((0..20).map(|_| Ok::<_, std::io::Error>(vec![b' '; 1024])));
+    let resp = TestGateway::client()
+        .post(format!("{}/v1/chat/completions", gw.url))
+        .bearer_auth(KEY)
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+}
+
+#[tokio::test]
+async fn max_output_tokens_is_clamped() {
+    let gw = TestGateway::start(CONFIG).await;
+    let resp = gw.post("/v1/chat/completions", json!({"model": "m1", "max_tokens": 500, "messages": [{"role": "user", "content": "one two three four five six seven eight nine ten"}]})).await;
+    assert_eq!(resp.status(), 200);
+    let v: Value = resp.json().await.unwrap();
+    assert!(
+        v["usage"]["completion_tokens"].as_u64().unwrap() <= 5,
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_endpoint_is_404_json() {
+    let gw = TestGateway::start(CONFIG).await;
+    let resp = TestGateway::client()
+        .get(format!("{}/v1/nothing", gw.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    let v: Value = resp.json().await.unwrap();
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("/v1/nothing"));
+}
+
+#[tokio::test]
+async fn request_id_is_echoed_or_generated() {
+    let gw = TestGateway::start(CONFIG).await;
+    let body = json!({"model": "m1", "messages": [{"role": "user", "content": "x"}]});
+    let resp = TestGateway::client()
+        .post(format!("{}/v1/chat/completions", gw.url))
+        .bearer_auth(KEY)
+        .header("x-request-id", "abc-123")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["x-request-id"], "abc-123");
+    assert_eq!(resp.headers()["x-sluice-model"], "m1");
+    assert_eq!(resp.headers()["x-sluice-provider"], "mock");
+    assert_eq!(resp.headers()["x-sluice-attempts"], "1");
+    let resp = gw.post("/v1/chat/completions", body).await;
+    assert!(resp.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .starts_with("req_"));
+}
