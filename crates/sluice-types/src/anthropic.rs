@@ -393,7 +393,9 @@ mod tests {
         let MessageContent::Blocks(blocks) = &req.messages[0].content else {
             panic!("blocks expected")
         };
-        assert!(matches!(&blocks[0], ContentBlock::Text { extra, .. } if extra.contains_key("cache_control")));
+        assert!(
+            matches!(&blocks[0], ContentBlock::Text { extra, .. } if extra.contains_key("cache_control"))
+        );
         assert!(matches!(blocks[1], ContentBlock::Other(_)));
         assert_eq!(
             serde_json::to_value(&req).unwrap(),
@@ -402,7 +404,10 @@ mod tests {
         let ev: StreamEvent = serde_json::from_str(r#"{"type":"brand_new","x":1}"#).unwrap();
         assert_eq!(ev.name(), "brand_new");
         let ev: StreamEvent = serde_json::from_str(r#"{"type":"message_stop"}"#).unwrap();
-        assert_eq!(serde_json::to_string(&ev).unwrap(), r#"{"type":"message_stop"}"#);
+        assert_eq!(
+            serde_json::to_string(&ev).unwrap(),
+            r#"{"type":"message_stop"}"#
+        );
     }
 
     #[test]

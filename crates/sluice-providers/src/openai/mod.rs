@@ -6,7 +6,8 @@ mod stream;
 
 use http::{HeaderMap, HeaderValue, StatusCode};
 use sluice_types::{
-    ChatRequest, ChatResponse, EmbeddingsRequest, EmbeddingsResponse, StreamOptions,
+    ChatRequest, ChatResponse, Content, ContentPart, EmbeddingsRequest, EmbeddingsResponse,
+    StreamOptions,
 };
 
 pub use stream::OpenAiStreamDecoder;
@@ -84,6 +85,7 @@ impl Adapter for OpenAiAdapter {
     ) -> Result<UpstreamRequest, AdapterError> {
         let mut out = req.clone();
         out.model = target.model.clone();
+        strip_anthropic_only(&mut out);
         if req.is_stream() {
             // Always ask for usage so sluice can account the stream; the server
             // drops the usage chunk when the client did not ask for it.
@@ -128,6 +130,27 @@ impl Adapter for OpenAiAdapter {
 
     fn embeddings_response(&self, body: &[u8]) -> Result<EmbeddingsResponse, AdapterError> {
         serde_json::from_slice(body).map_err(|e| AdapterError::BadResponse(e.to_string()))
+    }
+}
+
+/// Removes fields that only Anthropic understands and that the Anthropic
+/// inbound translator keeps in `extra` maps for Anthropic upstreams:
+/// `thinking` (request), `thinking_blocks` (messages) and `cache_control`
+/// (content parts, tools). OpenAI rejects unknown fields.
+fn strip_anthropic_only(req: &mut ChatRequest) {
+    req.extra.remove("thinking");
+    for m in &mut req.messages {
+        m.extra.remove("thinking_blocks");
+        if let Some(Content::Parts(parts)) = &mut m.content {
+            for p in parts {
+                if let ContentPart::Text { extra, .. } | ContentPart::ImageUrl { extra, .. } = p {
+                    extra.remove("cache_control");
+                }
+            }
+        }
+    }
+    for t in req.tools.iter_mut().flatten() {
+        t.function.extra.remove("cache_control");
     }
 }
 

@@ -120,3 +120,21 @@ fn classifies_errors() {
     let e = classify(StatusCode::BAD_REQUEST, &HeaderMap::new(), br#"{"error":{"message":"too long","type":"invalid_request_error","code":"context_length_exceeded"}}"#);
     assert_eq!(e.class, ErrorClass::ContextLength);
 }
+
+#[test]
+fn anthropic_only_fields_are_not_sent_to_openai() {
+    let raw = r#"{"model":"m","thinking":{"type":"enabled","budget_tokens":1024},"top_k":5,"messages":[{"role":"user","content":[{"type":"text","text":"hi","cache_control":{"type":"ephemeral"}}]},{"role":"assistant","content":"x","thinking_blocks":[{"type":"thinking","thinking":"t","signature":"s"}]}],"tools":[{"type":"function","function":{"name":"f","cache_control":{"type":"ephemeral"}}}]}"#;
+    let req: ChatRequest = serde_json::from_str(raw).unwrap();
+    let up = OpenAiAdapter::new(Flavor::OpenAi)
+        .chat_request(&req, &target())
+        .unwrap();
+    let body = String::from_utf8(up.body.to_vec()).unwrap();
+    assert!(
+        !body.contains("cache_control") && !body.contains("thinking"),
+        "{body}"
+    );
+    assert!(
+        body.contains("\"top_k\":5"),
+        "vLLM and others accept top_k: {body}"
+    );
+}
