@@ -10,8 +10,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt};
-use sluice_providers::{Adapter, AdapterError, ErrorClass, StreamDecoder, UpstreamError, UpstreamRequest};
-use sluice_types::{ChatChunk, ChatRequest, ChatResponse, EmbeddingsRequest, EmbeddingsResponse, TokenUsage};
+use sluice_providers::{
+    Adapter, AdapterError, ErrorClass, StreamDecoder, UpstreamError, UpstreamRequest,
+};
+use sluice_types::{
+    ChatChunk, ChatRequest, ChatResponse, EmbeddingsRequest, EmbeddingsResponse, TokenUsage,
+};
 
 use crate::config::raw::ServerConfig;
 use crate::error::{ErrorKind, GatewayError};
@@ -76,7 +80,14 @@ impl Dispatcher {
 
     /// Serves a chat request, trying deployments and fallbacks in order while
     /// the failure is retryable. A stream is committed once its headers arrive.
-    pub async fn chat(&self, snap: &Snapshot, model: &Arc<Model>, req: &ChatRequest, want_raw: bool, att: &mut Attempts) -> Result<ChatAnswer, GatewayError> {
+    pub async fn chat(
+        &self,
+        snap: &Snapshot,
+        model: &Arc<Model>,
+        req: &ChatRequest,
+        want_raw: bool,
+        att: &mut Attempts,
+    ) -> Result<ChatAnswer, GatewayError> {
         let mut last = None;
         for (m, i) in Self::candidates(snap, model) {
             let dep = &m.deployments[i];
@@ -84,7 +95,9 @@ impl Dispatcher {
             att.model = Some(m.name.clone());
             att.provider = Some(dep.provider.name.clone());
             let started = Instant::now();
-            let result = self.chat_once(dep, req, want_raw, &snap.timeouts, &m.name).await;
+            let result = self
+                .chat_once(dep, req, want_raw, &snap.timeouts, &m.name)
+                .await;
             att.upstream += started.elapsed();
             match result {
                 Ok(a) => return Ok(a),
@@ -98,7 +111,14 @@ impl Dispatcher {
         Err(all_failed(last, att))
     }
 
-    async fn chat_once(&self, dep: &Deployment, req: &ChatRequest, want_raw: bool, t: &Timeouts, model_name: &str) -> Result<ChatAnswer, GatewayError> {
+    async fn chat_once(
+        &self,
+        dep: &Deployment,
+        req: &ChatRequest,
+        want_raw: bool,
+        t: &Timeouts,
+        model_name: &str,
+    ) -> Result<ChatAnswer, GatewayError> {
         let pname = &*dep.provider.name;
         match &dep.provider.backend {
             Backend::Mock(mock) => {
@@ -113,36 +133,72 @@ impl Dispatcher {
                 let mut req = req.clone();
                 req.model = model_name.to_owned();
                 if req.is_stream() {
-                    return Ok(ChatAnswer::Stream(mock.stream(&req, &id, plan.truncate_after)));
+                    return Ok(ChatAnswer::Stream(mock.stream(
+                        &req,
+                        &id,
+                        plan.truncate_after,
+                    )));
                 }
                 let resp = mock.chat(&req, &id);
-                let usage = resp.usage.as_ref().map(|u| u.to_tokens()).unwrap_or_default();
-                Ok(ChatAnswer::Full { body: FullBody::Parsed(resp), usage })
+                let usage = resp
+                    .usage
+                    .as_ref()
+                    .map(|u| u.to_tokens())
+                    .unwrap_or_default();
+                Ok(ChatAnswer::Full {
+                    body: FullBody::Parsed(resp),
+                    usage,
+                })
             }
             Backend::Http(adapter) => {
-                let up = adapter.chat_request(req, &dep.target).map_err(|e| GatewayError::adapter(pname, e))?;
+                let up = adapter
+                    .chat_request(req, &dep.target)
+                    .map_err(|e| GatewayError::adapter(pname, e))?;
                 let resp = self.send(up, t.first_byte, pname).await?;
                 if !resp.status().is_success() {
                     return Err(read_error(adapter.as_ref(), resp, t.total, pname).await);
                 }
                 if req.is_stream() {
                     let decoder = adapter.stream_decoder();
-                    return Ok(ChatAnswer::Stream(relay(resp, decoder, t.stream_idle, dep.provider.name.clone())));
+                    return Ok(ChatAnswer::Stream(relay(
+                        resp,
+                        decoder,
+                        t.stream_idle,
+                        dep.provider.name.clone(),
+                    )));
                 }
                 let body = read_body(resp, t.total, pname).await?;
                 if want_raw && dep.provider.openai_wire {
                     let usage = usage_of_raw(&body).map_err(|e| GatewayError::adapter(pname, e))?;
-                    return Ok(ChatAnswer::Full { body: FullBody::Raw(body), usage });
+                    return Ok(ChatAnswer::Full {
+                        body: FullBody::Raw(body),
+                        usage,
+                    });
                 }
-                let parsed = adapter.chat_response(&body).map_err(|e| GatewayError::adapter(pname, e))?;
-                let usage = parsed.usage.as_ref().map(|u| u.to_tokens()).unwrap_or_default();
-                Ok(ChatAnswer::Full { body: FullBody::Parsed(parsed), usage })
+                let parsed = adapter
+                    .chat_response(&body)
+                    .map_err(|e| GatewayError::adapter(pname, e))?;
+                let usage = parsed
+                    .usage
+                    .as_ref()
+                    .map(|u| u.to_tokens())
+                    .unwrap_or_default();
+                Ok(ChatAnswer::Full {
+                    body: FullBody::Parsed(parsed),
+                    usage,
+                })
             }
         }
     }
 
     /// Serves an embeddings request with the same fallback loop.
-    pub async fn embeddings(&self, snap: &Snapshot, model: &Arc<Model>, req: &EmbeddingsRequest, att: &mut Attempts) -> Result<(Bytes, TokenUsage), GatewayError> {
+    pub async fn embeddings(
+        &self,
+        snap: &Snapshot,
+        model: &Arc<Model>,
+        req: &EmbeddingsRequest,
+        att: &mut Attempts,
+    ) -> Result<(Bytes, TokenUsage), GatewayError> {
         let mut last = None;
         for (m, i) in Self::candidates(snap, model) {
             let dep = &m.deployments[i];
@@ -164,7 +220,12 @@ impl Dispatcher {
         Err(all_failed(last, att))
     }
 
-    async fn embeddings_once(&self, dep: &Deployment, req: &EmbeddingsRequest, t: &Timeouts) -> Result<(Bytes, TokenUsage), GatewayError> {
+    async fn embeddings_once(
+        &self,
+        dep: &Deployment,
+        req: &EmbeddingsRequest,
+        t: &Timeouts,
+    ) -> Result<(Bytes, TokenUsage), GatewayError> {
         let pname = &*dep.provider.name;
         let resp: EmbeddingsResponse = match &dep.provider.backend {
             Backend::Mock(mock) => {
@@ -178,7 +239,9 @@ impl Dispatcher {
                 mock.embeddings(req)?
             }
             Backend::Http(adapter) => {
-                let up = adapter.embeddings_request(req, &dep.target).map_err(|e| GatewayError::adapter(pname, e))?;
+                let up = adapter
+                    .embeddings_request(req, &dep.target)
+                    .map_err(|e| GatewayError::adapter(pname, e))?;
                 let resp = self.send(up, t.first_byte, pname).await?;
                 if !resp.status().is_success() {
                     return Err(read_error(adapter.as_ref(), resp, t.total, pname).await);
@@ -188,18 +251,42 @@ impl Dispatcher {
                     let usage = usage_of_raw(&body).map_err(|e| GatewayError::adapter(pname, e))?;
                     return Ok((body, usage));
                 }
-                adapter.embeddings_response(&body).map_err(|e| GatewayError::adapter(pname, e))?
+                adapter
+                    .embeddings_response(&body)
+                    .map_err(|e| GatewayError::adapter(pname, e))?
             }
         };
-        let usage = resp.usage.as_ref().map(|u| u.to_tokens()).unwrap_or_default();
-        let body = serde_json::to_vec(&resp).map_err(|e| GatewayError::new(ErrorKind::Internal, e.to_string()))?;
+        let usage = resp
+            .usage
+            .as_ref()
+            .map(|u| u.to_tokens())
+            .unwrap_or_default();
+        let body = serde_json::to_vec(&resp)
+            .map_err(|e| GatewayError::new(ErrorKind::Internal, e.to_string()))?;
         Ok((Bytes::from(body), usage))
     }
 
-    async fn send(&self, up: UpstreamRequest, first_byte: Duration, provider: &str) -> Result<reqwest::Response, GatewayError> {
-        let fut = self.client.request(up.method, &up.url).headers(up.headers).body(up.body).send();
+    async fn send(
+        &self,
+        up: UpstreamRequest,
+        first_byte: Duration,
+        provider: &str,
+    ) -> Result<reqwest::Response, GatewayError> {
+        let fut = self
+            .client
+            .request(up.method, &up.url)
+            .headers(up.headers)
+            .body(up.body)
+            .send();
         match tokio::time::timeout(first_byte, fut).await {
-            Err(_) => Err(GatewayError::upstream(provider, UpstreamError::new(ErrorClass::Timeout, None, format!("no answer within {first_byte:?}")))),
+            Err(_) => Err(GatewayError::upstream(
+                provider,
+                UpstreamError::new(
+                    ErrorClass::Timeout,
+                    None,
+                    format!("no answer within {first_byte:?}"),
+                ),
+            )),
             Ok(Err(e)) => Err(GatewayError::upstream(provider, transport_error(&e))),
             Ok(Ok(r)) => Ok(r),
         }
@@ -207,17 +294,32 @@ impl Dispatcher {
 }
 
 fn all_failed(last: Option<GatewayError>, att: &Attempts) -> GatewayError {
-    let mut e = last.unwrap_or_else(|| GatewayError::new(ErrorKind::Unavailable, "the model has no deployment"));
+    let mut e = last.unwrap_or_else(|| {
+        GatewayError::new(ErrorKind::Unavailable, "the model has no deployment")
+    });
     if att.count > 1 {
-        let tried: Vec<String> = att.failures.iter().map(|(p, c)| format!("{p}: {c}")).collect();
-        e.message = format!("all {} attempts failed ({}); last: {}", att.count, tried.join(", "), e.message);
+        let tried: Vec<String> = att
+            .failures
+            .iter()
+            .map(|(p, c)| format!("{p}: {c}"))
+            .collect();
+        e.message = format!(
+            "all {} attempts failed ({}); last: {}",
+            att.count,
+            tried.join(", "),
+            e.message
+        );
     }
     e
 }
 
 /// Classifies a reqwest transport failure (never includes credentials).
 fn transport_error(e: &reqwest::Error) -> UpstreamError {
-    let class = if e.is_timeout() { ErrorClass::Timeout } else { ErrorClass::Connection };
+    let class = if e.is_timeout() {
+        ErrorClass::Timeout
+    } else {
+        ErrorClass::Connection
+    };
     let mut msg = e.to_string();
     let mut src = std::error::Error::source(e);
     while let Some(s) = src {
@@ -228,15 +330,31 @@ fn transport_error(e: &reqwest::Error) -> UpstreamError {
     UpstreamError::new(class, None, msg)
 }
 
-async fn read_body(resp: reqwest::Response, total: Duration, provider: &str) -> Result<Bytes, GatewayError> {
+async fn read_body(
+    resp: reqwest::Response,
+    total: Duration,
+    provider: &str,
+) -> Result<Bytes, GatewayError> {
     match tokio::time::timeout(total, resp.bytes()).await {
-        Err(_) => Err(GatewayError::upstream(provider, UpstreamError::new(ErrorClass::Timeout, None, format!("answer not complete within {total:?}")))),
+        Err(_) => Err(GatewayError::upstream(
+            provider,
+            UpstreamError::new(
+                ErrorClass::Timeout,
+                None,
+                format!("answer not complete within {total:?}"),
+            ),
+        )),
         Ok(Err(e)) => Err(GatewayError::upstream(provider, transport_error(&e))),
         Ok(Ok(b)) => Ok(b),
     }
 }
 
-async fn read_error(adapter: &dyn Adapter, resp: reqwest::Response, total: Duration, provider: &str) -> GatewayError {
+async fn read_error(
+    adapter: &dyn Adapter,
+    resp: reqwest::Response,
+    total: Duration,
+    provider: &str,
+) -> GatewayError {
     let status = resp.status();
     let headers = resp.headers().clone();
     let body = read_body(resp, total, provider).await.unwrap_or_default();
@@ -250,7 +368,8 @@ fn usage_of_raw(body: &[u8]) -> Result<TokenUsage, AdapterError> {
         #[serde(default)]
         usage: Option<sluice_types::Usage>,
     }
-    let u: UsageOnly = serde_json::from_slice(body).map_err(|e| AdapterError::BadResponse(e.to_string()))?;
+    let u: UsageOnly =
+        serde_json::from_slice(body).map_err(|e| AdapterError::BadResponse(e.to_string()))?;
     Ok(u.usage.map(|u| u.to_tokens()).unwrap_or_default())
 }
 
@@ -267,8 +386,22 @@ struct Relay {
 }
 
 /// Decodes an upstream SSE body into canonical chunks as bytes arrive.
-fn relay(resp: reqwest::Response, decoder: Box<dyn StreamDecoder>, idle: Duration, provider: Arc<str>) -> ChunkStream {
-    let state = Relay { body: resp.bytes_stream().boxed(), decoder, pending: VecDeque::new(), buf: Vec::new(), idle, provider, error: None, done: false };
+fn relay(
+    resp: reqwest::Response,
+    decoder: Box<dyn StreamDecoder>,
+    idle: Duration,
+    provider: Arc<str>,
+) -> ChunkStream {
+    let state = Relay {
+        body: resp.bytes_stream().boxed(),
+        decoder,
+        pending: VecDeque::new(),
+        buf: Vec::new(),
+        idle,
+        provider,
+        error: None,
+        done: false,
+    };
     futures::stream::unfold(state, |mut s| async move {
         loop {
             if let Some(c) = s.pending.pop_front() {
@@ -282,12 +415,24 @@ fn relay(resp: reqwest::Response, decoder: Box<dyn StreamDecoder>, idle: Duratio
             }
             let next = tokio::time::timeout(s.idle, s.body.next()).await;
             let step = match next {
-                Err(_) => Err(GatewayError::upstream(&s.provider, UpstreamError::new(ErrorClass::Timeout, None, format!("stream idle for {:?}", s.idle)))),
-                Ok(Some(Ok(bytes))) => s.decoder.feed(&bytes, &mut s.buf).map_err(|e| GatewayError::adapter(&s.provider, e)),
+                Err(_) => Err(GatewayError::upstream(
+                    &s.provider,
+                    UpstreamError::new(
+                        ErrorClass::Timeout,
+                        None,
+                        format!("stream idle for {:?}", s.idle),
+                    ),
+                )),
+                Ok(Some(Ok(bytes))) => s
+                    .decoder
+                    .feed(&bytes, &mut s.buf)
+                    .map_err(|e| GatewayError::adapter(&s.provider, e)),
                 Ok(Some(Err(e))) => Err(GatewayError::upstream(&s.provider, transport_error(&e))),
                 Ok(None) => {
                     s.done = true;
-                    s.decoder.finish(&mut s.buf).map_err(|e| GatewayError::adapter(&s.provider, e))
+                    s.decoder
+                        .finish(&mut s.buf)
+                        .map_err(|e| GatewayError::adapter(&s.provider, e))
                 }
             };
             s.pending.extend(s.buf.drain(..));

@@ -52,7 +52,13 @@ pub enum ErrorKind {
 
 impl GatewayError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        GatewayError { kind, message: message.into(), param: None, provider: None, retry_after: None }
+        GatewayError {
+            kind,
+            message: message.into(),
+            param: None,
+            provider: None,
+            retry_after: None,
+        }
     }
 
     pub fn invalid(message: impl Into<String>) -> Self {
@@ -66,7 +72,10 @@ impl GatewayError {
 
     /// A classified upstream error from `provider`.
     pub fn upstream(provider: &str, e: UpstreamError) -> Self {
-        let status = e.status.map(|s| format!(" (HTTP {})", s.as_u16())).unwrap_or_default();
+        let status = e
+            .status
+            .map(|s| format!(" (HTTP {})", s.as_u16()))
+            .unwrap_or_default();
         GatewayError {
             kind: ErrorKind::Upstream(e.class),
             message: format!("provider `{provider}` failed{status}: {}", e.message),
@@ -82,7 +91,9 @@ impl GatewayError {
         let kind = match &e {
             AdapterError::Unsupported(_) => ErrorKind::Unsupported,
             AdapterError::InvalidRequest(_) => ErrorKind::InvalidRequest,
-            AdapterError::BadResponse(_) | AdapterError::StreamError(_) | AdapterError::Truncated => ErrorKind::BadUpstreamResponse,
+            AdapterError::BadResponse(_)
+            | AdapterError::StreamError(_)
+            | AdapterError::Truncated => ErrorKind::BadUpstreamResponse,
         };
         let mut err = GatewayError::new(kind, format!("provider `{provider}`: {e}"));
         err.provider = Some(provider.to_owned());
@@ -100,9 +111,13 @@ impl GatewayError {
                 ErrorClass::RateLimited => StatusCode::TOO_MANY_REQUESTS,
                 ErrorClass::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
                 ErrorClass::Timeout => StatusCode::GATEWAY_TIMEOUT,
-                ErrorClass::BadRequest | ErrorClass::ContextLength | ErrorClass::ContentFiltered => StatusCode::BAD_REQUEST,
+                ErrorClass::BadRequest
+                | ErrorClass::ContextLength
+                | ErrorClass::ContentFiltered => StatusCode::BAD_REQUEST,
                 // Auth failures upstream are the operator's credentials, not the client's.
-                ErrorClass::Auth | ErrorClass::Connection | ErrorClass::ServerError => StatusCode::BAD_GATEWAY,
+                ErrorClass::Auth | ErrorClass::Connection | ErrorClass::ServerError => {
+                    StatusCode::BAD_GATEWAY
+                }
             },
             ErrorKind::BadUpstreamResponse => StatusCode::BAD_GATEWAY,
             ErrorKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
@@ -114,7 +129,9 @@ impl GatewayError {
     /// Where the fault lies: `client`, `upstream`, `policy` or `internal`.
     pub fn source(&self) -> &'static str {
         match self.kind {
-            ErrorKind::Upstream(_) | ErrorKind::BadUpstreamResponse | ErrorKind::Timeout => "upstream",
+            ErrorKind::Upstream(_) | ErrorKind::BadUpstreamResponse | ErrorKind::Timeout => {
+                "upstream"
+            }
             ErrorKind::Internal | ErrorKind::Unavailable => "internal",
             _ => "client",
         }
@@ -189,10 +206,19 @@ impl GatewayError {
 
     /// The full HTTP answer for the client's format.
     pub fn into_response(self, format: ApiFormat) -> Response {
-        let mut resp = (self.status(), [(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], self.body(format)).into_response();
+        let mut resp = (
+            self.status(),
+            [(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            self.body(format),
+        )
+            .into_response();
         if let Some(ra) = self.retry_after {
             let secs = ra.as_secs_f64().ceil().max(1.0) as u64;
-            resp.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
+            resp.headers_mut()
+                .insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
         }
         if let Some(p) = &self.provider {
             if let Ok(v) = HeaderValue::from_str(p) {
@@ -225,7 +251,14 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&e.body(ApiFormat::Anthropic)).unwrap();
         assert_eq!(v["type"], "error");
         assert_eq!(v["error"]["type"], "not_found_error");
-        let up = GatewayError::upstream("openai", UpstreamError::new(ErrorClass::RateLimited, Some(StatusCode::TOO_MANY_REQUESTS), "slow down"));
+        let up = GatewayError::upstream(
+            "openai",
+            UpstreamError::new(
+                ErrorClass::RateLimited,
+                Some(StatusCode::TOO_MANY_REQUESTS),
+                "slow down",
+            ),
+        );
         assert_eq!(up.status(), StatusCode::TOO_MANY_REQUESTS);
         assert!(up.message.contains("`openai`") && up.message.contains("429"));
         assert!(up.retryable());

@@ -10,8 +10,9 @@ use futures::stream::{self, StreamExt};
 use http::StatusCode;
 use sluice_providers::{ErrorClass, UpstreamError};
 use sluice_types::{
-    ChatChunk, ChatRequest, ChatResponse, Choice, ChunkChoice, Content, Delta, Embedding, EmbeddingsRequest, EmbeddingsResponse,
-    FinishReason, FunctionCall, FunctionCallDelta, Message, Role, TokenUsage, ToolCall, ToolCallDelta,
+    ChatChunk, ChatRequest, ChatResponse, Choice, ChunkChoice, Content, Delta, Embedding,
+    EmbeddingsRequest, EmbeddingsResponse, FinishReason, FunctionCall, FunctionCallDelta, Message,
+    Role, TokenUsage, ToolCall, ToolCallDelta,
 };
 
 use crate::config::raw::{MockConfig, MockFault};
@@ -32,16 +33,21 @@ pub struct FaultPlan {
     pub truncate_after: Option<u32>,
 }
 
-
 impl MockProvider {
     pub fn new(cfg: MockConfig) -> Self {
-        MockProvider { cfg, counter: AtomicU64::new(0) }
+        MockProvider {
+            cfg,
+            counter: AtomicU64::new(0),
+        }
     }
 
     /// Decides the faults of the next request.
     pub fn plan(&self) -> FaultPlan {
         let n = self.counter.fetch_add(1, Ordering::Relaxed) + 1;
-        let mut plan = FaultPlan { delay: self.cfg.latency.map(|d| d.0).unwrap_or_default(), ..FaultPlan::default() };
+        let mut plan = FaultPlan {
+            delay: self.cfg.latency.map(|d| d.0).unwrap_or_default(),
+            ..FaultPlan::default()
+        };
         for f in &self.cfg.faults {
             if fires(f, n) {
                 apply(f, &mut plan);
@@ -54,7 +60,14 @@ impl MockProvider {
         if let Some(r) = &self.cfg.reply {
             return r.clone();
         }
-        let last = req.messages.iter().rev().find(|m| m.role == Role::User).and_then(|m| m.content.as_ref()).map(Content::joined_text).unwrap_or_default();
+        let last = req
+            .messages
+            .iter()
+            .rev()
+            .find(|m| m.role == Role::User)
+            .and_then(|m| m.content.as_ref())
+            .map(Content::joined_text)
+            .unwrap_or_default();
         let short: String = last.chars().take(200).collect();
         format!("This is a mock reply from sluice. You said: {short}")
     }
@@ -62,25 +75,46 @@ impl MockProvider {
     /// The tool the mock calls: the first offered, unless the conversation
     /// already ends with a tool result or tool use is off.
     fn tool_to_call<'a>(&self, req: &'a ChatRequest) -> Option<&'a str> {
-        if !self.cfg.call_tools.unwrap_or(true) || req.tool_choice.as_ref().and_then(|c| c.as_str()) == Some("none") {
+        if !self.cfg.call_tools.unwrap_or(true)
+            || req.tool_choice.as_ref().and_then(|c| c.as_str()) == Some("none")
+        {
             return None;
         }
         if req.messages.last().is_some_and(|m| m.role == Role::Tool) {
             return None;
         }
-        req.tools.as_ref()?.first().map(|t| t.function.name.as_str())
+        req.tools
+            .as_ref()?
+            .first()
+            .map(|t| t.function.name.as_str())
     }
 
     fn usage(&self, req: &ChatRequest, output: &str) -> TokenUsage {
-        let input: u64 = req.messages.iter().filter_map(|m| m.content.as_ref()).map(|c| estimate_tokens(&c.joined_text()) + 3).sum();
-        TokenUsage { input, output: estimate_tokens(output), ..TokenUsage::default() }
+        let input: u64 = req
+            .messages
+            .iter()
+            .filter_map(|m| m.content.as_ref())
+            .map(|c| estimate_tokens(&c.joined_text()) + 3)
+            .sum();
+        TokenUsage {
+            input,
+            output: estimate_tokens(output),
+            ..TokenUsage::default()
+        }
     }
 
     /// A whole answer.
     pub fn chat(&self, req: &ChatRequest, id: &str) -> ChatResponse {
         let (message, finish, out_text) = match self.tool_to_call(req) {
             Some(name) => {
-                let call = ToolCall { id: format!("call_{id}"), kind: "function".into(), function: FunctionCall { name: name.into(), arguments: "{}".into() } };
+                let call = ToolCall {
+                    id: format!("call_{id}"),
+                    kind: "function".into(),
+                    function: FunctionCall {
+                        name: name.into(),
+                        arguments: "{}".into(),
+                    },
+                };
                 let mut m = Message::text(Role::Assistant, "");
                 m.content = None;
                 m.tool_calls = Some(vec![call]);
@@ -88,7 +122,11 @@ impl MockProvider {
             }
             None => {
                 let text = self.clamped(req, self.reply_text(req));
-                (Message::text(Role::Assistant, text.clone()), FinishReason::Stop, text)
+                (
+                    Message::text(Role::Assistant, text.clone()),
+                    FinishReason::Stop,
+                    text,
+                )
             }
         };
         let usage = self.usage(req, &out_text);
@@ -97,7 +135,12 @@ impl MockProvider {
             object: "chat.completion".into(),
             created: now(),
             model: req.model.clone(),
-            choices: vec![Choice { index: 0, message, finish_reason: Some(finish), logprobs: None }],
+            choices: vec![Choice {
+                index: 0,
+                message,
+                finish_reason: Some(finish),
+                logprobs: None,
+            }],
             usage: Some(usage.to_openai()),
             system_fingerprint: None,
         }
@@ -106,7 +149,12 @@ impl MockProvider {
     /// Honours the requested output cap, word by word.
     fn clamped(&self, req: &ChatRequest, text: String) -> String {
         match req.max_output() {
-            Some(max) if estimate_tokens(&text) > max as u64 => text.split_inclusive(' ').take(max as usize).collect::<String>().trim_end().to_owned(),
+            Some(max) if estimate_tokens(&text) > max as u64 => text
+                .split_inclusive(' ')
+                .take(max as usize)
+                .collect::<String>()
+                .trim_end()
+                .to_owned(),
             _ => text,
         }
     }
@@ -117,19 +165,55 @@ impl MockProvider {
         let usage = full.usage.clone();
         let model = full.model.clone();
         let chunk_id = full.id.clone();
-        let choice = full.choices.into_iter().next().expect("mock answers have one choice");
-        let mut chunks = vec![delta_chunk(Delta { role: Some(Role::Assistant), content: Some(String::new()), ..Delta::default() }, None)];
+        let choice = full
+            .choices
+            .into_iter()
+            .next()
+            .expect("mock answers have one choice");
+        let mut chunks = vec![delta_chunk(
+            Delta {
+                role: Some(Role::Assistant),
+                content: Some(String::new()),
+                ..Delta::default()
+            },
+            None,
+        )];
         if let Some(calls) = &choice.message.tool_calls {
             for (i, c) in calls.iter().enumerate() {
-                let d = ToolCallDelta { index: i as u32, id: Some(c.id.clone()), kind: Some("function".into()), function: Some(FunctionCallDelta { name: Some(c.function.name.clone()), arguments: Some(c.function.arguments.clone()) }) };
-                chunks.push(delta_chunk(Delta { tool_calls: Some(vec![d]), ..Delta::default() }, None));
+                let d = ToolCallDelta {
+                    index: i as u32,
+                    id: Some(c.id.clone()),
+                    kind: Some("function".into()),
+                    function: Some(FunctionCallDelta {
+                        name: Some(c.function.name.clone()),
+                        arguments: Some(c.function.arguments.clone()),
+                    }),
+                };
+                chunks.push(delta_chunk(
+                    Delta {
+                        tool_calls: Some(vec![d]),
+                        ..Delta::default()
+                    },
+                    None,
+                ));
             }
         } else {
-            let text = choice.message.content.as_ref().map(Content::joined_text).unwrap_or_default();
+            let text = choice
+                .message
+                .content
+                .as_ref()
+                .map(Content::joined_text)
+                .unwrap_or_default();
             let per = self.cfg.chunk_tokens.unwrap_or(1).max(1) as usize;
             let words: Vec<&str> = text.split_inclusive(' ').collect();
             for group in words.chunks(per) {
-                chunks.push(delta_chunk(Delta { content: Some(group.concat()), ..Delta::default() }, None));
+                chunks.push(delta_chunk(
+                    Delta {
+                        content: Some(group.concat()),
+                        ..Delta::default()
+                    },
+                    None,
+                ));
             }
         }
         chunks.push(delta_chunk(Delta::default(), choice.finish_reason));
@@ -141,7 +225,9 @@ impl MockProvider {
             c.id.clone_from(&chunk_id);
             c.model.clone_from(&model);
         }
-        let gap = self.cfg.tokens_per_second.filter(|t| *t > 0.0).map(|tps| Duration::from_secs_f64(self.cfg.chunk_tokens.unwrap_or(1).max(1) as f64 / tps));
+        let gap = self.cfg.tokens_per_second.filter(|t| *t > 0.0).map(|tps| {
+            Duration::from_secs_f64(self.cfg.chunk_tokens.unwrap_or(1).max(1) as f64 / tps)
+        });
         let cut = truncate_after.map(|n| n as usize);
         let total = chunks.len();
         let items = chunks.into_iter().enumerate().map(move |(i, c)| (i, c));
@@ -153,7 +239,10 @@ impl MockProvider {
                     }
                 }
                 match cut {
-                    Some(n) if i >= n && i < total => Err(GatewayError::adapter("mock", sluice_providers::AdapterError::Truncated)),
+                    Some(n) if i >= n && i < total => Err(GatewayError::adapter(
+                        "mock",
+                        sluice_providers::AdapterError::Truncated,
+                    )),
                     _ => Ok(c),
                 }
             })
@@ -171,22 +260,48 @@ impl MockProvider {
     pub fn embeddings(&self, req: &EmbeddingsRequest) -> Result<EmbeddingsResponse, GatewayError> {
         let inputs: Vec<String> = match &req.input {
             serde_json::Value::String(s) => vec![s.clone()],
-            serde_json::Value::Array(a) if a.iter().all(|v| v.is_string()) => a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+            serde_json::Value::Array(a) if a.iter().all(|v| v.is_string()) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
             serde_json::Value::Array(a) => a.iter().map(|v| v.to_string()).collect(),
-            _ => return Err(GatewayError::invalid("`input` must be a string or an array").with_param("input")),
+            _ => {
+                return Err(
+                    GatewayError::invalid("`input` must be a string or an array")
+                        .with_param("input"),
+                )
+            }
         };
-        let dims = req.extra.get("dimensions").and_then(|d| d.as_u64()).unwrap_or(16).clamp(1, 4096) as usize;
+        let dims = req
+            .extra
+            .get("dimensions")
+            .and_then(|d| d.as_u64())
+            .unwrap_or(16)
+            .clamp(1, 4096) as usize;
         let mut tokens = 0;
         let data = inputs
             .iter()
             .enumerate()
             .map(|(i, s)| {
                 tokens += estimate_tokens(s);
-                Embedding { object: "embedding".into(), index: i as u32, embedding: serde_json::json!(vector(s, dims)) }
+                Embedding {
+                    object: "embedding".into(),
+                    index: i as u32,
+                    embedding: serde_json::json!(vector(s, dims)),
+                }
             })
             .collect();
-        let usage = sluice_types::Usage { prompt_tokens: tokens, total_tokens: tokens, ..Default::default() };
-        Ok(EmbeddingsResponse { object: "list".into(), data, model: req.model.clone(), usage: Some(usage) })
+        let usage = sluice_types::Usage {
+            prompt_tokens: tokens,
+            total_tokens: tokens,
+            ..Default::default()
+        };
+        Ok(EmbeddingsResponse {
+            object: "list".into(),
+            data,
+            model: req.model.clone(),
+            usage: Some(usage),
+        })
     }
 }
 
@@ -207,7 +322,11 @@ fn apply(f: &MockFault, plan: &mut FaultPlan) {
     }
     if let Some(s) = f.status {
         let status = StatusCode::from_u16(s).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut e = UpstreamError::new(ErrorClass::from_status(status), Some(status), format!("mock fault: HTTP {s}"));
+        let mut e = UpstreamError::new(
+            ErrorClass::from_status(status),
+            Some(status),
+            format!("mock fault: HTTP {s}"),
+        );
         e.retry_after = f.retry_after.map(|d| d.0);
         plan.error.get_or_insert(e);
     }
@@ -220,7 +339,9 @@ fn vector(s: &str, dims: usize) -> Vec<f32> {
     }
     (0..dims)
         .map(|i| {
-            h = h.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407 + i as u64);
+            h = h
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407 + i as u64);
             ((h >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
         })
         .collect()
@@ -232,12 +353,20 @@ fn delta_chunk(delta: Delta, finish_reason: Option<FinishReason>) -> ChatChunk {
         object: "chat.completion.chunk".into(),
         created: now(),
         model: String::new(),
-        choices: vec![ChunkChoice { index: 0, delta, finish_reason, logprobs: None }],
+        choices: vec![ChunkChoice {
+            index: 0,
+            delta,
+            finish_reason,
+            logprobs: None,
+        }],
         usage: None,
         system_fingerprint: None,
     }
 }
 
 pub fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }

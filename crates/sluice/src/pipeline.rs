@@ -62,7 +62,12 @@ pub struct RequestCtx {
 
 impl RequestCtx {
     /// Stage 1: request id; loads the snapshot once.
-    pub fn start(app: &App, headers: &HeaderMap, format: ApiFormat, endpoint: &'static str) -> Self {
+    pub fn start(
+        app: &App,
+        headers: &HeaderMap,
+        format: ApiFormat,
+        endpoint: &'static str,
+    ) -> Self {
         let id = headers
             .get("x-request-id")
             .and_then(|v| v.to_str().ok())
@@ -94,16 +99,27 @@ impl RequestCtx {
 
     /// Stage 2: authenticates the caller by the hash of its key.
     pub fn authenticate(&mut self, headers: &HeaderMap) -> Result<(), GatewayError> {
-        let secret = crate::http::auth::presented_key(headers)
-            .ok_or_else(|| GatewayError::new(ErrorKind::Unauthorized, "missing API key: send `Authorization: Bearer <key>` or `x-api-key: <key>`"))?;
+        let secret = crate::http::auth::presented_key(headers).ok_or_else(|| {
+            GatewayError::new(
+                ErrorKind::Unauthorized,
+                "missing API key: send `Authorization: Bearer <key>` or `x-api-key: <key>`",
+            )
+        })?;
         let hash = hash_secret(secret);
-        let found = self.snap.keys.get_key_value(&hash).filter(|(h, _)| bool::from(h.ct_eq(&hash)));
+        let found = self
+            .snap
+            .keys
+            .get_key_value(&hash)
+            .filter(|(h, _)| bool::from(h.ct_eq(&hash)));
         match found {
             Some((_, k)) => {
                 self.key = Some(k.clone());
                 Ok(())
             }
-            None => Err(GatewayError::new(ErrorKind::Unauthorized, "invalid API key")),
+            None => Err(GatewayError::new(
+                ErrorKind::Unauthorized,
+                "invalid API key",
+            )),
         }
     }
 
@@ -112,17 +128,40 @@ impl RequestCtx {
     }
 
     /// Stage 3a: reads the body under the tightest size limit.
-    pub async fn read_body(&self, headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, GatewayError> {
-        let limit = self.key.as_ref().and_then(|k| k.limits.max_body_bytes).map_or(self.snap.max_body_bytes, |b| (b.0 as usize).min(self.snap.max_body_bytes));
-        let too_large = || GatewayError::new(ErrorKind::PayloadTooLarge, format!("request body is larger than the limit of {}", crate::config::units::ByteSize(limit as u64)));
-        let declared = headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    pub async fn read_body(
+        &self,
+        headers: &HeaderMap,
+        body: Body,
+    ) -> Result<bytes::Bytes, GatewayError> {
+        let limit = self
+            .key
+            .as_ref()
+            .and_then(|k| k.limits.max_body_bytes)
+            .map_or(self.snap.max_body_bytes, |b| {
+                (b.0 as usize).min(self.snap.max_body_bytes)
+            });
+        let too_large = || {
+            GatewayError::new(
+                ErrorKind::PayloadTooLarge,
+                format!(
+                    "request body is larger than the limit of {}",
+                    crate::config::units::ByteSize(limit as u64)
+                ),
+            )
+        };
+        let declared = headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
         if declared.is_some_and(|n| n > limit) {
             return Err(too_large());
         }
         let mut buf = bytes::BytesMut::with_capacity(declared.unwrap_or(1024).min(limit));
         let mut stream = body.into_data_stream();
         while let Some(part) = stream.next().await {
-            let part = part.map_err(|e| GatewayError::invalid(format!("could not read the request body: {e}")))?;
+            let part = part.map_err(|e| {
+                GatewayError::invalid(format!("could not read the request body: {e}"))
+            })?;
             if buf.len() + part.len() > limit {
                 return Err(too_large());
             }
@@ -155,7 +194,11 @@ impl RequestCtx {
         let limits = self.key().limits;
         if let Some(max_in) = limits.max_input_tokens {
             if self.estimated_input > max_in {
-                return Err(GatewayError::invalid(format!("the prompt is about {} tokens, over this key's limit of {max_in} input tokens", self.estimated_input)).with_param("messages"));
+                return Err(GatewayError::invalid(format!(
+                    "the prompt is about {} tokens, over this key's limit of {max_in} input tokens",
+                    self.estimated_input
+                ))
+                .with_param("messages"));
             }
         }
         if let Some(cap) = limits.max_output_tokens {
@@ -172,7 +215,10 @@ impl RequestCtx {
 
     /// The request's own deadline, from the policy's `limits.timeout`.
     pub fn deadline(&self) -> Option<Instant> {
-        self.key.as_ref().and_then(|k| k.limits.timeout).map(|t| self.started + t.0)
+        self.key
+            .as_ref()
+            .and_then(|k| k.limits.timeout)
+            .map(|t| self.started + t.0)
     }
 
     /// Marks the answer's start (headers about to go out).
@@ -196,10 +242,20 @@ impl RequestCtx {
         if let Ok(v) = HeaderValue::from_str(&self.id) {
             h.insert("x-request-id", v);
         }
-        if let Some(m) = self.attempts.model.as_deref().and_then(|m| HeaderValue::from_str(m).ok()) {
+        if let Some(m) = self
+            .attempts
+            .model
+            .as_deref()
+            .and_then(|m| HeaderValue::from_str(m).ok())
+        {
             h.insert("x-sluice-model", m);
         }
-        if let Some(p) = self.attempts.provider.as_deref().and_then(|p| HeaderValue::from_str(p).ok()) {
+        if let Some(p) = self
+            .attempts
+            .provider
+            .as_deref()
+            .and_then(|p| HeaderValue::from_str(p).ok())
+        {
             h.insert("x-sluice-provider", p);
         }
         if self.attempts.count > 0 {
@@ -214,8 +270,19 @@ impl RequestCtx {
             self.usage_reported = true;
         }
         for c in &chunk.choices {
-            let n = c.delta.content.as_ref().map_or(0, |s| s.len()) + c.delta.reasoning_content.as_ref().map_or(0, |s| s.len());
-            let n = n + c.delta.tool_calls.iter().flatten().filter_map(|t| t.function.as_ref()).map(|f| f.arguments.as_ref().map_or(0, |a| a.len()) + f.name.as_ref().map_or(0, |a| a.len())).sum::<usize>();
+            let n = c.delta.content.as_ref().map_or(0, |s| s.len())
+                + c.delta.reasoning_content.as_ref().map_or(0, |s| s.len());
+            let n = n + c
+                .delta
+                .tool_calls
+                .iter()
+                .flatten()
+                .filter_map(|t| t.function.as_ref())
+                .map(|f| {
+                    f.arguments.as_ref().map_or(0, |a| a.len())
+                        + f.name.as_ref().map_or(0, |a| a.len())
+                })
+                .sum::<usize>();
             if n > 0 && self.ttft.is_none() {
                 self.ttft = Some(self.started.elapsed());
             }
@@ -232,7 +299,11 @@ impl RequestCtx {
         if self.attempts.count == 0 {
             return TokenUsage::default();
         }
-        TokenUsage { input: self.estimated_input, output: self.streamed_chars.div_ceil(4), ..TokenUsage::default() }
+        TokenUsage {
+            input: self.estimated_input,
+            output: self.streamed_chars.div_ceil(4),
+            ..TokenUsage::default()
+        }
     }
 }
 
