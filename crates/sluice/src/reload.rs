@@ -20,20 +20,35 @@ use crate::telemetry::metrics::ResultLabels;
 pub fn reload(app: &App, trigger: &str) -> Result<u64, String> {
     let result = try_reload(app);
     let ok = result.is_ok();
-    app.metrics.reloads.get_or_create(&ResultLabels { result: if ok { "ok" } else { "error" } }).inc();
-    let status = ReloadStatus { at: Some(crate::mock::now()), ok: Some(ok), error: result.as_ref().err().cloned(), trigger: Some(trigger.to_owned()) };
+    app.metrics
+        .reloads
+        .get_or_create(&ResultLabels {
+            result: if ok { "ok" } else { "error" },
+        })
+        .inc();
+    let status = ReloadStatus {
+        at: Some(crate::mock::now()),
+        ok: Some(ok),
+        error: result.as_ref().err().cloned(),
+        trigger: Some(trigger.to_owned()),
+    };
     if let Ok(mut g) = app.last_reload.lock() {
         *g = status;
     }
     match &result {
         Ok(v) => tracing::info!(trigger, config_version = v, "config reloaded"),
-        Err(e) => tracing::error!(trigger, error = %e, "config reload failed; keeping the running config"),
+        Err(e) => {
+            tracing::error!(trigger, error = %e, "config reload failed; keeping the running config")
+        }
     }
     result
 }
 
 fn try_reload(app: &App) -> Result<u64, String> {
-    let path = app.config_path.as_ref().ok_or("no config file to reload from")?;
+    let path = app
+        .config_path
+        .as_ref()
+        .ok_or("no config file to reload from")?;
     let raw = config::load_file(path).map_err(|e| e.to_string())?;
     let version = app.versions.fetch_add(1, Ordering::Relaxed);
     let snap = Snapshot::build(&raw, version)?;

@@ -53,7 +53,11 @@ impl Model {
     /// Deployment indices in the order to try them (round robin start).
     pub fn order(&self) -> impl Iterator<Item = usize> + '_ {
         let n = self.deployments.len();
-        let start = if n > 1 { self.cursor.fetch_add(1, Ordering::Relaxed) % n } else { 0 };
+        let start = if n > 1 {
+            self.cursor.fetch_add(1, Ordering::Relaxed) % n
+        } else {
+            0
+        };
         (0..n).map(move |i| (start + i) % n)
     }
 }
@@ -69,7 +73,9 @@ pub struct KeyInfo {
 
 impl KeyInfo {
     pub fn may_use(&self, model: &str) -> bool {
-        self.models.as_ref().is_none_or(|m| m.iter().any(|n| &**n == model))
+        self.models
+            .as_ref()
+            .is_none_or(|m| m.iter().any(|n| &**n == model))
     }
 }
 
@@ -115,18 +121,30 @@ fn build_provider(name: &str, p: &raw::ProviderConfig) -> Result<Provider, Strin
         ProviderKind::Gemini => Backend::Http(Box::new(GeminiAdapter)),
     };
     let openai_wire = matches!(p.kind, ProviderKind::Openai | ProviderKind::Azure);
-    Ok(Provider { name: name.into(), kind: p.kind, backend, openai_wire })
+    Ok(Provider {
+        name: name.into(),
+        kind: p.kind,
+        backend,
+        openai_wire,
+    })
 }
 
 fn target(p: &raw::ProviderConfig, model: &str) -> Result<Target, String> {
     let mut headers = Vec::new();
     for (k, v) in &p.headers {
-        let name = HeaderName::try_from(k.as_str()).map_err(|_| format!("header name `{k}` is invalid"))?;
-        let value = HeaderValue::try_from(v.as_str()).map_err(|_| format!("header `{k}` has an invalid value"))?;
+        let name = HeaderName::try_from(k.as_str())
+            .map_err(|_| format!("header name `{k}` is invalid"))?;
+        let value = HeaderValue::try_from(v.as_str())
+            .map_err(|_| format!("header `{k}` has an invalid value"))?;
         headers.push((name, value));
     }
     Ok(Target {
-        base_url: p.base_url.clone().unwrap_or_else(|| default_base_url(p.kind).into()).trim_end_matches('/').to_owned(),
+        base_url: p
+            .base_url
+            .clone()
+            .unwrap_or_else(|| default_base_url(p.kind).into())
+            .trim_end_matches('/')
+            .to_owned(),
         model: model.to_owned(),
         api_key: p.api_key.as_ref().map(|s| s.expose().to_owned()),
         api_version: p.api_version.clone(),
@@ -136,7 +154,12 @@ fn target(p: &raw::ProviderConfig, model: &str) -> Result<Target, String> {
 
 /// Flattens a policy reference into the guards and allow-list it sets
 /// (a list merges left to right, later fields overriding earlier ones).
-fn resolve_policy(cfg: &RawConfig, r: Option<&PolicyRef>, limits: &mut LimitsConfig, models: &mut Option<Vec<String>>) {
+fn resolve_policy(
+    cfg: &RawConfig,
+    r: Option<&PolicyRef>,
+    limits: &mut LimitsConfig,
+    models: &mut Option<Vec<String>>,
+) {
     let mut apply = |p: &raw::PolicyConfig| {
         if let Some(l) = &p.limits {
             limits.max_body_bytes = l.max_body_bytes.or(limits.max_body_bytes);
@@ -175,8 +198,13 @@ impl Snapshot {
         for (name, m) in &cfg.models {
             let mut deployments = Vec::new();
             for d in &m.deployments {
-                let (prov, pcfg) = providers.get(d.provider.as_str()).ok_or_else(|| format!("models.{name}: unknown provider `{}`", d.provider))?;
-                deployments.push(Deployment { provider: prov.clone(), target: target(pcfg, &d.model)? });
+                let (prov, pcfg) = providers
+                    .get(d.provider.as_str())
+                    .ok_or_else(|| format!("models.{name}: unknown provider `{}`", d.provider))?;
+                deployments.push(Deployment {
+                    provider: prov.clone(),
+                    target: target(pcfg, &d.model)?,
+                });
             }
             let model = Model {
                 name: name.as_str().into(),
@@ -224,6 +252,10 @@ impl Snapshot {
 
     /// The model names this key may use, sorted.
     pub fn allowed_models(&self, key: &KeyInfo) -> Vec<&str> {
-        self.model_names.iter().filter(|m| key.may_use(m)).map(|m| &**m).collect()
+        self.model_names
+            .iter()
+            .filter(|m| key.may_use(m))
+            .map(|m| &**m)
+            .collect()
     }
 }

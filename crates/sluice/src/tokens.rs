@@ -34,7 +34,11 @@ pub fn estimate_chat_input(req: &ChatRequest) -> u64 {
         }
     }
     for t in req.tools.iter().flatten() {
-        n += estimate_text(&t.function.name) + t.function.parameters.as_ref().map_or(0, |p| (p.to_string().len() as u64).div_ceil(4));
+        n += estimate_text(&t.function.name)
+            + t.function
+                .parameters
+                .as_ref()
+                .map_or(0, |p| (p.to_string().len() as u64).div_ceil(4));
     }
     n
 }
