@@ -10,6 +10,7 @@
 pub mod adapter;
 pub mod anthropic;
 pub mod error;
+pub mod fuzzing;
 pub mod gemini;
 pub mod openai;
 pub mod sse;

@@ -74,7 +74,7 @@ impl MockProvider {
 
     /// The tool the mock calls: the first offered, unless the conversation
     /// already ends with a tool result or tool use is off.
-    fn tool_to_call<'a>(&self, req: &'a ChatRequest) -> Option<&'a str> {
+    fn tool_to_call<'a>(&self, req: &'a ChatRequest) -> Option<&'a sluice_types::FunctionDef> {
         if !self.cfg.call_tools.unwrap_or(true)
             || req.tool_choice.as_ref().and_then(|c| c.as_str()) == Some("none")
         {
@@ -83,10 +83,7 @@ impl MockProvider {
         if req.messages.last().is_some_and(|m| m.role == Role::Tool) {
             return None;
         }
-        req.tools
-            .as_ref()?
-            .first()
-            .map(|t| t.function.name.as_str())
+        req.tools.as_ref()?.first().map(|t| &t.function)
     }
 
     fn usage(&self, req: &ChatRequest, output: &str) -> TokenUsage {
@@ -106,19 +103,21 @@ impl MockProvider {
     /// A whole answer.
     pub fn chat(&self, req: &ChatRequest, id: &str) -> ChatResponse {
         let (message, finish, out_text) = match self.tool_to_call(req) {
-            Some(name) => {
+            Some(f) => {
+                let arguments = sample_arguments(f.parameters.as_ref()).to_string();
+                let out_text = format!("{} {arguments}", f.name);
                 let call = ToolCall {
                     id: format!("call_{id}"),
                     kind: "function".into(),
                     function: FunctionCall {
-                        name: name.into(),
-                        arguments: "{}".into(),
+                        name: f.name.clone(),
+                        arguments,
                     },
                 };
                 let mut m = Message::text(Role::Assistant, "");
                 m.content = None;
                 m.tool_calls = Some(vec![call]);
-                (m, FinishReason::ToolCalls, format!("{name} {{}}"))
+                (m, FinishReason::ToolCalls, out_text)
             }
             None => {
                 let text = self.clamped(req, self.reply_text(req));
@@ -303,6 +302,46 @@ impl MockProvider {
             usage: Some(usage),
         })
     }
+}
+
+/// Arguments that satisfy a JSON Schema's required properties with sample
+/// values (`"mock"`, `1`, `true`, the first `enum` value…).
+fn sample_arguments(schema: Option<&serde_json::Value>) -> serde_json::Value {
+    use serde_json::{json, Map, Value};
+    let Some(props) = schema
+        .and_then(|s| s.get("properties"))
+        .and_then(Value::as_object)
+    else {
+        return json!({});
+    };
+    let required: Vec<&str> = schema
+        .and_then(|s| s.get("required"))
+        .and_then(Value::as_array)
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let mut out = Map::new();
+    for (name, p) in props {
+        if !required.is_empty() && !required.contains(&name.as_str()) {
+            continue;
+        }
+        let v = if let Some(first) = p
+            .get("enum")
+            .and_then(Value::as_array)
+            .and_then(|e| e.first())
+        {
+            first.clone()
+        } else {
+            match p.get("type").and_then(Value::as_str) {
+                Some("integer") | Some("number") => json!(1),
+                Some("boolean") => json!(true),
+                Some("array") => json!([]),
+                Some("object") => sample_arguments(Some(p)),
+                _ => json!("mock"),
+            }
+        };
+        out.insert(name.clone(), v);
+    }
+    Value::Object(out)
 }
 
 fn fires(f: &MockFault, n: u64) -> bool {
