@@ -53,7 +53,7 @@ def upstream():
     proc = subprocess.Popen([binary("MOCK_UPSTREAM_BIN"), "--listen", f"127.0.0.1:{port}"])
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_http(f"{url}/healthz", proc, "mock upstream")
+        wait_http(f"{url}/v1/models", proc, "mock upstream")
         yield url
     finally:
         proc.terminate()
