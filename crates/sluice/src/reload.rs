@@ -16,9 +16,30 @@ use crate::snapshot::Snapshot;
 use crate::state::{App, ReloadStatus};
 use crate::telemetry::metrics::ResultLabels;
 
-/// Reloads from the config file; returns the new config version.
+/// Reloads from the config file and records the outcome; returns the new
+/// config version.
 pub fn reload(app: &App, trigger: &str) -> Result<u64, String> {
     let result = try_reload(app);
+    record(app, trigger, &result);
+    result
+}
+
+/// Builds, validates and swaps in the config from the file, recording nothing
+/// on failure (the file watcher retries a half-written file first).
+pub fn try_reload(app: &App) -> Result<u64, String> {
+    let path = app
+        .config_path
+        .as_ref()
+        .ok_or("no config file to reload from")?;
+    let raw = config::load_file(path).map_err(|e| e.to_string())?;
+    let version = app.versions.fetch_add(1, Ordering::Relaxed);
+    let snap = Snapshot::build(&raw, version)?;
+    app.snapshot.store(Arc::new(snap));
+    Ok(version)
+}
+
+/// Counts, logs and keeps (for `/admin/status`) the outcome of a reload.
+pub fn record(app: &App, trigger: &str, result: &Result<u64, String>) {
     let ok = result.is_ok();
     app.metrics
         .reloads
@@ -35,23 +56,10 @@ pub fn reload(app: &App, trigger: &str) -> Result<u64, String> {
     if let Ok(mut g) = app.last_reload.lock() {
         *g = status;
     }
-    match &result {
+    match result {
         Ok(v) => tracing::info!(trigger, config_version = v, "config reloaded"),
         Err(e) => {
             tracing::error!(trigger, error = %e, "config reload failed; keeping the running config")
         }
     }
-    result
-}
-
-fn try_reload(app: &App) -> Result<u64, String> {
-    let path = app
-        .config_path
-        .as_ref()
-        .ok_or("no config file to reload from")?;
-    let raw = config::load_file(path).map_err(|e| e.to_string())?;
-    let version = app.versions.fetch_add(1, Ordering::Relaxed);
-    let snap = Snapshot::build(&raw, version)?;
-    app.snapshot.store(Arc::new(snap));
-    Ok(version)
 }

@@ -141,10 +141,19 @@ pub async fn shutdown_signal() {
 /// alive; dropping it stops watching.
 pub fn spawn_config_watcher(app: &App) -> Option<crate::config::WatcherHandle> {
     let path = app.config_path.clone()?;
-    let app = app.clone();
-    crate::config::spawn_watcher(path, std::time::Duration::from_millis(200), move || {
-        crate::reload::reload(&app, "file_watch").map(|_| ())
-    })
+    let (on_change, on_error) = (app.clone(), app.clone());
+    crate::config::spawn_watcher_with(
+        path,
+        crate::config::watch::DEFAULT_DEBOUNCE,
+        move || {
+            let result = crate::reload::try_reload(&on_change);
+            if result.is_ok() {
+                crate::reload::record(&on_change, "file_watch", &result);
+            }
+            result.map(|_| ())
+        },
+        move |e| crate::reload::record(&on_error, "file_watch", &Err(e)),
+    )
     .map_err(|e| tracing::warn!(error = %e, "config file watching is off"))
     .ok()
 }

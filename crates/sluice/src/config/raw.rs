@@ -76,7 +76,11 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { format: LogFormat::Text, level: default_level(), access_log: true }
+        LogConfig {
+            format: LogFormat::Text,
+            level: default_level(),
+            access_log: true,
+        }
     }
 }
 

@@ -18,9 +18,13 @@ pub struct ByteSize(pub u64);
 /// Parses `250ms`, `1.5s`, `2m`, `1h`, `1d`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: f64 = num.parse().map_err(|_| format!("invalid duration `{s}`: expected e.g. 250ms, 5s, 2m, 1h"))?;
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration `{s}`: expected e.g. 250ms, 5s, 2m, 1h"))?;
     let secs = match unit.trim() {
         "ms" => n / 1000.0,
         "s" => n,
@@ -28,9 +32,13 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "h" => n * 3600.0,
         "d" => n * 86400.0,
         "" => return Err(format!("duration `{s}` needs a unit: ms, s, m, h or d")),
-        u => return Err(format!("unknown duration unit `{u}` in `{s}`: use ms, s, m, h or d")),
+        u => {
+            return Err(format!(
+                "unknown duration unit `{u}` in `{s}`: use ms, s, m, h or d"
+            ))
+        }
     };
-    if !secs.is_finite() || secs < 0.0 || secs > 1e9 {
+    if !(0.0..=1e9).contains(&secs) {
         return Err(format!("duration `{s}` is out of range"));
     }
     Ok(Duration::from_secs_f64(secs))
@@ -39,9 +47,13 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 /// Parses `512KiB`, `4MiB`, `1GB`, `100B`, `1024`.
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: f64 = num.parse().map_err(|_| format!("invalid size `{s}`: expected e.g. 512KiB, 4MiB"))?;
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid size `{s}`: expected e.g. 512KiB, 4MiB"))?;
     let mult: f64 = match unit.trim() {
         "" | "B" => 1.0,
         "KB" | "kB" => 1e3,
@@ -50,10 +62,14 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "KiB" => 1024.0,
         "MiB" => 1024.0 * 1024.0,
         "GiB" => 1024.0 * 1024.0 * 1024.0,
-        u => return Err(format!("unknown size unit `{u}` in `{s}`: use B, KB, MB, GB, KiB, MiB or GiB")),
+        u => {
+            return Err(format!(
+                "unknown size unit `{u}` in `{s}`: use B, KB, MB, GB, KiB, MiB or GiB"
+            ))
+        }
     };
     let v = n * mult;
-    if !v.is_finite() || v < 0.0 || v > 1e15 {
+    if !(0.0..=1e15).contains(&v) {
         return Err(format!("size `{s}` is out of range"));
     }
     Ok(v as u64)
@@ -71,13 +87,19 @@ impl<'de> Deserialize<'de> for Dur {
                 parse_duration(s).map(Dur).map_err(E::custom)
             }
             fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Dur, E> {
-                Err(E::custom(format!("duration `{n}` needs a unit: ms, s, m, h or d")))
+                Err(E::custom(format!(
+                    "duration `{n}` needs a unit: ms, s, m, h or d"
+                )))
             }
             fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Dur, E> {
-                Err(E::custom(format!("duration `{n}` needs a unit: ms, s, m, h or d")))
+                Err(E::custom(format!(
+                    "duration `{n}` needs a unit: ms, s, m, h or d"
+                )))
             }
             fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<Dur, E> {
-                Err(E::custom(format!("duration `{n}` needs a unit: ms, s, m, h or d")))
+                Err(E::custom(format!(
+                    "duration `{n}` needs a unit: ms, s, m, h or d"
+                )))
             }
         }
         d.deserialize_any(V)
@@ -118,7 +140,9 @@ impl<'de> Deserialize<'de> for ByteSize {
                 Ok(ByteSize(n))
             }
             fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<ByteSize, E> {
-                u64::try_from(n).map(ByteSize).map_err(|_| E::custom(format!("size `{n}` is negative")))
+                u64::try_from(n)
+                    .map(ByteSize)
+                    .map_err(|_| E::custom(format!("size `{n}` is negative")))
             }
         }
         d.deserialize_any(V)
@@ -147,9 +171,9 @@ impl JsonSchema for ByteSize {
 impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let b = self.0;
-        if b >= 1 << 20 && b % (1 << 20) == 0 {
+        if b >= 1 << 20 && b.trailing_zeros() >= 20 {
             write!(f, "{}MiB", b >> 20)
-        } else if b >= 1 << 10 && b % (1 << 10) == 0 {
+        } else if b >= 1 << 10 && b.trailing_zeros() >= 10 {
             write!(f, "{}KiB", b >> 10)
         } else {
             write!(f, "{b} bytes")
@@ -168,7 +192,9 @@ mod tests {
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
         assert!(parse_duration("5").unwrap_err().contains("needs a unit"));
-        assert!(parse_duration("5 parsecs").unwrap_err().contains("unknown duration unit"));
+        assert!(parse_duration("5 parsecs")
+            .unwrap_err()
+            .contains("unknown duration unit"));
         assert!(parse_duration("abc").is_err());
     }
 

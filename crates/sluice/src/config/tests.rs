@@ -1,0 +1,637 @@
+//! Tests of the config loader: YAML, interpolation, typing, error locations,
+//! every validation rule, the JSON schema and the file watcher.
+
+use std::path::Path;
+
+use super::raw::{PolicyRef, ProviderKind};
+use super::{json_schema, load_str, ConfigErrors, ConfigIssue, RawConfig};
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+fn load(text: &str) -> Result<RawConfig, ConfigErrors> {
+    load_str(text, Path::new("sluice.yaml"), &no_env)
+}
+
+fn issues(text: &str) -> Vec<ConfigIssue> {
+    match load(text) {
+        Ok(_) => panic!("expected errors for:\n{text}"),
+        Err(e) => e.0,
+    }
+}
+
+/// The single issue at `path`, whose message contains `needle`.
+fn issue_at(text: &str, path: &str, needle: &str) -> ConfigIssue {
+    let all = issues(text);
+    let found: Vec<&ConfigIssue> = all.iter().filter(|i| i.path == path).collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "want one issue at `{path}`, got:\n{}",
+        ConfigErrors(all.clone())
+    );
+    assert!(
+        found[0].message.contains(needle),
+        "`{}` lacks `{needle}`",
+        found[0]
+    );
+    found[0].clone()
+}
+
+/// The sketch from the spec, minus the features this build rejects.
+const FULL: &str = r#"listen: 127.0.0.1:4000              # public API
+admin_listen: 127.0.0.1:4001
+admin_key: ${SLUICE_ADMIN_KEY}
+
+providers:
+  mock:
+    kind: mock
+  openai:
+    kind: openai
+    base_url: https://api.openai.com/v1
+    api_key: ${OPENAI_API_KEY}
+  vllm-local:
+    kind: openai
+    base_url: http://10.0.0.5:8000/v1
+  azure-east:
+    kind: azure
+    base_url: https://myres.openai.azure.com
+    api_key: ${AZURE_KEY}
+    api_version: "2024-10-21"
+  anthropic:
+    kind: anthropic
+    base_url: https://api.anthropic.com
+    api_key: ${ANTHROPIC_API_KEY}
+  gemini:
+    kind: gemini
+    base_url: https://generativelanguage.googleapis.com
+    api_key: ${GEMINI_API_KEY:-}
+
+models:
+  smart:
+    price: { input: 3.0, output: 15.0 }
+    strategy: least_latency
+    deployments:
+      - { provider: anthropic, model: claude-sonnet-4-5 }
+      - { provider: openai, model: gpt-4.1, weight: 2 }
+    fallbacks: [cheap]
+  cheap:
+    price: { input: 0.15, output: 0.6 }
+    deployments:
+      - { provider: vllm-local, model: llama-3.1-8b }
+  embed:
+    deployments:
+      - { provider: openai, model: text-embedding-3-small }
+
+policies:
+  standard:
+    mode: enforce
+    limits:
+      max_body_bytes: 1MiB
+      max_input_tokens: 32000
+      max_output_tokens: 4096
+      timeout: 120s
+    models: [smart, cheap, embed]
+
+global_policy: { limits: { max_body_bytes: 2MiB } }
+
+tenants:
+  acme:
+    tier: premium
+    policy: standard
+
+keys:
+  - name: dev
+    key: ${SLUICE_DEV_KEY}
+    tenant: acme
+    policy: [standard, { limits: { max_output_tokens: 100 } }]
+"#;
+
+fn full_env(name: &str) -> Option<String> {
+    Some(format!("secret-{}", name.to_lowercase()))
+}
+
+#[test]
+fn full_sketch_parses() {
+    let cfg = load_str(FULL, Path::new("sluice.yaml"), &full_env).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.listen.as_deref(), Some("127.0.0.1:4000"));
+    assert_eq!(cfg.providers.len(), 6);
+    assert_eq!(cfg.providers["azure-east"].kind, ProviderKind::Azure);
+    assert_eq!(
+        cfg.providers["azure-east"].api_version.as_deref(),
+        Some("2024-10-21")
+    );
+    assert_eq!(
+        cfg.providers["openai"].api_key.as_ref().unwrap().expose(),
+        "secret-openai_api_key"
+    );
+    assert_eq!(
+        cfg.providers["gemini"].api_key.as_ref().unwrap().expose(),
+        "secret-gemini_api_key"
+    );
+    assert_eq!(cfg.models["smart"].deployments[1].weight, Some(2));
+    assert_eq!(cfg.models["smart"].fallbacks, ["cheap"]);
+    let limits = cfg.policies["standard"].limits.unwrap();
+    assert_eq!(limits.max_body_bytes.unwrap().0, 1 << 20);
+    assert_eq!(limits.timeout.unwrap().0.as_secs(), 120);
+    assert!(matches!(cfg.keys[0].policy, Some(PolicyRef::List(ref l)) if l.len() == 2));
+    assert_eq!(cfg.keys[0].key.expose(), "secret-sluice_dev_key");
+}
+
+#[test]
+fn empty_file_is_all_defaults() {
+    let cfg = load("# nothing yet\n").unwrap();
+    assert!(cfg.providers.is_empty() && cfg.listen.is_none());
+    assert!(load("providers:\nmodels:\n").unwrap().models.is_empty());
+    assert!(load("tenants:\n  acme:\n").unwrap().tenants["acme"]
+        .tier
+        .is_none());
+    issue_at("providers:\n  x:\n", "providers.x", "missing field `kind`");
+}
+
+#[test]
+fn interpolation_values_defaults_and_escapes() {
+    let env = |n: &str| match n {
+        "HOST" => Some("10.0.0.9".to_string()),
+        "EMPTY" => Some(String::new()),
+        _ => None,
+    };
+    let text = "listen: ${HOST}:${PORT:-4000}\nadmin_listen: ${EMPTY:-127.0.0.1:4001}\nadmin_key: 'a$${HOST}b$x # not a comment'\n";
+    let cfg = load_str(text, Path::new("c.yaml"), &env).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.listen.as_deref(), Some("10.0.0.9:4000"));
+    assert_eq!(cfg.admin_listen.as_deref(), Some("127.0.0.1:4001"));
+    assert_eq!(
+        cfg.admin_key.unwrap().expose(),
+        "a${HOST}b$x # not a comment"
+    );
+    // Comments and keys are never interpolated.
+    let cfg = load_str(
+        "# ${MISSING}\nlog: { level: info }  # ${MISSING}\n",
+        Path::new("c.yaml"),
+        &env,
+    )
+    .unwrap();
+    assert_eq!(cfg.log.level, "info");
+    let i = issue_at(
+        "providers:\n  ${X}:\n    kind: mokc\n",
+        "providers.${X}.kind",
+        "unknown variant `mokc`",
+    );
+    assert_eq!((i.line, i.col), (3, 11));
+}
+
+#[test]
+fn missing_variable_names_it_with_place() {
+    let text = "listen: 127.0.0.1:4000\nproviders:\n  openai:\n    kind: openai\n    api_key: ${OPENAI_API_KEY}\n";
+    let i = issue_at(
+        text,
+        "providers.openai.api_key",
+        "`OPENAI_API_KEY` is not set",
+    );
+    assert_eq!((i.line, i.col), (5, 14));
+    assert_eq!(
+        i.to_string(),
+        format!("sluice.yaml:5:14: providers.openai.api_key: {}", i.message)
+    );
+    issue_at(
+        "listen: ${BAD NAME}\n",
+        "listen",
+        "invalid variable reference",
+    );
+    issue_at("listen: \"${OPEN\"\n", "listen", "unterminated");
+}
+
+#[test]
+fn plain_scalars_are_typed_quoted_ones_are_strings() {
+    let env = |n: &str| (n == "N").then(|| "7".to_string());
+    // In flow style (`{ }`, `[ ]`) `${…}` must be quoted, so typed values use block style.
+    let text =
+        "server:\n  pool_max_idle_per_host: ${N}\nlog: { access_log: false, level: \"true\" }\n";
+    let cfg = load_str(text, Path::new("c.yaml"), &env).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.server.pool_max_idle_per_host, 7);
+    assert!(!cfg.log.access_log);
+    assert_eq!(cfg.log.level, "true");
+    // YAML 1.1 booleans are strings in 1.2 core.
+    issue_at(
+        "log: { access_log: yes }\n",
+        "log.access_log",
+        "expected a boolean",
+    );
+    // A number where a string is wanted gets a hint, and a different one when it came from `${…}`.
+    issue_at(
+        "keys:\n  - { name: a, key: 123456789 }\n",
+        "keys[0].key",
+        "quote the value",
+    );
+    let e = load_str(
+        "keys:\n  - name: a\n    key: ${N}\n",
+        Path::new("c.yaml"),
+        &env,
+    )
+    .unwrap_err();
+    assert!(e.0[0].message.contains("came from `${…}`"), "{e}");
+    let cfg = load_str(
+        "keys:\n  - { name: a, key: \"${N}2345678\" }\n",
+        Path::new("c.yaml"),
+        &env,
+    )
+    .unwrap();
+    assert_eq!(cfg.keys[0].key.expose(), "72345678");
+}
+
+#[test]
+fn unknown_key_deep_inside_points_at_the_key() {
+    let text = "providers:\n  openai:\n    kind: openai\n    api_kye: x\n";
+    let i = issue_at(
+        text,
+        "providers.openai.api_kye",
+        "unknown field `api_kye`, expected one of",
+    );
+    assert_eq!((i.line, i.col), (4, 5));
+    let i = issue_at(
+        "listen: 127.0.0.1:1\nlisten_adress: x\n",
+        "listen_adress",
+        "unknown field `listen_adress`",
+    );
+    assert_eq!((i.line, i.col), (2, 1));
+    let text =
+        "keys:\n  - name: a\n    key: abcdefgh\n  - name: b\n    key: bcdefghi\n    tennant: x\n";
+    let i = issue_at(text, "keys[1].tennant", "unknown field");
+    assert_eq!((i.line, i.col), (6, 5));
+}
+
+#[test]
+fn inline_policy_errors_are_explained() {
+    let text = "keys:\n  - name: a\n    key: abcdefgh\n    policy: [{ limits: { timeout: 5s } }, { limitz: {} }]\n";
+    let i = issue_at(text, "keys[0].policy[1].limitz", "unknown field `limitz`");
+    assert_eq!(i.line, 4);
+    issue_at(
+        "tenants:\n  t:\n    policy: 5\n",
+        "tenants.t.policy",
+        "expected a policy name",
+    );
+}
+
+#[test]
+fn several_independent_errors_are_all_reported() {
+    let text = "\
+listen: nowhere
+providers:
+  a: { kind: openai, base_url: ftp://x }
+  b: { kind: nope }
+  c: { kind: mock, extra: 1 }
+models:
+  m: { deployments: [{ provider: a, model: x }], fallbacks: [ghost] }
+  n: { deploymets: [] }
+keys:
+  - { name: k, key: short }
+  - { name: k2 }
+server: { drain_timeout: 5 }
+";
+    let all = issues(text);
+    let paths: Vec<&str> = all.iter().map(|i| i.path.as_str()).collect();
+    for want in [
+        "providers.b.kind",
+        "providers.c.extra",
+        "models.n.deploymets",
+        "keys[1]",
+        "server.drain_timeout",
+    ] {
+        assert!(paths.contains(&want), "missing {want} in {paths:?}");
+    }
+    assert!(
+        all.windows(2)
+            .all(|w| (w[0].line, w[0].col) <= (w[1].line, w[1].col)),
+        "sorted"
+    );
+    let lines: Vec<usize> = all.iter().map(|i| i.line).collect();
+    assert_eq!(lines, [4, 5, 8, 11, 12]);
+    // Once those are fixed, the semantic problems all show up together.
+    let text = "listen: nowhere\nproviders:\n  a: { kind: openai, base_url: ftp://x }\nmodels:\n  m: { deployments: [{ provider: a, model: x }], fallbacks: [ghost] }\nkeys:\n  - { name: k, key: short }\n";
+    let paths: Vec<String> = issues(text).into_iter().map(|i| i.path).collect();
+    assert_eq!(
+        paths,
+        [
+            "listen",
+            "providers.a.base_url",
+            "models.m.fallbacks[0]",
+            "keys[0].key"
+        ]
+    );
+}
+
+#[test]
+fn bad_durations_and_sizes() {
+    issue_at(
+        "server: { drain_timeout: 5 }\n",
+        "server.drain_timeout",
+        "needs a unit",
+    );
+    issue_at(
+        "server: { drain_timeout: 5 parsecs }\n",
+        "server.drain_timeout",
+        "unknown duration unit",
+    );
+    let i = issue_at(
+        "server:\n  max_body_bytes: 4 lightyears\n",
+        "server.max_body_bytes",
+        "unknown size unit",
+    );
+    assert_eq!((i.line, i.col), (2, 19));
+    issue_at(
+        "server: { max_body_bytes: -1 }\n",
+        "server.max_body_bytes",
+        "negative",
+    );
+    issue_at(
+        "server: { max_body_bytes: [1] }\n",
+        "server.max_body_bytes",
+        "a size such as",
+    );
+}
+
+#[test]
+fn syntax_error_has_line_and_col() {
+    let all = issues("listen: 127.0.0.1:4000\nproviders:\n  a: [1, 2\n  b: x\n");
+    assert_eq!(all.len(), 1);
+    assert!(
+        all[0].message.starts_with("YAML syntax error"),
+        "{}",
+        all[0]
+    );
+    assert!(all[0].line >= 3 && all[0].col > 0, "{}", all[0]);
+    let all = issues("a: b\nc: d: e\n");
+    assert_eq!((all[0].line, all[0].col), (2, 5), "{}", all[0]);
+    issues("listen: a\n---\nlisten: b\n");
+}
+
+#[test]
+fn duplicate_keys_are_reported_with_both_places() {
+    let text = "providers:\n  a: { kind: mock }\n  a: { kind: openai }\nlisten: x\nlisten: y\n";
+    let all = issues(text);
+    assert_eq!(all.len(), 2, "{}", ConfigErrors(all.clone()));
+    assert_eq!(
+        (all[0].line, all[0].col, all[0].path.as_str()),
+        (3, 3, "providers.a")
+    );
+    assert!(all[0].message.contains("first defined at line 2, column 3"));
+    assert_eq!(all[1].path, "listen");
+}
+
+#[test]
+fn anchors_and_aliases_resolve() {
+    let text = "providers:\n  a: &p { kind: mock }\n  b: *p\n";
+    let cfg = load(text).unwrap();
+    assert_eq!(cfg.providers["b"].kind, ProviderKind::Mock);
+    issues("listen: !!binary aGVsbG8=\n");
+}
+
+#[test]
+fn json_schema_is_json_and_names_sections() {
+    let schema = json_schema();
+    let v: serde_json::Value = serde_json::from_str(&schema).unwrap();
+    assert!(v["properties"]["providers"].is_object(), "{schema}");
+    assert!(schema.contains("deny") || v["additionalProperties"] == false);
+}
+
+#[test]
+fn display_and_paths() {
+    let e = ConfigErrors(vec![
+        ConfigIssue {
+            file: "x.yaml".into(),
+            line: 0,
+            col: 0,
+            path: String::new(),
+            message: "m1".into(),
+        },
+        ConfigIssue {
+            file: "x.yaml".into(),
+            line: 2,
+            col: 3,
+            path: "a.b".into(),
+            message: "m2".into(),
+        },
+    ]);
+    assert_eq!(e.to_string(), "x.yaml:0:0: m1\nx.yaml:2:3: a.b: m2");
+    let missing = super::load_file(Path::new("/nonexistent/sluice.yaml")).unwrap_err();
+    assert!(missing.0[0].message.contains("cannot read"));
+    assert_eq!(super::config_dir(Path::new("sluice.yaml")), Path::new("."));
+    assert_eq!(
+        super::config_dir(Path::new("/etc/sluice/s.yaml")),
+        Path::new("/etc/sluice")
+    );
+    assert_eq!(
+        super::resolve_path(Path::new("/etc/s.yaml"), Path::new("db")),
+        Path::new("/etc/db")
+    );
+}
+
+/// Base config with provider `m` (mock) and model `a`, plus extra text per section.
+fn with(providers: &str, models: &str, rest: &str) -> String {
+    format!(
+        "providers:\n  m: {{ kind: mock }}\n{providers}models:\n  a: {{ deployments: [{{ provider: m, model: x }}] }}\n{models}{rest}"
+    )
+}
+
+fn fault(f: &str) -> String {
+    with(
+        &format!("  f:\n    kind: mock\n    mock:\n      faults:\n        - {f}\n"),
+        "",
+        "",
+    )
+}
+
+fn key(k: &str) -> String {
+    with("", "", &format!("tenants: {{ t: {{}} }}\npolicies: {{ p: {{}} }}\nkeys:\n  - {{ name: k0, key: secret-0000 }}\n  - {k}\n"))
+}
+
+#[test]
+fn every_validation_rule_fails_its_case() {
+    let cases: Vec<(String, &str, &str)> = vec![
+        (with("", "  b: { deployments: [] }\n", ""), "models.b.deployments", "at least one deployment"),
+        (with("", "  b: { deployments: [{ provider: zz, model: x }] }\n", ""), "models.b.deployments[0].provider", "unknown provider `zz` (defined providers: m)"),
+        (with("", "  b: { deployments: [{ provider: m, model: x }], fallbacks: [a, nope] }\n", ""), "models.b.fallbacks[1]", "unknown model `nope`"),
+        (with("", "  b: { deployments: [{ provider: m, model: x }], fallbacks: [b] }\n", ""), "models.b.fallbacks[0]", "itself"),
+        (with("", "  b: { deployments: [{ provider: m, model: x }], price: { input: -1, output: 1 } }\n", ""), "models.b.price.input", "non-negative"),
+        (with("", "  b: { deployments: [{ provider: m, model: x }], policy: nope }\n", ""), "models.b.policy", "unknown policy `nope` (no policies are defined)"),
+        (with("  z: { kind: azure }\n", "", ""), "providers.z.base_url", "required for kind `azure`"),
+        (with("  z: { kind: openai, base_url: api.openai.com }\n", "", ""), "providers.z.base_url", "must start with http"),
+        (with("  z: { kind: openai, base_url: \"https:///v1\" }\n", "", ""), "providers.z.base_url", "has no host"),
+        (with("  z: { kind: openai, base_url: \"https://a b\" }\n", "", ""), "providers.z.base_url", "spaces"),
+        (with("  z: { kind: openai, mock: { reply: hi } }\n", "", ""), "providers.z.mock", "only allowed on providers with `kind: mock`"),
+        (with("  z: { kind: openai, headers: { \"bad name\": x } }\n", "", ""), "providers.z.headers.bad name", "not a valid HTTP header name"),
+        (with("  z: { kind: openai, headers: { X-Ok: \"a\\nb\" } }\n", "", ""), "providers.z.headers.X-Ok", "control characters"),
+        (with("  z: { kind: mock, mock: { tokens_per_second: -1 } }\n", "", ""), "providers.z.mock.tokens_per_second", "non-negative"),
+        (with("  z: { kind: mock, mock: { chunk_tokens: 0 } }\n", "", ""), "providers.z.mock.chunk_tokens", "at least 1"),
+        (fault("{ rate: 1.5, status: 500 }"), "providers.f.mock.faults[0].rate", "use a value from 0 to 1"),
+        (fault("{ rate: 0.5, every: 2, status: 500 }"), "providers.f.mock.faults[0]", "not both"),
+        (fault("{ status: 500 }"), "providers.f.mock.faults[0]", "needs `every: N`"),
+        (fault("{ every: 2 }"), "providers.f.mock.faults[0]", "has no effect"),
+        (fault("{ every: 0, status: 500 }"), "providers.f.mock.faults[0].every", "at least 1"),
+        (fault("{ every: 1, status: 302 }"), "providers.f.mock.faults[0].status", "400..=599"),
+        (key("{ name: k0, key: secret-1111 }"), "keys[1].name", "duplicate key name `k0` (also keys[0])"),
+        (key("{ name: \" \", key: secret-1111 }"), "keys[1].name", "must not be empty"),
+        (key("{ name: k1, key: secret-0000 }"), "keys[1].key", "same secret as keys[0]"),
+        (key("{ name: k1, key: \"\" }"), "keys[1].key", "must not be empty"),
+        (key("{ name: k1, key: short }"), "keys[1].key", "at least 8 characters"),
+        (key("{ name: k1, key: secret-1111, tenant: ghost }"), "keys[1].tenant", "unknown tenant `ghost` (defined tenants: t)"),
+        (key("{ name: k1, key: secret-1111, policy: nope }"), "keys[1].policy", "unknown policy `nope` (defined policies: p)"),
+        (key("{ name: k1, key: secret-1111, policy: [p, nope] }"), "keys[1].policy[1]", "unknown policy `nope`"),
+        (key("{ name: k1, key: secret-1111, policy: [p, { rate_limit: { requests_per_minute: 60 } }] }"), "keys[1].policy[1].rate_limit", "not supported by this build yet; remove it (planned)"),
+        (with("", "", "tenants: { t: { policy: nope } }\n"), "tenants.t.policy", "unknown policy"),
+        (with("", "", "global_policy: nope\n"), "global_policy", "unknown policy"),
+        (with("", "", "global_policy: { rate_limit: { requests_per_second: 5000 } }\n"), "global_policy.rate_limit", "not supported"),
+        (with("", "", "policies: { p: { models: [a, gpt-5] } }\n"), "policies.p.models[1]", "unknown model `gpt-5` in allow-list"),
+        (with("", "", "policies: { p: { rate_limit: { requests_per_minute: 1 } } }\n"), "policies.p.rate_limit", "would not be enforced"),
+        (with("", "", "policies: { p: { concurrency: { max_in_flight: 2 } } }\n"), "policies.p.concurrency", "not supported"),
+        (with("", "", "policies: { p: { budget: { usd_per_day: 1 } } }\n"), "policies.p.budget", "not supported"),
+        (with("", "", "policies: { p: { priority: high } }\n"), "policies.p.priority", "not supported"),
+        (with("", "", "policies: { p: { mode: shadow } }\n"), "policies.p.mode", "`shadow` is not supported"),
+        (with("", "", "listen: localhost\n"), "listen", "not a socket address"),
+        (with("", "", "admin_listen: 127.0.0.1\n"), "admin_listen", "not a socket address"),
+        (with("", "", "admin_key: \"\"\n"), "admin_key", "is empty"),
+        (with("", "", "store: sqlite://sluice.db\n"), "store", "not supported"),
+        (with("", "", "shared_state: redis://127.0.0.1:6379\n"), "shared_state", "not supported"),
+        (with("", "", "routes:\n  - { match: { model: a }, to: a }\n"), "routes", "not supported"),
+    ];
+    assert!(load(&with("", "", "")).is_ok());
+    for (text, path, needle) in &cases {
+        let all = issues(text);
+        let hit = all
+            .iter()
+            .find(|i| i.path == *path && i.message.contains(needle));
+        let hit = hit.unwrap_or_else(|| {
+            panic!(
+                "no `{needle}` at `{path}` for:\n{text}got:\n{}",
+                ConfigErrors(all.clone())
+            )
+        });
+        assert!(hit.line > 0 && hit.col > 0, "{hit}");
+    }
+    // Issues point at the offending value.
+    let i = issue_at(
+        &key("{ name: k1, key: secret-1111, tenant: ghost }"),
+        "keys[1].tenant",
+        "ghost",
+    );
+    assert_eq!((i.line, i.col), (9, 43));
+}
+
+mod watching {
+    use std::path::PathBuf;
+    use std::sync::mpsc;
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use super::super::watch::{spawn_watcher, spawn_watcher_with};
+
+    const DEBOUNCE: Duration = Duration::from_millis(80);
+    const WAIT: Duration = Duration::from_secs(3);
+    const QUIET: Duration = Duration::from_millis(250);
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let dir =
+            std::env::temp_dir().join(format!("sluice-cfg-{tag}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn once(rx: &mpsc::Receiver<String>, what: &str) {
+        rx.recv_timeout(WAIT)
+            .unwrap_or_else(|_| panic!("no on_change after {what}"));
+        assert!(
+            rx.recv_timeout(QUIET).is_err(),
+            "more than one on_change after {what}"
+        );
+    }
+
+    #[test]
+    fn write_rename_and_truncate_each_reload_once() {
+        let dir = temp_dir("bursts");
+        let file = dir.join("sluice.yaml");
+        std::fs::write(&file, "listen: a\n").unwrap();
+        let (tx, rx) = mpsc::channel();
+        let target = file.clone();
+        let handle = spawn_watcher(file.clone(), DEBOUNCE, move || {
+            let text = std::fs::read_to_string(&target).map_err(|e| e.to_string())?;
+            tx.send(text).map_err(|e| e.to_string())
+        })
+        .unwrap();
+        std::fs::write(&file, "listen: b\n").unwrap();
+        once(&rx, "write");
+        let tmp = dir.join(".sluice.yaml.swp");
+        std::fs::write(&tmp, "listen: c\n").unwrap();
+        std::fs::rename(&tmp, &file).unwrap();
+        once(&rx, "rename over");
+        {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .open(&file)
+                .unwrap();
+            f.write_all(b"listen: ").unwrap();
+            f.flush().unwrap();
+            f.write_all(b"d\n").unwrap();
+        }
+        once(&rx, "truncate + write");
+        std::fs::write(dir.join("unrelated.txt"), "x").unwrap();
+        assert!(
+            rx.recv_timeout(QUIET).is_err(),
+            "unrelated file triggered a reload"
+        );
+        drop(handle);
+        std::fs::write(&file, "listen: e\n").unwrap();
+        assert!(
+            rx.recv_timeout(QUIET).is_err(),
+            "reload after the handle was dropped"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn failed_reload_is_retried_while_the_file_changes() {
+        let dir = temp_dir("retry");
+        let file = dir.join("c.yaml");
+        std::fs::write(&file, "ok\n").unwrap();
+        let (calls_tx, calls) = mpsc::channel();
+        let (errors_tx, errors) = mpsc::channel();
+        let target = file.clone();
+        let on_change = move || {
+            let text = std::fs::read_to_string(&target).map_err(|e| e.to_string())?;
+            let done = text.ends_with("END\n");
+            calls_tx.send(done).map_err(|e| e.to_string())?;
+            if done {
+                Ok(())
+            } else {
+                Err(format!("half-written: {text:?}"))
+            }
+        };
+        let _handle = spawn_watcher_with(file.clone(), DEBOUNCE, on_change, move |e| {
+            let _ = errors_tx.send(e);
+        })
+        .unwrap();
+        // Half a file: the reload fails; the rest arrives before the retry.
+        std::fs::write(&file, "listen: a\n").unwrap();
+        assert_eq!(calls.recv_timeout(WAIT), Ok(false));
+        std::fs::write(&file, "listen: a\nEND\n").unwrap();
+        assert_eq!(calls.recv_timeout(WAIT), Ok(true));
+        assert!(
+            errors.recv_timeout(QUIET).is_err(),
+            "an error of a burst was reported"
+        );
+        // A broken file that stays broken: one attempt, then the error stands.
+        std::fs::write(&file, "broken\n").unwrap();
+        assert_eq!(calls.recv_timeout(WAIT), Ok(false));
+        assert!(errors.recv_timeout(WAIT).unwrap().contains("half-written"));
+        assert!(
+            calls.recv_timeout(QUIET).is_err(),
+            "retried an unchanged file"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

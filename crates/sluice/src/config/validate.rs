@@ -1,0 +1,364 @@
+//! Semantic checks on a deserialized [`RawConfig`]: references between
+//! sections, value ranges, unique keys, and features this build does not
+//! implement yet. Every problem is collected with its key path; `mod.rs` maps
+//! paths to lines and columns.
+//!
+//! Unsupported features (`store`, `shared_state`, `routes`, `rate_limit`,
+//! `concurrency`, `budget`, `priority`, `mode: shadow`) are errors rather than
+//! ignored, so nobody believes a limit is enforced when it is not.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+
+use super::raw::{
+    MockConfig, PolicyConfig, PolicyItem, PolicyMode, PolicyRef, ProviderKind, RawConfig,
+};
+use super::yaml::join_key;
+
+/// Shortest accepted static key secret.
+pub const MIN_KEY_LEN: usize = 8;
+
+const UNSUPPORTED: &str = "not supported by this build yet; remove it (planned)";
+
+/// One semantic problem: the key path it is about and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathIssue {
+    pub path: String,
+    pub message: String,
+}
+
+#[derive(Default)]
+struct Out(Vec<PathIssue>);
+
+impl Out {
+    fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(PathIssue {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+}
+
+/// Runs every check; an empty result means the config is usable.
+pub fn validate(cfg: &RawConfig) -> Vec<PathIssue> {
+    let mut out = Out::default();
+    top_level(cfg, &mut out);
+    for (name, p) in &cfg.providers {
+        provider(&format!("providers.{name}"), p, &mut out);
+    }
+    for (name, m) in &cfg.models {
+        model(cfg, name, m, &mut out);
+    }
+    for (name, p) in &cfg.policies {
+        policy_body(cfg, &format!("policies.{name}"), p, &mut out);
+    }
+    if let Some(r) = &cfg.global_policy {
+        policy_ref(cfg, "global_policy", r, &mut out);
+    }
+    for (name, t) in &cfg.tenants {
+        if let Some(r) = &t.policy {
+            policy_ref(cfg, &format!("tenants.{name}.policy"), r, &mut out);
+        }
+    }
+    keys(cfg, &mut out);
+    out.0
+}
+
+fn known<V>(map: &BTreeMap<String, V>, what: &str) -> String {
+    if map.is_empty() {
+        format!("no {what} are defined")
+    } else {
+        let names: Vec<&str> = map.keys().map(String::as_str).collect();
+        format!("defined {what}: {}", names.join(", "))
+    }
+}
+
+fn top_level(cfg: &RawConfig, out: &mut Out) {
+    for (key, addr) in [("listen", &cfg.listen), ("admin_listen", &cfg.admin_listen)] {
+        if let Some(a) = addr {
+            if a.parse::<SocketAddr>().is_err() {
+                out.push(
+                    key,
+                    format!("`{a}` is not a socket address; expected ip:port, e.g. 127.0.0.1:4000"),
+                );
+            }
+        }
+    }
+    if cfg
+        .admin_key
+        .as_ref()
+        .is_some_and(|k| k.expose().is_empty())
+    {
+        out.push("admin_key", "is empty; set a value or remove the key");
+    }
+    if cfg.store.is_some() {
+        out.push("store", UNSUPPORTED);
+    }
+    if cfg.shared_state.is_some() {
+        out.push("shared_state", UNSUPPORTED);
+    }
+    if !cfg.routes.is_empty() {
+        out.push("routes", UNSUPPORTED);
+    }
+}
+
+/// `http://` or `https://` followed by a host, without spaces.
+fn check_url(url: &str) -> Result<(), String> {
+    let Some(rest) = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+    else {
+        return Err(format!("`{url}` must start with http:// or https://"));
+    };
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("`{url}` must not contain spaces"));
+    }
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if host.is_empty() || host.starts_with(':') {
+        return Err(format!("`{url}` has no host"));
+    }
+    Ok(())
+}
+
+fn provider(path: &str, p: &super::raw::ProviderConfig, out: &mut Out) {
+    match &p.base_url {
+        Some(url) => {
+            if let Err(e) = check_url(url) {
+                out.push(format!("{path}.base_url"), e);
+            }
+        }
+        None if p.kind == ProviderKind::Azure => {
+            out.push(
+                format!("{path}.base_url"),
+                "is required for kind `azure` (e.g. https://myres.openai.azure.com)",
+            );
+        }
+        None => {}
+    }
+    for (name, value) in &p.headers {
+        let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+        if name.is_empty() || !name.chars().all(token) {
+            out.push(
+                format!("{path}.headers.{name}"),
+                format!("`{name}` is not a valid HTTP header name"),
+            );
+        }
+        if value.chars().any(|c| c.is_control() && c != '\t') {
+            out.push(
+                format!("{path}.headers.{name}"),
+                "header value contains control characters (e.g. a newline)",
+            );
+        }
+    }
+    if let Some(mock) = &p.mock {
+        if p.kind != ProviderKind::Mock {
+            out.push(
+                format!("{path}.mock"),
+                "is only allowed on providers with `kind: mock`",
+            );
+        }
+        mock_block(&format!("{path}.mock"), mock, out);
+    }
+}
+
+fn mock_block(path: &str, m: &MockConfig, out: &mut Out) {
+    if m.tokens_per_second
+        .is_some_and(|t| !t.is_finite() || t < 0.0)
+    {
+        out.push(
+            format!("{path}.tokens_per_second"),
+            "must be a non-negative number",
+        );
+    }
+    if m.chunk_tokens == Some(0) {
+        out.push(format!("{path}.chunk_tokens"), "must be at least 1");
+    }
+    for (i, f) in m.faults.iter().enumerate() {
+        let fp = format!("{path}.faults[{i}]");
+        match (f.every, f.rate) {
+            (Some(_), Some(_)) => out.push(&fp, "set either `every` or `rate`, not both"),
+            (None, None) => out.push(
+                &fp,
+                "needs `every: N` (every Nth request) or `rate: 0..1` (probability)",
+            ),
+            _ => {}
+        }
+        if f.every == Some(0) {
+            out.push(format!("{fp}.every"), "must be at least 1");
+        }
+        if let Some(r) = f.rate {
+            if !(0.0..=1.0).contains(&r) {
+                out.push(
+                    format!("{fp}.rate"),
+                    format!("{r} is not a probability; use a value from 0 to 1"),
+                );
+            }
+        }
+        if let Some(s) = f.status {
+            if !(400..=599).contains(&s) {
+                out.push(
+                    format!("{fp}.status"),
+                    format!("{s} is not an error status; use 400..=599"),
+                );
+            }
+        }
+        if f.status.is_none() && f.delay.is_none() && f.truncate_after.is_none() {
+            out.push(
+                &fp,
+                "has no effect; set at least one of `status`, `delay` or `truncate_after`",
+            );
+        }
+    }
+}
+
+fn model(cfg: &RawConfig, name: &str, m: &super::raw::ModelConfig, out: &mut Out) {
+    let path = format!("models.{name}");
+    if m.deployments.is_empty() {
+        out.push(
+            format!("{path}.deployments"),
+            "needs at least one deployment",
+        );
+    }
+    for (i, d) in m.deployments.iter().enumerate() {
+        if !cfg.providers.contains_key(&d.provider) {
+            let msg = format!(
+                "unknown provider `{}` ({})",
+                d.provider,
+                known(&cfg.providers, "providers")
+            );
+            out.push(format!("{path}.deployments[{i}].provider"), msg);
+        }
+    }
+    for (i, f) in m.fallbacks.iter().enumerate() {
+        if f == name {
+            out.push(
+                format!("{path}.fallbacks[{i}]"),
+                "a model cannot fall back to itself",
+            );
+        } else if !cfg.models.contains_key(f) {
+            out.push(
+                format!("{path}.fallbacks[{i}]"),
+                format!("unknown model `{f}` ({})", known(&cfg.models, "models")),
+            );
+        }
+    }
+    if let Some(p) = &m.price {
+        let fields = [("input", Some(p.input)), ("output", Some(p.output))];
+        let more = [("cache_read", p.cache_read), ("cache_write", p.cache_write)];
+        for (field, v) in fields.into_iter().chain(more) {
+            if v.is_some_and(|v| !v.is_finite() || v < 0.0) {
+                out.push(
+                    format!("{path}.price.{field}"),
+                    "must be a non-negative number (USD per million tokens)",
+                );
+            }
+        }
+    }
+    if let Some(r) = &m.policy {
+        policy_ref(cfg, &format!("{path}.policy"), r, out);
+    }
+}
+
+/// Checks a named or inline policy.
+fn policy_body(cfg: &RawConfig, path: &str, p: &PolicyConfig, out: &mut Out) {
+    let planned = [
+        ("rate_limit", p.rate_limit.is_some()),
+        ("concurrency", p.concurrency.is_some()),
+        ("budget", p.budget.is_some()),
+        ("priority", p.priority.is_some()),
+    ];
+    for (field, set) in planned {
+        if set {
+            out.push(
+                join_key(path, field),
+                format!("{UNSUPPORTED}; it would not be enforced"),
+            );
+        }
+    }
+    if p.mode == Some(PolicyMode::Shadow) {
+        out.push(join_key(path, "mode"), format!("`shadow` is {UNSUPPORTED}"));
+    }
+    for (i, m) in p.models.iter().flatten().enumerate() {
+        if !cfg.models.contains_key(m) {
+            let msg = format!(
+                "unknown model `{m}` in allow-list ({})",
+                known(&cfg.models, "models")
+            );
+            out.push(format!("{}[{i}]", join_key(path, "models")), msg);
+        }
+    }
+}
+
+fn policy_name(cfg: &RawConfig, path: &str, name: &str, out: &mut Out) {
+    if !cfg.policies.contains_key(name) {
+        out.push(
+            path,
+            format!(
+                "unknown policy `{name}` ({})",
+                known(&cfg.policies, "policies")
+            ),
+        );
+    }
+}
+
+fn policy_ref(cfg: &RawConfig, path: &str, r: &PolicyRef, out: &mut Out) {
+    match r {
+        PolicyRef::Name(n) => policy_name(cfg, path, n, out),
+        PolicyRef::Inline(p) => policy_body(cfg, path, p, out),
+        PolicyRef::List(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let ip = format!("{path}[{i}]");
+                match item {
+                    PolicyItem::Name(n) => policy_name(cfg, &ip, n, out),
+                    PolicyItem::Inline(p) => policy_body(cfg, &ip, p, out),
+                }
+            }
+        }
+    }
+}
+
+fn keys(cfg: &RawConfig, out: &mut Out) {
+    let mut names: HashMap<&str, usize> = HashMap::new();
+    let mut secrets: HashMap<&str, usize> = HashMap::new();
+    for (i, k) in cfg.keys.iter().enumerate() {
+        let path = format!("keys[{i}]");
+        if k.name.trim().is_empty() {
+            out.push(format!("{path}.name"), "must not be empty");
+        } else if let Some(first) = names.insert(&k.name, i) {
+            names.insert(&k.name, first);
+            out.push(
+                format!("{path}.name"),
+                format!("duplicate key name `{}` (also keys[{first}])", k.name),
+            );
+        }
+        let secret = k.key.expose();
+        if secret.is_empty() {
+            out.push(
+                format!("{path}.key"),
+                "must not be empty (is its environment variable set?)",
+            );
+        } else if secret.chars().count() < MIN_KEY_LEN {
+            out.push(
+                format!("{path}.key"),
+                format!("is too short; use at least {MIN_KEY_LEN} characters"),
+            );
+        } else if let Some(first) = secrets.insert(secret, i) {
+            secrets.insert(secret, first);
+            out.push(
+                format!("{path}.key"),
+                format!("same secret as keys[{first}]; every key needs its own secret"),
+            );
+        }
+        if let Some(t) = &k.tenant {
+            if !cfg.tenants.contains_key(t) {
+                out.push(
+                    format!("{path}.tenant"),
+                    format!("unknown tenant `{t}` ({})", known(&cfg.tenants, "tenants")),
+                );
+            }
+        }
+        if let Some(r) = &k.policy {
+            policy_ref(cfg, &format!("{path}.policy"), r, out);
+        }
+    }
+}
