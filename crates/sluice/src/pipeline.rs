@@ -25,9 +25,10 @@ use http::{HeaderMap, HeaderValue};
 use sluice_types::{ApiFormat, ChatRequest, TokenUsage};
 use subtle::ConstantTimeEq;
 
+use crate::config::raw::LimitsConfig;
 use crate::dispatch::Attempts;
 use crate::error::{ErrorKind, GatewayError};
-use crate::snapshot::{hash_secret, KeyInfo, Model, Snapshot};
+use crate::snapshot::{hash_secret, tighter, KeyInfo, Model, Snapshot};
 use crate::state::App;
 use crate::telemetry::access_log;
 use crate::tokens::estimate_chat_input;
@@ -42,6 +43,10 @@ pub struct RequestCtx {
     /// The config snapshot, loaded once for the whole request.
     pub snap: Arc<Snapshot>,
     pub key: Option<Arc<KeyInfo>>,
+    /// Effective guards: the key's, tightened by the model's once it is known.
+    pub limits: LimitsConfig,
+    /// Size of the request body read.
+    pub body_len: usize,
     pub requested_model: Option<String>,
     pub stream: bool,
     pub attempts: Attempts,
@@ -82,6 +87,8 @@ impl RequestCtx {
             endpoint,
             started: Instant::now(),
             key: None,
+            limits: LimitsConfig::default(),
+            body_len: 0,
             requested_model: None,
             stream: false,
             attempts: Attempts::default(),
@@ -113,6 +120,7 @@ impl RequestCtx {
             .filter(|(h, _)| bool::from(h.ct_eq(&hash)));
         match found {
             Some((_, k)) => {
+                self.limits = k.limits;
                 self.key = Some(k.clone());
                 Ok(())
             }
@@ -129,7 +137,7 @@ impl RequestCtx {
 
     /// Stage 3a: reads the body under the tightest size limit.
     pub async fn read_body(
-        &self,
+        &mut self,
         headers: &HeaderMap,
         body: Body,
     ) -> Result<bytes::Bytes, GatewayError> {
@@ -167,6 +175,7 @@ impl RequestCtx {
             }
             buf.extend_from_slice(&part);
         }
+        self.body_len = buf.len();
         Ok(buf.freeze())
     }
 
@@ -175,7 +184,11 @@ impl RequestCtx {
         self.requested_model = Some(name.to_owned());
         let key = self.key();
         match self.snap.models.get(name) {
-            Some(m) if key.may_use(name) => Ok(m.clone()),
+            Some(m) if key.may_use(name) => {
+                let m = m.clone();
+                self.limits = tighter(self.limits, m.limits);
+                Ok(m)
+            }
             _ => {
                 let allowed = self.snap.allowed_models(key);
                 Err(GatewayError::new(
@@ -191,11 +204,17 @@ impl RequestCtx {
     pub fn apply_guards(&mut self, req: &mut ChatRequest) -> Result<(), GatewayError> {
         self.stream = req.is_stream();
         self.estimated_input = estimate_chat_input(req);
-        let limits = self.key().limits;
+        let limits = self.limits;
+        if let Some(max) = limits.max_body_bytes.filter(|m| self.body_len as u64 > m.0) {
+            return Err(GatewayError::new(
+                ErrorKind::PayloadTooLarge,
+                format!("request body is larger than the limit of {max} for this model"),
+            ));
+        }
         if let Some(max_in) = limits.max_input_tokens {
             if self.estimated_input > max_in {
                 return Err(GatewayError::invalid(format!(
-                    "the prompt is about {} tokens, over this key's limit of {max_in} input tokens",
+                    "the prompt is about {} tokens, over the limit of {max_in} input tokens",
                     self.estimated_input
                 ))
                 .with_param("messages"));
@@ -215,10 +234,7 @@ impl RequestCtx {
 
     /// The request's own deadline, from the policy's `limits.timeout`.
     pub fn deadline(&self) -> Option<Instant> {
-        self.key
-            .as_ref()
-            .and_then(|k| k.limits.timeout)
-            .map(|t| self.started + t.0)
+        self.limits.timeout.map(|t| self.started + t.0)
     }
 
     /// Marks the answer's start (headers about to go out).

@@ -45,6 +45,8 @@ pub struct Model {
     pub deployments: Vec<Deployment>,
     pub fallbacks: Vec<Arc<str>>,
     pub price: Option<raw::Price>,
+    /// Guards of the model's own policy (enforced together with the key's).
+    pub limits: LimitsConfig,
     /// Round-robin cursor (reset by reload, harmless).
     pub cursor: AtomicUsize,
 }
@@ -152,6 +154,22 @@ fn target(p: &raw::ProviderConfig, model: &str) -> Result<Target, String> {
     })
 }
 
+/// The tighter of two sets of guards: every attached limit holds.
+pub fn tighter(a: LimitsConfig, b: LimitsConfig) -> LimitsConfig {
+    fn min<T: Ord>(x: Option<T>, y: Option<T>) -> Option<T> {
+        match (x, y) {
+            (Some(x), Some(y)) => Some(x.min(y)),
+            (x, y) => x.or(y),
+        }
+    }
+    LimitsConfig {
+        max_body_bytes: min(a.max_body_bytes, b.max_body_bytes),
+        max_input_tokens: min(a.max_input_tokens, b.max_input_tokens),
+        max_output_tokens: min(a.max_output_tokens, b.max_output_tokens),
+        timeout: min(a.timeout, b.timeout),
+    }
+}
+
 /// Flattens a policy reference into the guards and allow-list it sets
 /// (a list merges left to right, later fields overriding earlier ones).
 fn resolve_policy(
@@ -212,6 +230,11 @@ impl Snapshot {
                 fallbacks: m.fallbacks.iter().map(|f| f.as_str().into()).collect(),
                 price: m.price,
                 cursor: AtomicUsize::new(0),
+                limits: {
+                    let mut limits = LimitsConfig::default();
+                    resolve_policy(cfg, m.policy.as_ref(), &mut limits, &mut None);
+                    limits
+                },
             };
             models.insert(model.name.clone(), Arc::new(model));
         }

@@ -17,9 +17,12 @@ models:
   m1: { deployments: [ { provider: mock, model: m1 } ] }
   m2: { deployments: [ { provider: mock, model: m2 } ] }
   secret-model: { deployments: [ { provider: mock, model: s } ] }
+  tiny:
+    deployments: [ { provider: mock, model: t } ]
+    policy: { limits: { max_input_tokens: 20, max_body_bytes: 1KiB } }
 policies:
   limited:
-    models: [m1, m2]
+    models: [m1, m2, tiny]
     limits: { max_body_bytes: 8KiB, max_output_tokens: 5 }
 keys:
   - { name: test, key: sk-test-key-0001, policy: limited }
@@ -139,7 +142,7 @@ async fn unknown_or_forbidden_model_lists_allowed_ones() {
         .iter()
         .map(|m| m["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["m1", "m2"]);
+    assert_eq!(ids, ["m1", "m2", "tiny"]);
 }
 
 #[tokio::test]
@@ -219,4 +222,42 @@ async fn request_id_is_echoed_or_generated() {
         .to_str()
         .unwrap()
         .starts_with("req_"));
+}
+
+#[tokio::test]
+async fn model_policy_limits_hold_together_with_the_key_ones() {
+    let gw = TestGateway::start(CONFIG).await;
+    let long = "word ".repeat(60);
+    let resp = gw
+        .post(
+            "/v1/chat/completions",
+            json!({"model": "tiny", "messages": [{"role": "user", "content": long}]}),
+        )
+        .await;
+    assert_eq!(resp.status(), 400);
+    let v: Value = resp.json().await.unwrap();
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("20 input tokens"),
+        "{v}"
+    );
+    let big = "x".repeat(2000);
+    let resp = gw
+        .post(
+            "/v1/chat/completions",
+            json!({"model": "tiny", "messages": [{"role": "user", "content": big}]}),
+        )
+        .await;
+    assert_eq!(resp.status(), 413);
+    // The same prompt is fine for a model without those limits; the key's
+    // output cap (5) still holds there.
+    let resp = gw
+        .post(
+            "/v1/chat/completions",
+            json!({"model": "m1", "messages": [{"role": "user", "content": long}]}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
 }
