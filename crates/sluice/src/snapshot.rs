@@ -38,6 +38,8 @@ pub struct Provider {
 pub struct Deployment {
     pub provider: Arc<Provider>,
     pub target: Target,
+    /// Relative share under `strategy: weighted` (1 by default).
+    pub weight: u32,
 }
 
 pub struct Model {
@@ -47,20 +49,35 @@ pub struct Model {
     pub price: Option<raw::Price>,
     /// Guards of the model's own policy (enforced together with the key's).
     pub limits: LimitsConfig,
-    /// Round-robin cursor (reset by reload, harmless).
+    /// Balancer cursor (reset by reload, harmless).
     pub cursor: AtomicUsize,
+    /// Sum of weights under `strategy: weighted`; 0 means round robin.
+    pub total_weight: u64,
 }
 
 impl Model {
-    /// Deployment indices in the order to try them (round robin start).
+    /// Deployment indices in the order to try them: the balancer's pick
+    /// first (round robin, or by weight), then the others in order.
     pub fn order(&self) -> impl Iterator<Item = usize> + '_ {
         let n = self.deployments.len();
-        let start = if n > 1 {
-            self.cursor.fetch_add(1, Ordering::Relaxed) % n
-        } else {
-            0
-        };
-        (0..n).map(move |i| (start + i) % n)
+        let first = if n > 1 { self.pick() } else { 0 };
+        std::iter::once(first).chain((0..n).filter(move |i| *i != first))
+    }
+
+    fn pick(&self) -> usize {
+        let tick = self.cursor.fetch_add(1, Ordering::Relaxed);
+        if self.total_weight == 0 {
+            return tick % self.deployments.len();
+        }
+        // Weighted: position `tick` on the cumulative weight line.
+        let mut at = (tick as u64 % self.total_weight) as u32;
+        for (i, d) in self.deployments.iter().enumerate() {
+            if at < d.weight {
+                return i;
+            }
+            at -= d.weight;
+        }
+        0
     }
 }
 
@@ -222,6 +239,7 @@ impl Snapshot {
                 deployments.push(Deployment {
                     provider: prov.clone(),
                     target: target(pcfg, &d.model)?,
+                    weight: d.weight.unwrap_or(1),
                 });
             }
             let model = Model {
@@ -230,6 +248,14 @@ impl Snapshot {
                 fallbacks: m.fallbacks.iter().map(|f| f.as_str().into()).collect(),
                 price: m.price,
                 cursor: AtomicUsize::new(0),
+                total_weight: if m.strategy == Some(raw::Strategy::Weighted) {
+                    m.deployments
+                        .iter()
+                        .map(|d| u64::from(d.weight.unwrap_or(1)))
+                        .sum()
+                } else {
+                    0
+                },
                 limits: {
                     let mut limits = LimitsConfig::default();
                     resolve_policy(cfg, m.policy.as_ref(), &mut limits, &mut None);
@@ -280,5 +306,33 @@ impl Snapshot {
             .filter(|m| key.may_use(m))
             .map(|m| &**m)
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot(yaml: &str) -> Snapshot {
+        let cfg = crate::config::load_str(yaml, std::path::Path::new("t.yaml"), &|_| None).unwrap();
+        Snapshot::build(&cfg, 1).unwrap()
+    }
+
+    #[test]
+    fn weighted_order_follows_weights_and_round_robin_rotates() {
+        let s = snapshot(
+            "providers: { p: { kind: mock } }\nmodels:\n  w:\n    strategy: weighted\n    deployments: [ { provider: p, model: a, weight: 3 }, { provider: p, model: b, weight: 1 } ]\n  r:\n    deployments: [ { provider: p, model: a }, { provider: p, model: b }, { provider: p, model: c } ]\n",
+        );
+        let w = &s.models["w"];
+        let firsts: Vec<usize> = (0..400).map(|_| w.order().next().unwrap()).collect();
+        assert_eq!(firsts.iter().filter(|i| **i == 0).count(), 300);
+        assert_eq!(
+            w.order().collect::<Vec<_>>().len(),
+            2,
+            "every deployment stays a fallback"
+        );
+        let r = &s.models["r"];
+        let orders: Vec<Vec<usize>> = (0..3).map(|_| r.order().collect()).collect();
+        assert_eq!(orders, [vec![0, 1, 2], vec![1, 0, 2], vec![2, 0, 1]]);
     }
 }

@@ -71,7 +71,7 @@ providers:
 models:
   smart:
     price: { input: 3.0, output: 15.0 }
-    strategy: least_latency
+    strategy: weighted
     deployments:
       - { provider: anthropic, model: claude-sonnet-4-5 }
       - { provider: openai, model: gpt-4.1, weight: 2 }
@@ -455,6 +455,9 @@ fn every_validation_rule_fails_its_case() {
         (with("", "  b: { deployments: [{ provider: m, model: x }], fallbacks: [b] }\n", ""), "models.b.fallbacks[0]", "itself"),
         (with("", "  b: { deployments: [{ provider: m, model: x }], price: { input: -1, output: 1 } }\n", ""), "models.b.price.input", "non-negative"),
         (with("", "  b: { deployments: [{ provider: m, model: x }], policy: nope }\n", ""), "models.b.policy", "unknown policy `nope` (no policies are defined)"),
+        (with("", "  b: { deployments: [{ provider: m, model: x }], strategy: least_busy }\n", ""), "models.b.strategy", "`least_busy` is not supported by this build yet"),
+        (with("", "  b: { deployments: [{ provider: m, model: x, weight: 2 }] }\n", ""), "models.b.deployments[0].weight", "only with `strategy: weighted`"),
+        (with("", "  b: { strategy: weighted, deployments: [{ provider: m, model: x, weight: 0 }] }\n", ""), "models.b.deployments[0].weight", "at least 1"),
         (with("  z: { kind: azure }\n", "", ""), "providers.z.base_url", "required for kind `azure`"),
         (with("  z: { kind: openai, base_url: api.openai.com }\n", "", ""), "providers.z.base_url", "must start with http"),
         (with("  z: { kind: openai, base_url: \"https:///v1\" }\n", "", ""), "providers.z.base_url", "has no host"),

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 
 use super::raw::{
-    MockConfig, PolicyConfig, PolicyItem, PolicyMode, PolicyRef, ProviderKind, RawConfig,
+    MockConfig, PolicyConfig, PolicyItem, PolicyMode, PolicyRef, ProviderKind, RawConfig, Strategy,
 };
 use super::yaml::join_key;
 
@@ -229,6 +229,34 @@ fn model(cfg: &RawConfig, name: &str, m: &super::raw::ModelConfig, out: &mut Out
             out.push(format!("{path}.deployments[{i}].provider"), msg);
         }
     }
+    match m.strategy.unwrap_or_default() {
+        Strategy::RoundRobin | Strategy::Weighted => {}
+        other => out.push(
+            format!("{path}.strategy"),
+            format!(
+                "`{}` is {UNSUPPORTED}; use round_robin or weighted",
+                strategy_name(other)
+            ),
+        ),
+    }
+    if m.strategy != Some(Strategy::Weighted) {
+        for (i, d) in m.deployments.iter().enumerate() {
+            if d.weight.is_some() {
+                out.push(
+                    format!("{path}.deployments[{i}].weight"),
+                    "weights are used only with `strategy: weighted`; set it or remove the weight",
+                );
+            }
+        }
+    }
+    for (i, d) in m.deployments.iter().enumerate() {
+        if d.weight == Some(0) {
+            out.push(
+                format!("{path}.deployments[{i}].weight"),
+                "must be at least 1",
+            );
+        }
+    }
     for (i, f) in m.fallbacks.iter().enumerate() {
         if f == name {
             out.push(
@@ -256,6 +284,16 @@ fn model(cfg: &RawConfig, name: &str, m: &super::raw::ModelConfig, out: &mut Out
     }
     if let Some(r) = &m.policy {
         policy_ref(cfg, &format!("{path}.policy"), r, out);
+    }
+}
+
+fn strategy_name(s: Strategy) -> &'static str {
+    match s {
+        Strategy::RoundRobin => "round_robin",
+        Strategy::Weighted => "weighted",
+        Strategy::LeastBusy => "least_busy",
+        Strategy::LeastLatency => "least_latency",
+        Strategy::LowestCost => "lowest_cost",
     }
 }
 
