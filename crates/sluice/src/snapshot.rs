@@ -187,8 +187,8 @@ pub fn tighter(a: LimitsConfig, b: LimitsConfig) -> LimitsConfig {
     }
 }
 
-/// Flattens a policy reference into the guards and allow-list it sets
-/// (a list merges left to right, later fields overriding earlier ones).
+/// Flattens one level's policy reference into the guards and allow-list it
+/// sets (a list merges left to right, later fields overriding earlier ones).
 fn resolve_policy(
     cfg: &RawConfig,
     r: Option<&PolicyRef>,
@@ -268,13 +268,26 @@ impl Snapshot {
         model_names.sort();
         let mut keys = HashMap::new();
         for k in &cfg.keys {
+            // Every attached level is enforced: the global, tenant and key
+            // policies each hold, so the tighter limit and the intersection
+            // of allow-lists win.
+            let tenant = k.tenant.as_ref().and_then(|t| cfg.tenants.get(t));
+            let levels = [
+                cfg.global_policy.as_ref(),
+                tenant.and_then(|t| t.policy.as_ref()),
+                k.policy.as_ref(),
+            ];
             let mut limits = LimitsConfig::default();
-            let mut allowed = None;
-            resolve_policy(cfg, cfg.global_policy.as_ref(), &mut limits, &mut allowed);
-            if let Some(t) = k.tenant.as_ref().and_then(|t| cfg.tenants.get(t)) {
-                resolve_policy(cfg, t.policy.as_ref(), &mut limits, &mut allowed);
+            let mut allowed: Option<Vec<String>> = None;
+            for level in levels {
+                let (mut l, mut a) = (LimitsConfig::default(), None);
+                resolve_policy(cfg, level, &mut l, &mut a);
+                limits = tighter(limits, l);
+                allowed = match (allowed, a) {
+                    (Some(x), Some(y)) => Some(x.into_iter().filter(|m| y.contains(m)).collect()),
+                    (x, y) => x.or(y),
+                };
             }
-            resolve_policy(cfg, k.policy.as_ref(), &mut limits, &mut allowed);
             let info = KeyInfo {
                 name: k.name.as_str().into(),
                 tenant: k.tenant.as_deref().map(Into::into),
@@ -334,5 +347,21 @@ mod tests {
         let r = &s.models["r"];
         let orders: Vec<Vec<usize>> = (0..3).map(|_| r.order().collect()).collect();
         assert_eq!(orders, [vec![0, 1, 2], vec![1, 0, 2], vec![2, 0, 1]]);
+    }
+
+    #[test]
+    fn levels_all_hold_and_lists_merge_left_to_right() {
+        let s = snapshot(
+            "providers: { p: { kind: mock } }\nmodels:\n  a: { deployments: [ { provider: p, model: a } ] }\n  b: { deployments: [ { provider: p, model: b } ] }\n  c: { deployments: [ { provider: p, model: c } ] }\npolicies:\n  loose: { limits: { max_output_tokens: 4000, timeout: 10s }, models: [a, b] }\nglobal_policy: { limits: { max_output_tokens: 100 } }\ntenants: { t: { policy: { models: [b, c] } } }\nkeys:\n  - { name: k, key: secret-0001, tenant: t, policy: [loose, { limits: { max_output_tokens: 500 } }] }\n",
+        );
+        let k = &s.keys[&hash_secret("secret-0001")];
+        // The key's list: 4000 overridden by 500; the global 100 is tighter still.
+        assert_eq!(k.limits.max_output_tokens, Some(100));
+        assert_eq!(
+            k.limits.timeout.map(|t| t.0),
+            Some(std::time::Duration::from_secs(10))
+        );
+        // Key allows a, b; tenant allows b, c: only b.
+        assert_eq!(s.allowed_models(k), ["b"]);
     }
 }
