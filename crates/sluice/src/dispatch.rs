@@ -28,7 +28,7 @@ pub type ChunkStream = BoxStream<'static, Result<ChatChunk, GatewayError>>;
 /// verbatim (OpenAI-format upstream and client), else the parsed answer.
 pub enum FullBody {
     Raw(Bytes),
-    Parsed(ChatResponse),
+    Parsed(Box<ChatResponse>),
 }
 
 pub enum ChatAnswer {
@@ -146,7 +146,7 @@ impl Dispatcher {
                     .map(|u| u.to_tokens())
                     .unwrap_or_default();
                 Ok(ChatAnswer::Full {
-                    body: FullBody::Parsed(resp),
+                    body: FullBody::Parsed(Box::new(resp)),
                     usage,
                 })
             }
@@ -184,7 +184,7 @@ impl Dispatcher {
                     .map(|u| u.to_tokens())
                     .unwrap_or_default();
                 Ok(ChatAnswer::Full {
-                    body: FullBody::Parsed(parsed),
+                    body: FullBody::Parsed(Box::new(parsed)),
                     usage,
                 })
             }

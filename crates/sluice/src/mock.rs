@@ -229,7 +229,7 @@ impl MockProvider {
         });
         let cut = truncate_after.map(|n| n as usize);
         let total = chunks.len();
-        let items = chunks.into_iter().enumerate().map(move |(i, c)| (i, c));
+        let items = chunks.into_iter().enumerate();
         stream::iter(items)
             .then(move |(i, c)| async move {
                 if i > 0 {
@@ -346,7 +346,7 @@ fn sample_arguments(schema: Option<&serde_json::Value>) -> serde_json::Value {
 
 fn fires(f: &MockFault, n: u64) -> bool {
     match (f.every, f.rate) {
-        (Some(e), _) => e > 0 && n % e == 0,
+        (Some(e), _) => e > 0 && n.is_multiple_of(e),
         (None, Some(r)) => fastrand::f64() < r,
         (None, None) => false,
     }

@@ -18,6 +18,10 @@ enum Up {
     Gemini,
 }
 
+/// What an answer carried: text, tool calls (name, arguments), finish
+/// reason, usage.
+type Outcome = (String, Vec<(String, Value)>, Option<String>, Option<Value>);
+
 const UPS: [Up; 4] = [Up::OpenAi, Up::Azure, Up::Anthropic, Up::Gemini];
 
 async fn gateway_for(up: Up, mock: &MockUpstream) -> TestGateway {
@@ -90,9 +94,7 @@ fn tools_anthropic() -> Value {
 }
 
 /// The text and tool calls an OpenAI-format answer carried, whole or streamed.
-fn openai_result(
-    v_or_sse: Result<Value, String>,
-) -> (String, Vec<(String, Value)>, Option<String>, Option<Value>) {
+fn openai_result(v_or_sse: Result<Value, String>) -> Outcome {
     match v_or_sse {
         Ok(v) => {
             let m = &v["choices"][0]["message"];
@@ -169,9 +171,7 @@ fn openai_result(
 }
 
 /// The same for an Anthropic-format answer.
-fn anthropic_result(
-    v_or_sse: Result<Value, String>,
-) -> (String, Vec<(String, Value)>, Option<String>, Option<Value>) {
+fn anthropic_result(v_or_sse: Result<Value, String>) -> Outcome {
     match v_or_sse {
         Ok(v) => {
             let mut text = String::new();

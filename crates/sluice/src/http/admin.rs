@@ -25,9 +25,10 @@ pub fn router(app: App) -> Router {
         .with_state(app)
 }
 
-fn check_admin(app: &App, headers: &HeaderMap) -> Result<(), Response> {
-    let deny =
-        |m: &str| GatewayError::new(ErrorKind::Unauthorized, m).into_response(ApiFormat::OpenAi);
+fn check_admin(app: &App, headers: &HeaderMap) -> Result<(), Box<Response>> {
+    let deny = |m: &str| {
+        Box::new(GatewayError::new(ErrorKind::Unauthorized, m).into_response(ApiFormat::OpenAi))
+    };
     let Some(expected) = app.snapshot.load().admin_key_hash else {
         return Err(deny(
             "the admin API is disabled: set `admin_key` in the config",
@@ -51,7 +52,7 @@ pub fn metrics_router(app: App) -> Router {
 
 async fn status(State(app): State<App>, headers: HeaderMap) -> Response {
     if let Err(r) = check_admin(&app, &headers) {
-        return r;
+        return *r;
     }
     let snap = app.snapshot.load();
     let last = app
@@ -73,7 +74,7 @@ async fn status(State(app): State<App>, headers: HeaderMap) -> Response {
 
 async fn reload(State(app): State<App>, headers: HeaderMap) -> Response {
     if let Err(r) = check_admin(&app, &headers) {
-        return r;
+        return *r;
     }
     match crate::reload::reload(&app, "admin_api") {
         Ok(v) => Json(serde_json::json!({"ok": true, "config_version": v})).into_response(),

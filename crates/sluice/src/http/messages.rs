@@ -34,7 +34,7 @@ pub async fn handle(State(app): State<App>, headers: HeaderMap, body: Body) -> R
             let parsed = match body {
                 FullBody::Parsed(r) => r,
                 FullBody::Raw(b) => match OpenAiAdapter::new(Flavor::OpenAi).chat_response(&b) {
-                    Ok(r) => r,
+                    Ok(r) => Box::new(r),
                     Err(e) => {
                         return ctx.fail(GatewayError::adapter(
                             ctx.attempts.provider.as_deref().unwrap_or("upstream"),
