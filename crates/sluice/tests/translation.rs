@@ -387,3 +387,30 @@ async fn usage_chunk_only_when_asked() {
         true
     );
 }
+
+#[tokio::test]
+async fn a_parameter_the_provider_cannot_honour_is_a_clear_400() {
+    let mock = MockUpstream::start().await;
+    let gw = gateway_for(Up::Anthropic, &mock).await;
+    let resp = gw
+        .post(
+            "/v1/chat/completions",
+            json!({"model": "m", "n": 2, "messages": [{"role": "user", "content": "Hi"}]}),
+        )
+        .await;
+    assert_eq!(resp.status(), 400);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "unsupported_parameter");
+    assert!(v["error"]["message"].as_str().unwrap().contains('n'), "{v}");
+    assert_eq!(mock.hits(), 0, "nothing was sent upstream");
+    // Tool arguments that are not JSON cannot be translated either.
+    let bad = json!([{"role": "user", "content": "x"}, {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{not json"}}]}, {"role": "tool", "tool_call_id": "c1", "content": "r"}]);
+    let resp = gw
+        .post(
+            "/v1/chat/completions",
+            json!({"model": "m", "messages": bad}),
+        )
+        .await;
+    assert_eq!(resp.status(), 400);
+    assert_eq!(mock.hits(), 0);
+}
