@@ -188,8 +188,24 @@ fn resolve_plain(s: &str) -> Value {
     Value::String(s.to_string())
 }
 
-/// Deserializes `root` into a [`RawConfig`], collecting every error.
-pub(crate) fn deserialize(root: &Value, index: &Index) -> Result<RawConfig, Vec<Located>> {
+/// What deserialization produced: the config built from every entry that
+/// deserialized (so semantic checks can still run on them), the issues, and
+/// the names of the named-map entries that failed.
+pub(crate) struct Deserialized {
+    pub cfg: Option<RawConfig>,
+    pub issues: Vec<Located>,
+    pub failed_names: Vec<String>,
+}
+
+/// Deserializes `root` into a [`RawConfig`], collecting every error. Each
+/// named-map entry, list item and other top-level key is checked on its own;
+/// the ones that fail are left out of the partial config.
+pub(crate) fn deserialize(root: &Value, index: &Index) -> Deserialized {
+    let fail = |issues| Deserialized {
+        cfg: None,
+        issues,
+        failed_names: Vec::new(),
+    };
     let top = match root {
         Value::Null => Map::new(),
         Value::Object(m) => m
@@ -200,7 +216,7 @@ pub(crate) fn deserialize(root: &Value, index: &Index) -> Result<RawConfig, Vec<
         _ => {
             let message =
                 "the config file must be a mapping of settings (`listen:`, `providers:`, …)";
-            return Err(vec![Located {
+            return fail(vec![Located {
                 mark: index.locate(""),
                 path: String::new(),
                 message: message.into(),
@@ -208,35 +224,56 @@ pub(crate) fn deserialize(root: &Value, index: &Index) -> Result<RawConfig, Vec<
         }
     };
     let mut issues = Vec::new();
+    let mut failed_names = Vec::new();
+    let mut good = Map::new();
     for (k, v) in &top {
         match v {
             Value::Object(entries) if NAMED_MAPS.contains(&k.as_str()) => {
+                let mut kept = Map::new();
                 for (name, entry) in entries {
                     let wrapped = Value::Object(Map::from_iter([(k.clone(), single(name, entry))]));
-                    check::<RawConfig>(&wrapped, &[], index, &mut issues);
+                    if check::<RawConfig>(&wrapped, &[], index, &mut issues) {
+                        kept.insert(name.clone(), entry.clone());
+                    } else {
+                        failed_names.push(name.clone());
+                    }
                 }
+                good.insert(k.clone(), Value::Object(kept));
             }
             Value::Array(items) if LISTS.contains(&k.as_str()) => {
+                let mut kept = Vec::new();
                 for (i, item) in items.iter().enumerate() {
                     let wrapped = Value::Object(Map::from_iter([(
                         k.clone(),
                         Value::Array(vec![item.clone()]),
                     )]));
-                    check::<RawConfig>(&wrapped, &[(1, i)], index, &mut issues);
+                    if check::<RawConfig>(&wrapped, &[(1, i)], index, &mut issues) {
+                        kept.push(item.clone());
+                    }
+                }
+                good.insert(k.clone(), Value::Array(kept));
+            }
+            _ => {
+                if check::<RawConfig>(&single(k, v), &[], index, &mut issues) {
+                    good.insert(k.clone(), v.clone());
                 }
             }
-            _ => check::<RawConfig>(&single(k, v), &[], index, &mut issues),
         }
     }
-    if !issues.is_empty() {
-        return Err(issues);
-    }
-    let all = Value::Object(top);
-    match serde_path_to_error::deserialize::<_, RawConfig>(&all) {
-        Ok(cfg) => Ok(cfg),
+    match serde_path_to_error::deserialize::<_, RawConfig>(&Value::Object(good)) {
+        Ok(cfg) => Deserialized {
+            cfg: Some(cfg),
+            issues,
+            failed_names,
+        },
         Err(e) => {
             let segs = segments(e.path(), &[]);
-            Err(vec![locate_error(segs, e.inner().to_string(), index)])
+            issues.push(locate_error(segs, e.inner().to_string(), index));
+            Deserialized {
+                cfg: None,
+                issues,
+                failed_names,
+            }
         }
     }
 }
@@ -305,7 +342,7 @@ fn check<T: DeserializeOwned>(
     remap: &[(usize, usize)],
     index: &Index,
     issues: &mut Vec<Located>,
-) {
+) -> bool {
     if let Err(e) = serde_path_to_error::deserialize::<_, T>(v) {
         let segs = segments(e.path(), remap);
         let mut unmapped = segments(e.path(), &[]);
@@ -315,7 +352,9 @@ fn check<T: DeserializeOwned>(
         let mut full = segs;
         full.extend(extra);
         issues.push(locate_error(full, message, index));
+        return false;
     }
+    true
 }
 
 /// Replaces serde's opaque "did not match any variant of untagged enum

@@ -112,18 +112,27 @@ pub fn load_str(
     };
     let mut found = Vec::new();
     let (value, index) = load::to_json(&root, env, &mut found);
-    let cfg = match load::deserialize(&value, &index) {
-        Ok(cfg) => cfg,
-        Err(more) => {
-            found.extend(more);
-            return Err(finish(found.into_iter().map(to_issue).collect()));
-        }
+    let parsed = load::deserialize(&value, &index);
+    let failed_shape = !parsed.issues.is_empty();
+    found.extend(parsed.issues);
+    let Some(cfg) = parsed.cfg else {
+        return Err(finish(found.into_iter().map(to_issue).collect()));
     };
-    // A value that failed interpolation would only cause follow-on noise.
+    // Semantic checks run on what did deserialize, so every issue shows at
+    // once; a value that failed interpolation, or a reference to an entry
+    // that failed to deserialize, would only cause follow-on noise.
     let seen: std::collections::HashSet<String> = found.iter().map(|l| l.path.clone()).collect();
+    let follow_on = |i: &validate::PathIssue| {
+        seen.contains(&i.path)
+            || (i.message.starts_with("unknown ")
+                && parsed
+                    .failed_names
+                    .iter()
+                    .any(|n| i.message.contains(&format!("`{n}`"))))
+    };
     for issue in validate::validate(&cfg)
         .into_iter()
-        .filter(|i| !seen.contains(&i.path))
+        .filter(|i| !follow_on(i))
     {
         found.push(load::Located {
             mark: index.locate(&issue.path),
@@ -131,7 +140,7 @@ pub fn load_str(
             message: issue.message,
         });
     }
-    if found.is_empty() {
+    if found.is_empty() && !failed_shape {
         Ok(cfg)
     } else {
         Err(finish(found.into_iter().map(to_issue).collect()))

@@ -306,8 +306,10 @@ server: { drain_timeout: 5 }
         "sorted"
     );
     let lines: Vec<usize> = all.iter().map(|i| i.line).collect();
-    assert_eq!(lines, [4, 5, 8, 11, 12]);
-    // Once those are fixed, the semantic problems all show up together.
+    // Shape errors (4, 5, 8, 11, 12) and, in the same run, the semantic
+    // problems of the entries that did deserialize (1, 3, 7, 10).
+    assert_eq!(lines, [1, 3, 4, 5, 7, 8, 10, 11, 12]);
+    // The semantic problems alone show up together too.
     let text = "listen: nowhere\nproviders:\n  a: { kind: openai, base_url: ftp://x }\nmodels:\n  m: { deployments: [{ provider: a, model: x }], fallbacks: [ghost] }\nkeys:\n  - { name: k, key: short }\n";
     let paths: Vec<String> = issues(text).into_iter().map(|i| i.path).collect();
     assert_eq!(
@@ -637,4 +639,23 @@ mod watching {
         );
         let _ = std::fs::remove_dir_all(&dir);
     }
+}
+
+#[test]
+fn references_to_an_entry_that_failed_to_parse_add_no_noise() {
+    let text = "providers:\n  p: { kind: mock, base_ur: x }\nmodels:\n  m: { deployments: [ { provider: p, model: x } ] }\n  n: { deployments: [ { provider: q, model: x } ] }\n";
+    let all = issues(text);
+    let msgs: Vec<String> = all
+        .iter()
+        .map(|i| format!("{}: {}", i.path, i.message))
+        .collect();
+    assert_eq!(all.len(), 2, "{msgs:?}");
+    assert!(
+        msgs[0].starts_with("providers.p.base_ur: unknown field"),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs[1].starts_with("models.n.deployments[0].provider: unknown provider `q`"),
+        "{msgs:?}"
+    );
 }
