@@ -68,7 +68,7 @@ impl Dispatcher {
 
     /// Candidates in order: the model's deployments (balanced), then each
     /// fallback model's.
-    fn candidates(snap: &Snapshot, model: &Arc<Model>) -> Vec<(Arc<Model>, usize)> {
+    pub fn candidates(snap: &Snapshot, model: &Arc<Model>) -> Vec<(Arc<Model>, usize)> {
         let mut out: Vec<(Arc<Model>, usize)> = model.order().map(|i| (model.clone(), i)).collect();
         for f in &model.fallbacks {
             if let Some(fm) = snap.models.get(f) {
@@ -88,27 +88,11 @@ impl Dispatcher {
         want_raw: bool,
         att: &mut Attempts,
     ) -> Result<ChatAnswer, GatewayError> {
-        let mut last = None;
-        for (m, i) in Self::candidates(snap, model) {
-            let dep = &m.deployments[i];
-            att.count += 1;
-            att.model = Some(m.name.clone());
-            att.provider = Some(dep.provider.name.clone());
-            let started = Instant::now();
-            let result = self
-                .chat_once(dep, req, want_raw, &snap.timeouts, &m.name)
-                .await;
-            att.upstream += started.elapsed();
-            match result {
-                Ok(a) => return Ok(a),
-                Err(e) if e.retryable() => {
-                    att.failures.push((dep.provider.name.clone(), e.code()));
-                    last = Some(e);
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Err(all_failed(last, att))
+        let t = &snap.timeouts;
+        fallback_loop(snap, model, att, |m, dep| {
+            self.chat_once(dep, req, want_raw, t, &m.name)
+        })
+        .await
     }
 
     async fn chat_once(
@@ -199,25 +183,8 @@ impl Dispatcher {
         req: &EmbeddingsRequest,
         att: &mut Attempts,
     ) -> Result<(Bytes, TokenUsage), GatewayError> {
-        let mut last = None;
-        for (m, i) in Self::candidates(snap, model) {
-            let dep = &m.deployments[i];
-            att.count += 1;
-            att.model = Some(m.name.clone());
-            att.provider = Some(dep.provider.name.clone());
-            let started = Instant::now();
-            let result = self.embeddings_once(dep, req, &snap.timeouts).await;
-            att.upstream += started.elapsed();
-            match result {
-                Ok(a) => return Ok(a),
-                Err(e) if e.retryable() => {
-                    att.failures.push((dep.provider.name.clone(), e.code()));
-                    last = Some(e);
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Err(all_failed(last, att))
+        let t = &snap.timeouts;
+        fallback_loop(snap, model, att, |_, dep| self.embeddings_once(dep, req, t)).await
     }
 
     async fn embeddings_once(
@@ -291,6 +258,43 @@ impl Dispatcher {
             Ok(Ok(r)) => Ok(r),
         }
     }
+}
+
+/// The visible fallback loop: tries each candidate in order, recording every
+/// attempt, and moves on only while the failure is retryable.
+async fn fallback_loop<'a, T, F, Fut>(
+    snap: &'a Snapshot,
+    model: &Arc<Model>,
+    att: &mut Attempts,
+    mut once: F,
+) -> Result<T, GatewayError>
+where
+    F: FnMut(&'a Model, &'a Deployment) -> Fut,
+    Fut: std::future::Future<Output = Result<T, GatewayError>> + 'a,
+{
+    let mut last = None;
+    for (m, i) in Dispatcher::candidates(snap, model) {
+        // Resolve through the snapshot so both live as long as it does.
+        let Some(m) = snap.models.get(&m.name).map(|m| &**m) else {
+            continue;
+        };
+        let dep: &'a Deployment = &m.deployments[i];
+        att.count += 1;
+        att.model = Some(m.name.clone());
+        att.provider = Some(dep.provider.name.clone());
+        let started = Instant::now();
+        let result = once(m, dep).await;
+        att.upstream += started.elapsed();
+        match result {
+            Ok(a) => return Ok(a),
+            Err(e) if e.retryable() => {
+                att.failures.push((dep.provider.name.clone(), e.code()));
+                last = Some(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(all_failed(last, att))
 }
 
 fn all_failed(last: Option<GatewayError>, att: &Attempts) -> GatewayError {
