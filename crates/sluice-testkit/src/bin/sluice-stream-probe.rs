@@ -5,17 +5,18 @@
 //! ```text
 //! sluice-stream-probe --url http://127.0.0.1:4000/v1/chat/completions
 //!     [--key KEY] [--model M] [--threads 1] [--json]
-//!     ttft --concurrency 20 --duration-secs 10 [--expect-events N]
+//!     ttft --concurrency 20 --duration-secs 10 [--expect-events N] [--bunch-ms 1]
 //!     hold --streams 2000 --hold-secs 5 [--ramp-per-sec 1000]
 //! ```
 //!
 //! `ttft`: `concurrency` workers each send streaming requests back to back on
 //! a kept-alive connection for `duration-secs`. Per request it records the
 //! time to first token (request written → first complete SSE event read) and
-//! the gap between consecutive SSE events. An event that arrives in the same
-//! read as the previous one is counted as `bunched` (a proxy that holds a
+//! the gap between consecutive SSE events. An event that arrives less than
+//! `bunch-ms` (default 1 ms) after the previous one is counted as `bunched`:
+//! with an upstream that spaces events 10 ms apart, a proxy that holds a
 //! chunk back and flushes it with the next one shows up there, and as a gap
-//! near twice the upstream spacing).
+//! near twice the upstream spacing.
 //!
 //! `hold`: opens `streams` streaming requests (each on its own connection,
 //! ramped at `ramp-per-sec`), waits until every one has its first event,
@@ -44,8 +45,9 @@ use hyper_util::rt::TokioIo;
 use memchr::memmem;
 use tokio::net::TcpStream;
 
-const USAGE: &str = "usage: sluice-stream-probe --url URL [--key KEY] [--model M] [--threads N] [--json]
-       ttft [--concurrency 20] [--duration-secs 10] [--expect-events N]
+const USAGE: &str =
+    "usage: sluice-stream-probe --url URL [--key KEY] [--model M] [--threads N] [--json]
+       ttft [--concurrency 20] [--duration-secs 10] [--expect-events N] [--bunch-ms 1]
        hold [--streams 2000] [--hold-secs 5] [--ramp-per-sec 1000]";
 
 enum Mode {
@@ -53,6 +55,7 @@ enum Mode {
         concurrency: usize,
         duration: Duration,
         expect_events: Option<usize>,
+        bunch: Duration,
     },
     Hold {
         streams: usize,
@@ -82,6 +85,7 @@ fn parse_args() -> Result<Options, String> {
     let mut concurrency = 20usize;
     let mut duration = 10f64;
     let mut expect_events: Option<usize> = None;
+    let mut bunch_ms = 1f64;
     let mut streams = 2000usize;
     let mut hold = 5f64;
     let mut ramp = 1000u64;
@@ -111,6 +115,7 @@ fn parse_args() -> Result<Options, String> {
             "--concurrency" => concurrency = value.parse().map_err(|e| bad(&e))?,
             "--duration-secs" => duration = value.parse().map_err(|e| bad(&e))?,
             "--expect-events" => expect_events = Some(value.parse().map_err(|e| bad(&e))?),
+            "--bunch-ms" => bunch_ms = value.parse().map_err(|e| bad(&e))?,
             "--streams" => streams = value.parse().map_err(|e| bad(&e))?,
             "--hold-secs" => hold = value.parse().map_err(|e| bad(&e))?,
             "--ramp-per-sec" => ramp = value.parse().map_err(|e| bad(&e))?,
@@ -151,6 +156,7 @@ fn parse_args() -> Result<Options, String> {
             concurrency: concurrency.max(1),
             duration: positive("--duration-secs", duration)?,
             expect_events,
+            bunch: positive("--bunch-ms", bunch_ms / 1000.0)?,
         },
         Some("hold") => Mode::Hold {
             streams: streams.max(1),
@@ -220,7 +226,10 @@ fn request(opts: &Options) -> Request<Once> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    h.insert(header::ACCEPT, HeaderValue::from_static("text/event-stream"));
+    h.insert(
+        header::ACCEPT,
+        HeaderValue::from_static("text/event-stream"),
+    );
     if let Some(auth) = &opts.auth {
         h.insert(header::AUTHORIZATION, auth.clone());
     }
@@ -238,15 +247,12 @@ struct EventCounter {
     last_event: Option<Instant>,
     /// Gaps between consecutive events' arrival.
     gaps: Vec<Duration>,
-    /// Events that arrived in the same read as the previous event.
-    bunched: usize,
     done: bool,
     done_tail: Vec<u8>,
 }
 
 impl EventCounter {
     fn feed(&mut self, data: &[u8], at: Instant, keep_gaps: bool) {
-        let mut in_this_read = 0usize;
         for (i, &b) in data.iter().enumerate() {
             if b != b'\n' {
                 continue;
@@ -263,14 +269,9 @@ impl EventCounter {
                 continue;
             }
             self.events += 1;
-            in_this_read += 1;
-            if in_this_read > 1 {
-                self.bunched += 1;
-            }
             match self.last_event {
                 None => self.first_event = Some(at),
-                Some(last) if keep_gaps && in_this_read == 1 => self.gaps.push(at - last),
-                Some(_) if keep_gaps => self.gaps.push(Duration::ZERO),
+                Some(last) if keep_gaps => self.gaps.push(at - last),
                 Some(_) => {}
             }
             self.last_event = Some(at);
@@ -349,6 +350,7 @@ async fn ttft_worker(
     opts: Arc<Options>,
     until: Instant,
     expect: Option<usize>,
+    bunch: Duration,
     stats: Arc<Mutex<TtftStats>>,
 ) {
     let mut sender: Option<Sender> = None;
@@ -379,7 +381,7 @@ async fn ttft_worker(
                 }
                 st.ttft.push(first - started);
                 st.gaps.extend_from_slice(&c.gaps);
-                st.bunched += c.bunched;
+                st.bunched += c.gaps.iter().filter(|g| **g < bunch).count();
                 st.completed += 1;
                 if expect.is_some_and(|n| c.events != n) {
                     st.short_streams += 1;
@@ -416,13 +418,25 @@ fn json_str(s: &str) -> String {
     serde_json::Value::String(s.to_owned()).to_string()
 }
 
-async fn run_ttft(opts: Arc<Options>, concurrency: usize, duration: Duration, expect: Option<usize>) {
+async fn run_ttft(
+    opts: Arc<Options>,
+    concurrency: usize,
+    duration: Duration,
+    expect: Option<usize>,
+    bunch: Duration,
+) {
     let stats = Arc::new(Mutex::new(TtftStats::default()));
     let started = Instant::now();
     let until = started + duration;
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..concurrency {
-        workers.spawn(ttft_worker(opts.clone(), until, expect, stats.clone()));
+        workers.spawn(ttft_worker(
+            opts.clone(),
+            until,
+            expect,
+            bunch,
+            stats.clone(),
+        ));
     }
     while workers.join_next().await.is_some() {}
     let elapsed = started.elapsed();
@@ -467,9 +481,10 @@ async fn run_ttft(opts: Arc<Options>, concurrency: usize, duration: Duration, ex
             "  time to first token ms: p50 {t50:.3}  p90 {t90:.3}  p99 {t99:.3}  max {tmax:.3}"
         );
         println!(
-            "  gap between events ms:  p50 {g50:.3}  p99 {g99:.3}  max {gmax:.3}  ({} gaps, {} events bunched with the previous one)",
+            "  gap between events ms:  p50 {g50:.3}  p99 {g99:.3}  max {gmax:.3}  ({} gaps, {} under {:?}: bunched)",
             s.gaps.len(),
-            s.bunched
+            s.bunched,
+            bunch
         );
         for e in &s.first_errors {
             println!("  error: {e}");
@@ -582,7 +597,8 @@ async fn run_hold(opts: Arc<Options>, streams: usize, hold: Duration, ramp_per_s
     while tasks.join_next().await.is_some() {}
     ttft.extend(ttfts.lock().unwrap_or_else(|p| p.into_inner()).drain(..));
     ttft.sort_unstable();
-    let (err_count, first_errors) = std::mem::take(&mut *errors.lock().unwrap_or_else(|p| p.into_inner()));
+    let (err_count, first_errors) =
+        std::mem::take(&mut *errors.lock().unwrap_or_else(|p| p.into_inner()));
     let (t50, t99) = (pct(&ttft, 50.0), pct(&ttft, 99.0));
     let peak = peak_open.load(Ordering::Relaxed);
     let ended = ended_early.load(Ordering::Relaxed);
@@ -637,7 +653,8 @@ fn main() {
                 concurrency,
                 duration,
                 expect_events,
-            } => run_ttft(opts.clone(), concurrency, duration, expect_events).await,
+                bunch,
+            } => run_ttft(opts.clone(), concurrency, duration, expect_events, bunch).await,
             Mode::Hold {
                 streams,
                 hold,
