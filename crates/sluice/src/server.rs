@@ -37,8 +37,7 @@ impl Server {
         let snap = Snapshot::build(cfg, 1).map_err(anyhow::Error::msg)?;
         let app = Arc::new(AppState {
             snapshot: ArcSwap::from_pointee(snap),
-            dispatcher: Dispatcher::new(&cfg.server)
-                .context("building the upstream HTTP client")?,
+            dispatcher: Dispatcher::new(&cfg.server),
             metrics: Metrics::new(),
             config_path,
             last_reload: Mutex::new(ReloadStatus::default()),

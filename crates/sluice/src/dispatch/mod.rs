@@ -18,8 +18,12 @@ use sluice_types::{
 };
 
 use crate::config::raw::ServerConfig;
+
+mod transport;
+
 use crate::error::{ErrorKind, GatewayError};
 use crate::snapshot::{Backend, Deployment, Model, Snapshot, Timeouts};
+use transport::Transport;
 
 /// A stream of canonical chunks; an `Err` item ends it (the upstream broke).
 pub type ChunkStream = BoxStream<'static, Result<ChatChunk, GatewayError>>;
@@ -51,19 +55,14 @@ pub struct Attempts {
 }
 
 pub struct Dispatcher {
-    client: reqwest::Client,
+    transport: Transport,
 }
 
 impl Dispatcher {
-    pub fn new(server: &ServerConfig) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(server.connect_timeout.0)
-            .pool_max_idle_per_host(server.pool_max_idle_per_host)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .tcp_nodelay(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
-        Ok(Dispatcher { client })
+    pub fn new(server: &ServerConfig) -> Self {
+        Dispatcher {
+            transport: Transport::new(server),
+        }
     }
 
     /// Candidates in order: the model's deployments (balanced), then each
@@ -238,25 +237,11 @@ impl Dispatcher {
         up: UpstreamRequest,
         first_byte: Duration,
         provider: &str,
-    ) -> Result<reqwest::Response, GatewayError> {
-        let fut = self
-            .client
-            .request(up.method, &up.url)
-            .headers(up.headers)
-            .body(up.body)
-            .send();
-        match tokio::time::timeout(first_byte, fut).await {
-            Err(_) => Err(GatewayError::upstream(
-                provider,
-                UpstreamError::new(
-                    ErrorClass::Timeout,
-                    None,
-                    format!("no answer within {first_byte:?}"),
-                ),
-            )),
-            Ok(Err(e)) => Err(GatewayError::upstream(provider, transport_error(&e))),
-            Ok(Ok(r)) => Ok(r),
-        }
+    ) -> Result<transport::Response, GatewayError> {
+        self.transport
+            .send(up, first_byte)
+            .await
+            .map_err(|e| GatewayError::upstream(provider, e))
     }
 }
 
@@ -317,45 +302,19 @@ fn all_failed(last: Option<GatewayError>, att: &Attempts) -> GatewayError {
     e
 }
 
-/// Classifies a reqwest transport failure (never includes credentials).
-fn transport_error(e: &reqwest::Error) -> UpstreamError {
-    let class = if e.is_timeout() {
-        ErrorClass::Timeout
-    } else {
-        ErrorClass::Connection
-    };
-    let mut msg = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        src = s.source();
-    }
-    UpstreamError::new(class, None, msg)
-}
-
 async fn read_body(
-    resp: reqwest::Response,
+    resp: transport::Response,
     total: Duration,
     provider: &str,
 ) -> Result<Bytes, GatewayError> {
-    match tokio::time::timeout(total, resp.bytes()).await {
-        Err(_) => Err(GatewayError::upstream(
-            provider,
-            UpstreamError::new(
-                ErrorClass::Timeout,
-                None,
-                format!("answer not complete within {total:?}"),
-            ),
-        )),
-        Ok(Err(e)) => Err(GatewayError::upstream(provider, transport_error(&e))),
-        Ok(Ok(b)) => Ok(b),
-    }
+    transport::read_body(resp, total)
+        .await
+        .map_err(|e| GatewayError::upstream(provider, e))
 }
 
 async fn read_error(
     adapter: &dyn Adapter,
-    resp: reqwest::Response,
+    resp: transport::Response,
     total: Duration,
     provider: &str,
 ) -> GatewayError {
@@ -365,8 +324,22 @@ async fn read_error(
     GatewayError::upstream(provider, adapter.classify_error(status, &headers, &body))
 }
 
-/// Reads only `usage` from an OpenAI-format body that is relayed verbatim.
+/// Reads only `usage` from an OpenAI-format body that is relayed verbatim,
+/// without parsing the rest: the last `"usage":` key (a key cannot occur inside
+/// a JSON string, where quotes are escaped) and the one value after it. Falls
+/// back to a full parse when that does not work.
 fn usage_of_raw(body: &[u8]) -> Result<TokenUsage, AdapterError> {
+    use serde::Deserialize;
+    if let Some(at) = memchr::memmem::rfind(body, b"\"usage\"") {
+        let rest = &body[at + 7..];
+        let rest = rest.trim_ascii_start();
+        if let Some(value) = rest.strip_prefix(b":") {
+            let mut de = serde_json::Deserializer::from_slice(value);
+            if let Ok(u) = Option::<sluice_types::Usage>::deserialize(&mut de) {
+                return Ok(u.map(|u| u.to_tokens()).unwrap_or_default());
+            }
+        }
+    }
     #[derive(serde::Deserialize)]
     struct UsageOnly {
         #[serde(default)]
@@ -378,7 +351,7 @@ fn usage_of_raw(body: &[u8]) -> Result<TokenUsage, AdapterError> {
 }
 
 struct Relay {
-    body: BoxStream<'static, reqwest::Result<Bytes>>,
+    body: BoxStream<'static, Result<Bytes, UpstreamError>>,
     decoder: Box<dyn StreamDecoder>,
     pending: VecDeque<ChatChunk>,
     buf: Vec<ChatChunk>,
@@ -391,13 +364,13 @@ struct Relay {
 
 /// Decodes an upstream SSE body into canonical chunks as bytes arrive.
 fn relay(
-    resp: reqwest::Response,
+    resp: transport::Response,
     decoder: Box<dyn StreamDecoder>,
     idle: Duration,
     provider: Arc<str>,
 ) -> ChunkStream {
     let state = Relay {
-        body: resp.bytes_stream().boxed(),
+        body: transport::body_stream(resp),
         decoder,
         pending: VecDeque::new(),
         buf: Vec::new(),
@@ -431,7 +404,7 @@ fn relay(
                     .decoder
                     .feed(&bytes, &mut s.buf)
                     .map_err(|e| GatewayError::adapter(&s.provider, e)),
-                Ok(Some(Err(e))) => Err(GatewayError::upstream(&s.provider, transport_error(&e))),
+                Ok(Some(Err(e))) => Err(GatewayError::upstream(&s.provider, e)),
                 Ok(None) => {
                     s.done = true;
                     s.decoder
@@ -447,4 +420,20 @@ fn relay(
         }
     })
     .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_is_read_without_a_full_parse_and_falls_back() {
+        let body = br#"{"id":"x","choices":[{"message":{"content":"say \"usage\": {\"prompt_tokens\": 999}"}}],"usage":{"prompt_tokens":7,"completion_tokens":3,"total_tokens":10}}"#;
+        let u = usage_of_raw(body).unwrap();
+        assert_eq!((u.input, u.output), (7, 3));
+        let none = usage_of_raw(br#"{"id":"x","choices":[]}"#).unwrap();
+        assert_eq!(none.total(), 0);
+        assert_eq!(usage_of_raw(br#"{"usage":null}"#).unwrap().total(), 0);
+        assert!(usage_of_raw(b"not json").is_err());
+    }
 }

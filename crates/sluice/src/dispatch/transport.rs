@@ -1,0 +1,113 @@
+//! The upstream HTTP transport: one shared hyper client with a connection
+//! pool (HTTP/1.1 keep-alive, HTTP/2 by ALPN), rustls with the Mozilla roots,
+//! TCP_NODELAY and a connect timeout; plus the first-byte and whole-body
+//! timeouts. Dropping a response body drops its connection, which is how a
+//! client disconnect cancels the upstream call.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::stream::{BoxStream, StreamExt};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use sluice_providers::{ErrorClass, UpstreamError, UpstreamRequest};
+
+use crate::config::raw::ServerConfig;
+
+pub type Response = hyper::Response<Incoming>;
+
+pub struct Transport {
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+}
+
+impl Transport {
+    pub fn new(server: &ServerConfig) -> Self {
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(server.connect_timeout.0));
+        http.enforce_http(false);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_all_versions()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(server.pool_max_idle_per_host)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build(https);
+        Transport { client }
+    }
+
+    /// Sends `up` and waits for the response head up to `first_byte`.
+    pub async fn send(
+        &self,
+        up: UpstreamRequest,
+        first_byte: Duration,
+    ) -> Result<Response, UpstreamError> {
+        let uri: http::Uri = up.url.parse().map_err(|e| {
+            UpstreamError::new(
+                ErrorClass::Connection,
+                None,
+                format!("invalid upstream URL: {e}"),
+            )
+        })?;
+        let mut req = http::Request::new(Full::new(up.body));
+        *req.method_mut() = up.method;
+        *req.uri_mut() = uri;
+        *req.headers_mut() = up.headers;
+        match tokio::time::timeout(first_byte, self.client.request(req)).await {
+            Err(_) => Err(UpstreamError::new(
+                ErrorClass::Timeout,
+                None,
+                format!("no answer within {first_byte:?}"),
+            )),
+            Ok(Err(e)) => Err(transport_error(&e)),
+            Ok(Ok(r)) => Ok(r),
+        }
+    }
+}
+
+/// Reads a whole body, up to `total`.
+pub async fn read_body(resp: Response, total: Duration) -> Result<Bytes, UpstreamError> {
+    match tokio::time::timeout(total, resp.into_body().collect()).await {
+        Err(_) => Err(UpstreamError::new(
+            ErrorClass::Timeout,
+            None,
+            format!("answer not complete within {total:?}"),
+        )),
+        Ok(Err(e)) => Err(transport_error(&e)),
+        Ok(Ok(b)) => Ok(b.to_bytes()),
+    }
+}
+
+/// The body's data frames as they arrive.
+pub fn body_stream(resp: Response) -> BoxStream<'static, Result<Bytes, UpstreamError>> {
+    resp.into_body()
+        .into_data_stream()
+        .map(|r| r.map_err(|e| transport_error(&e)))
+        .boxed()
+}
+
+/// Classifies a transport failure: timeouts anywhere in the cause chain are
+/// `Timeout`, everything else `Connection`. The message never contains
+/// credentials (hyper errors carry no headers).
+fn transport_error(e: &(dyn std::error::Error + 'static)) -> UpstreamError {
+    let mut class = ErrorClass::Connection;
+    let mut msg = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        if s.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            class = ErrorClass::Timeout;
+        }
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        src = s.source();
+    }
+    UpstreamError::new(class, None, msg)
+}
