@@ -4,8 +4,10 @@
 
 use sluice_types::TokenUsage;
 
+use crate::config::raw::LogFormat;
 use crate::pipeline::RequestCtx;
 use crate::telemetry::metrics::{Label, Metrics, ModelLabels, RequestLabels, TokenLabels};
+use crate::telemetry::sink::LogSink;
 
 fn status_class(status: u16) -> &'static str {
     match status {
@@ -78,26 +80,86 @@ pub fn complete(ctx: &RequestCtx, usage: TokenUsage) {
     if !ctx.snap.access_log {
         return;
     }
-    tracing::info!(
+    if let Some(sink) = LogSink::global() {
+        sink.write(&line(ctx, usage, total));
+    }
+}
+
+/// One access-log line, JSON or text per `log.format`, ending in `\n`.
+fn line(ctx: &RequestCtx, usage: TokenUsage, total: std::time::Duration) -> Vec<u8> {
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+    let rec = Record {
+        timestamp: super::rfc3339(std::time::SystemTime::now()),
+        level: "INFO",
+        message: "request",
+        request_id: &ctx.id,
+        endpoint: ctx.endpoint,
+        format: ctx.format.as_str(),
+        key: ctx.key.as_ref().map(|k| &*k.name),
+        tenant: ctx.key.as_ref().and_then(|k| k.tenant.as_deref()),
+        model_requested: ctx.requested_model.as_deref(),
+        model: ctx.attempts.model.as_deref(),
+        provider: ctx.attempts.provider.as_deref(),
+        stream: ctx.stream,
+        status: ctx.status,
+        error: ctx.error,
+        attempts: ctx.attempts.count,
+        latency_ms: ms(total),
+        upstream_ms: ms(ctx.attempts.upstream),
+        ttft_ms: ctx.ttft.map(ms),
+        tokens_in: usage.input,
+        tokens_out: usage.output,
+        usage_estimated: !ctx.usage_reported && usage.total() > 0,
         target: "sluice::access",
-        request_id = %ctx.id,
-        endpoint = ctx.endpoint,
-        format = ctx.format.as_str(),
-        key = ctx.key.as_ref().map(|k| &*k.name),
-        tenant = ctx.key.as_ref().and_then(|k| k.tenant.as_deref()),
-        model_requested = ctx.requested_model.as_deref(),
-        model = ctx.attempts.model.as_deref(),
-        provider = ctx.attempts.provider.as_deref(),
-        stream = ctx.stream,
-        status = ctx.status,
-        error = ctx.error,
-        attempts = ctx.attempts.count,
-        latency_ms = total.as_secs_f64() * 1000.0,
-        upstream_ms = ctx.attempts.upstream.as_secs_f64() * 1000.0,
-        ttft_ms = ctx.ttft.map(|t| t.as_secs_f64() * 1000.0),
-        tokens_in = usage.input,
-        tokens_out = usage.output,
-        usage_estimated = !ctx.usage_reported && usage.total() > 0,
-        "request"
-    );
+    };
+    let mut out = Vec::with_capacity(512);
+    match super::format() {
+        LogFormat::Json => {
+            let _ = serde_json::to_writer(&mut out, &rec);
+        }
+        LogFormat::Text => text(&rec, &mut out),
+    }
+    out.push(b'\n');
+    out
+}
+
+/// The access-log record; field names are the documented log fields.
+#[derive(serde::Serialize)]
+struct Record<'a> {
+    timestamp: String,
+    level: &'static str,
+    message: &'static str,
+    request_id: &'a str,
+    endpoint: &'static str,
+    format: &'static str,
+    key: Option<&'a str>,
+    tenant: Option<&'a str>,
+    model_requested: Option<&'a str>,
+    model: Option<&'a str>,
+    provider: Option<&'a str>,
+    stream: bool,
+    status: u16,
+    error: Option<&'static str>,
+    attempts: u32,
+    latency_ms: f64,
+    upstream_ms: f64,
+    ttft_ms: Option<f64>,
+    tokens_in: u64,
+    tokens_out: u64,
+    usage_estimated: bool,
+    target: &'static str,
+}
+
+/// `timestamp  INFO sluice::access: request key=value …` (values JSON-quoted).
+fn text(rec: &Record, out: &mut Vec<u8>) {
+    use std::io::Write;
+    let _ = write!(out, "{}  INFO sluice::access: request", rec.timestamp);
+    if let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(rec) {
+        for (k, v) in fields {
+            if matches!(k.as_str(), "timestamp" | "level" | "message" | "target") || v.is_null() {
+                continue;
+            }
+            let _ = write!(out, " {k}={v}");
+        }
+    }
 }

@@ -137,6 +137,11 @@ impl Metrics {
             "Config reloads by result (ok, error)",
             reloads.clone(),
         );
+        registry.register(
+            "log_lines_dropped",
+            "Log lines dropped because the output could not keep up",
+            super::sink::DROPPED.clone(),
+        );
         Metrics {
             registry,
             requests,

@@ -1,28 +1,80 @@
-//! Logs and metrics: logging set-up (text or JSON, written off the request
-//! path by a non-blocking writer), the Prometheus registry, and the access log.
+//! Logs and metrics: logging set-up (text or JSON; every line goes through
+//! the batched [`sink::LogSink`], so no request ever waits on log I/O), the
+//! Prometheus registry, and the access log.
 
 pub mod access_log;
 pub mod metrics;
+pub mod sink;
+
+use std::sync::OnceLock;
 
 use tracing_subscriber::{fmt, EnvFilter};
 
 use crate::config::raw::{LogConfig, LogFormat};
+use sink::{LogSink, SinkGuard};
 
-/// Installs the global subscriber. The returned guard flushes buffered log
-/// lines when dropped: keep it alive until the process exits.
-pub fn init_logging(cfg: &LogConfig) -> tracing_appender::non_blocking::WorkerGuard {
+static FORMAT: OnceLock<LogFormat> = OnceLock::new();
+
+/// The log format chosen at start-up (text until logging is set up).
+pub fn format() -> LogFormat {
+    FORMAT.get().copied().unwrap_or_default()
+}
+
+/// Installs the global subscriber and the log sink on stdout. The returned
+/// guard flushes buffered lines when dropped: keep it alive until exit.
+pub fn init_logging(cfg: &LogConfig) -> SinkGuard {
+    let (sink, guard) = LogSink::start(Box::new(std::io::stdout()));
+    LogSink::install_global(sink.clone());
+    let _ = FORMAT.set(cfg.format);
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cfg.level));
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .finish(std::io::stdout());
+    let ansi =
+        std::io::IsTerminal::is_terminal(&std::io::stdout()) && cfg.format == LogFormat::Text;
     let builder = fmt()
         .with_env_filter(filter)
-        .with_writer(writer)
+        .with_writer(sink)
         .with_target(true)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
+        .with_ansi(ansi);
     let _ = match cfg.format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Text => builder.try_init(),
     };
     guard
+}
+
+/// Formats a UNIX time as RFC 3339 UTC with microseconds.
+pub fn rfc3339(t: std::time::SystemTime) -> String {
+    let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let (days, rem) = ((secs / 86400) as i64, secs % 86400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        d.subsec_micros()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(super::rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000000Z");
+        let t = UNIX_EPOCH + Duration::from_micros(1_795_248_186_712_824);
+        assert_eq!(super::rfc3339(t), "2026-11-21T08:03:06.712824Z");
+        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
+        assert_eq!(super::rfc3339(leap), "2000-02-29T00:00:00.000000Z");
+    }
 }
