@@ -60,7 +60,7 @@ command -v python3 >/dev/null || die "python3 is needed for the summary"
 command -v curl >/dev/null || die "curl is needed"
 if [ "$BENCH_BUILD" = 1 ]; then
     log "cargo build --release (sluice, sluice-mock-upstream, sluice-stream-probe)"
-    CARGO_TARGET_DIR=$CARGO_TARGET_DIR cargo build --release -q -p sluice \
+    CARGO_TARGET_DIR=$CARGO_TARGET_DIR cargo build --release -q -p sluice --bin sluice \
         -p sluice-testkit --bin sluice-mock-upstream --bin sluice-stream-probe
 fi
 for b in sluice sluice-mock-upstream sluice-stream-probe; do
