@@ -80,7 +80,9 @@ fn serve(path: PathBuf) -> ExitCode {
         }
     };
     let _log_guard = sluice::telemetry::init_logging(&cfg.log);
-    let rt = match tokio::runtime::Builder::new_multi_thread()
+    // One single-threaded event loop per worker (this is worker 0; the server
+    // starts the others), like nginx's worker processes.
+    let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

@@ -29,6 +29,9 @@ pub struct Server {
     public: TcpListener,
     admin: Option<TcpListener>,
     drain: std::time::Duration,
+    /// Event-loop threads serving the public listener (the calling runtime
+    /// is one of them).
+    workers: usize,
 }
 
 impl Server {
@@ -46,9 +49,13 @@ impl Server {
             started_at: Instant::now(),
         });
         let listen = cfg.listen.as_deref().unwrap_or("127.0.0.1:4000");
-        let public = TcpListener::bind(listen)
+        let addr = tokio::net::lookup_host(listen)
             .await
-            .with_context(|| format!("binding listen address {listen}"))?;
+            .with_context(|| format!("resolving listen address {listen}"))?
+            .next()
+            .with_context(|| format!("listen address {listen} resolves to nothing"))?;
+        let public =
+            reuseport_listener(addr).with_context(|| format!("binding listen address {listen}"))?;
         let admin = match cfg.admin_listen.as_deref() {
             Some(a) => Some(
                 TcpListener::bind(a)
@@ -64,6 +71,10 @@ impl Server {
             public,
             admin,
             drain: cfg.server.drain_timeout.0,
+            workers: match cfg.server.workers {
+                0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+                n => n,
+            },
         })
     }
 
@@ -75,17 +86,19 @@ impl Server {
         let (tx, rx) = watch::channel(false);
         let app = self.app.clone();
         let drain = self.drain;
-        let mut public_router = crate::http::public_router(app.clone());
-        if self.admin.is_none() {
-            public_router = public_router.merge(crate::http::admin::metrics_router(app.clone()));
+        let with_metrics = self.admin.is_none();
+        let mut threads = Vec::new();
+        for i in 1..self.workers {
+            let listener =
+                reuseport_listener(self.public_addr).context("binding a worker listener")?;
+            let (app, rx) = (app.clone(), rx.clone());
+            let thread = std::thread::Builder::new()
+                .name(format!("sluice-worker-{i}"))
+                .spawn(move || worker_thread(app, listener, with_metrics, rx, drain))
+                .context("starting a worker thread")?;
+            threads.push(thread);
         }
-        let public = axum::serve(
-            self.public.tap_io(|tcp| {
-                let _ = tcp.set_nodelay(true);
-            }),
-            public_router,
-        )
-        .with_graceful_shutdown(wait_for(rx.clone()));
+        let public = serve_public(app.clone(), self.public, with_metrics, rx.clone());
         let admin = self.admin.map(|l| {
             axum::serve(l, crate::http::admin::router(app.clone()))
                 .with_graceful_shutdown(wait_for(rx.clone()))
@@ -112,8 +125,88 @@ impl Server {
             r = servers => r.context("serving")?,
             _ = trigger => tracing::warn!("drain timeout reached; closing remaining connections"),
         }
+        // The workers stop on the same signal within the same drain timeout.
+        tokio::task::spawn_blocking(move || threads.into_iter().for_each(|t| drop(t.join())))
+            .await
+            .ok();
         Ok(())
     }
+}
+
+/// A listener with `SO_REUSEPORT`, so every worker thread can accept on the
+/// same address and the kernel spreads connections across them (the nginx
+/// model: no task migrates between threads).
+fn reuseport_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    #[cfg(unix)]
+    socket.set_reuseport(true)?;
+    socket.set_nodelay(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+/// Serves the public API on `listener` until `rx` turns true.
+async fn serve_public(
+    app: App,
+    listener: TcpListener,
+    with_metrics: bool,
+    rx: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let mut router = crate::http::public_router(app.clone());
+    if with_metrics {
+        router = router.merge(crate::http::admin::metrics_router(app));
+    }
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, router)
+        .with_graceful_shutdown(wait_for(rx))
+        .await
+}
+
+/// One extra event-loop thread: a single-threaded runtime serving its own
+/// `SO_REUSEPORT` listener, drained like the main one.
+fn worker_thread(
+    app: App,
+    listener: TcpListener,
+    with_metrics: bool,
+    rx: watch::Receiver<bool>,
+    drain: std::time::Duration,
+) {
+    let std_listener = match listener.into_std() {
+        Ok(l) => l,
+        Err(e) => return tracing::error!(error = %e, "worker listener unusable"),
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return tracing::error!(error = %e, "cannot start a worker runtime"),
+    };
+    rt.block_on(async move {
+        let Ok(listener) = TcpListener::from_std(std_listener) else {
+            return tracing::error!("worker listener unusable");
+        };
+        let mut stop = rx.clone();
+        let deadline = async move {
+            let _ = stop.wait_for(|v| *v).await;
+            tokio::time::sleep(drain).await;
+        };
+        tokio::select! {
+            r = serve_public(app, listener, with_metrics, rx) => {
+                if let Err(e) = r {
+                    tracing::error!(error = %e, "worker stopped");
+                }
+            }
+            _ = deadline => {}
+        }
+    });
 }
 
 async fn wait_for(mut rx: watch::Receiver<bool>) {

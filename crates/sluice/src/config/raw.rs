@@ -122,9 +122,13 @@ pub struct ServerConfig {
     /// Longest silence between two stream chunks. Default 60s.
     #[serde(default = "d60s")]
     pub stream_idle_timeout: Dur,
-    /// Upstream connections kept idle per host. Default 256.
+    /// Upstream connections kept idle per host (per worker). Default 256.
     #[serde(default = "pool256")]
     pub pool_max_idle_per_host: usize,
+    /// Event-loop threads, each a single-threaded runtime accepting on the
+    /// public address (`SO_REUSEPORT`). 0 (default) = one per CPU.
+    #[serde(default)]
+    pub workers: usize,
 }
 
 impl Default for ServerConfig {
@@ -137,6 +141,7 @@ impl Default for ServerConfig {
             total_timeout: d600s(),
             stream_idle_timeout: d60s(),
             pool_max_idle_per_host: pool256(),
+            workers: 0,
         }
     }
 }

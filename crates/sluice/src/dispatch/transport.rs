@@ -4,6 +4,8 @@
 //! timeouts. Dropping a response body drops its connection, which is how a
 //! client disconnect cancels the upstream call.
 
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -20,26 +22,61 @@ use crate::config::raw::ServerConfig;
 
 pub type Response = hyper::Response<Incoming>;
 
+type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// Transport instances, so each thread's cached client belongs to one.
+static IDS: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// This thread's client (and its connection pool) for one transport:
+    /// connections are driven by the thread that uses them, so a request
+    /// never waits on another thread's event loop.
+    static CLIENT: RefCell<Option<(u64, HttpClient)>> = const { RefCell::new(None) };
+}
+
 pub struct Transport {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    id: u64,
+    server: ServerConfig,
+}
+
+/// A pooled client; its connections are driven by the calling thread's runtime.
+fn build_client(server: &ServerConfig) -> HttpClient {
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(server.connect_timeout.0));
+    http.enforce_http(false);
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_webpki_roots()
+        .https_or_http()
+        .enable_all_versions()
+        .wrap_connector(http);
+    Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(server.pool_max_idle_per_host)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .build(https)
 }
 
 impl Transport {
     pub fn new(server: &ServerConfig) -> Self {
-        let mut http = HttpConnector::new();
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(server.connect_timeout.0));
-        http.enforce_http(false);
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_all_versions()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(server.pool_max_idle_per_host)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build(https);
-        Transport { client }
+        Transport {
+            id: IDS.fetch_add(1, Ordering::Relaxed),
+            server: server.clone(),
+        }
+    }
+
+    /// This thread's client, built on first use.
+    fn client(&self) -> HttpClient {
+        CLIENT.with(|c| {
+            let mut c = c.borrow_mut();
+            match &*c {
+                Some((id, client)) if *id == self.id => client.clone(),
+                _ => {
+                    let client = build_client(&self.server);
+                    *c = Some((self.id, client.clone()));
+                    client
+                }
+            }
+        })
     }
 
     /// Sends `up` and waits for the response head up to `first_byte`.
@@ -59,7 +96,7 @@ impl Transport {
         *req.method_mut() = up.method;
         *req.uri_mut() = uri;
         *req.headers_mut() = up.headers;
-        match tokio::time::timeout(first_byte, self.client.request(req)).await {
+        match tokio::time::timeout(first_byte, self.client().request(req)).await {
             Err(_) => Err(UpstreamError::new(
                 ErrorClass::Timeout,
                 None,
