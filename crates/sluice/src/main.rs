@@ -5,9 +5,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// mimalloc: measurably cheaper than glibc malloc on the request path (see bench/README.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use sluice::config;
 use sluice::server::{shutdown_signal, spawn_config_watcher, spawn_sighup_reloader, Server};
 
