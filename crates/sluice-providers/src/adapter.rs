@@ -53,6 +53,22 @@ impl UpstreamRequest {
     }
 }
 
+impl UpstreamRequest {
+    /// Sets a credential header, marked sensitive so it is never logged.
+    pub fn set_secret_header(
+        &mut self,
+        name: &'static str,
+        value: &str,
+    ) -> Result<(), AdapterError> {
+        let mut value = HeaderValue::from_str(value).map_err(|_| {
+            AdapterError::InvalidRequest("provider api_key is not a valid header value".into())
+        })?;
+        value.set_sensitive(true);
+        self.headers.insert(name, value);
+        Ok(())
+    }
+}
+
 /// A provider adapter: pure translation, no I/O.
 pub trait Adapter: Send + Sync {
     /// Builds the upstream call for a canonical chat request. `req.model` is the

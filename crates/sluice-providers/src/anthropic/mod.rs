@@ -75,11 +75,7 @@ impl Adapter for AnthropicAdapter {
             serde_json::to_vec(&body).map_err(|e| AdapterError::InvalidRequest(e.to_string()))?;
         let mut up = UpstreamRequest::post_json(messages_url(&target.base_url), body, target);
         if let Some(key) = &target.api_key {
-            let mut value = HeaderValue::from_str(key).map_err(|_| {
-                AdapterError::InvalidRequest("provider api_key is not a valid header value".into())
-            })?;
-            value.set_sensitive(true);
-            up.headers.insert("x-api-key", value);
+            up.set_secret_header("x-api-key", key)?;
         }
         if !up.headers.contains_key("anthropic-version") {
             let version = target.api_version.as_deref().unwrap_or(DEFAULT_API_VERSION);

@@ -27,7 +27,7 @@ pub mod types;
 
 use std::time::Duration;
 
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::{HeaderMap, StatusCode};
 use serde_json::Value;
 use sluice_types::{ChatRequest, ChatResponse, Embedding, EmbeddingsRequest, EmbeddingsResponse};
 
@@ -62,11 +62,7 @@ impl GeminiAdapter {
     fn post(url: String, body: Vec<u8>, target: &Target) -> Result<UpstreamRequest, AdapterError> {
         let mut up = UpstreamRequest::post_json(url, body, target);
         if let Some(key) = &target.api_key {
-            let mut value = HeaderValue::from_str(key).map_err(|_| {
-                AdapterError::InvalidRequest("provider api_key is not a valid header value".into())
-            })?;
-            value.set_sensitive(true);
-            up.headers.insert("x-goog-api-key", value);
+            up.set_secret_header("x-goog-api-key", key)?;
         }
         Ok(up)
     }

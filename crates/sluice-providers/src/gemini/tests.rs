@@ -2,6 +2,7 @@
 //! documented request bodies (provenance in `tests/fixtures/gemini/README.md`).
 
 use http::HeaderName;
+use http::HeaderValue;
 use serde_json::{json, Value};
 use sluice_types::{Message, Role, ToolCall};
 

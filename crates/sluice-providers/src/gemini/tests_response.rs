@@ -2,6 +2,7 @@
 //! (provenance in `tests/fixtures/gemini/README.md`): non-streamed responses,
 //! error classification and embeddings.
 
+use http::HeaderValue;
 use std::time::Duration;
 
 use serde_json::{json, Value};

@@ -4,7 +4,7 @@
 
 mod stream;
 
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::{HeaderMap, StatusCode};
 use sluice_types::{
     ChatRequest, ChatResponse, Content, ContentPart, EmbeddingsRequest, EmbeddingsResponse,
     StreamOptions,
@@ -67,11 +67,7 @@ impl OpenAiAdapter {
                 Flavor::OpenAi => ("authorization", format!("Bearer {key}")),
                 Flavor::Azure => ("api-key", key.clone()),
             };
-            let mut value = HeaderValue::from_str(&value).map_err(|_| {
-                AdapterError::InvalidRequest("provider api_key is not a valid header value".into())
-            })?;
-            value.set_sensitive(true);
-            up.headers.insert(name, value);
+            up.set_secret_header(name, &value)?;
         }
         Ok(up)
     }

@@ -1,6 +1,7 @@
 //! OpenAI / Azure adapter tests over fixtures from OpenAI's API reference.
 
 use super::*;
+use http::HeaderValue;
 use sluice_types::{ChatChunk, FinishReason, Message, Role};
 
 const STREAM: &str = include_str!("../../tests/fixtures/openai/stream_tool_call.sse");
