@@ -56,6 +56,19 @@ impl MockProvider {
         plan
     }
 
+    /// Plans the next request and plays its delay and error: what an
+    /// upstream would do before answering.
+    pub async fn next(&self, provider: &str) -> Result<FaultPlan, GatewayError> {
+        let mut plan = self.plan();
+        if !plan.delay.is_zero() {
+            tokio::time::sleep(plan.delay).await;
+        }
+        match plan.error.take() {
+            Some(e) => Err(GatewayError::upstream(provider, e)),
+            None => Ok(plan),
+        }
+    }
+
     fn reply_text(&self, req: &ChatRequest) -> String {
         if let Some(r) = &self.cfg.reply {
             return r.clone();

@@ -105,13 +105,7 @@ impl Dispatcher {
         let pname = &*dep.provider.name;
         match &dep.provider.backend {
             Backend::Mock(mock) => {
-                let plan = mock.plan();
-                if !plan.delay.is_zero() {
-                    tokio::time::sleep(plan.delay).await;
-                }
-                if let Some(e) = plan.error {
-                    return Err(GatewayError::upstream(pname, e));
-                }
+                let plan = mock.next(pname).await?;
                 let id = crate::http::request_id::short_id();
                 let mut req = req.clone();
                 req.model = model_name.to_owned();
@@ -195,13 +189,7 @@ impl Dispatcher {
         let pname = &*dep.provider.name;
         let resp: EmbeddingsResponse = match &dep.provider.backend {
             Backend::Mock(mock) => {
-                let plan = mock.plan();
-                if !plan.delay.is_zero() {
-                    tokio::time::sleep(plan.delay).await;
-                }
-                if let Some(e) = plan.error {
-                    return Err(GatewayError::upstream(pname, e));
-                }
+                mock.next(pname).await?;
                 mock.embeddings(req)?
             }
             Backend::Http(adapter) => {
