@@ -251,3 +251,26 @@ keys:
     );
     let _ = KEY;
 }
+
+#[tokio::test]
+async fn an_unreadable_upstream_answer_is_502_naming_the_provider() {
+    for kind in ["openai", "anthropic", "gemini"] {
+        let mock = MockUpstream::start().await;
+        let base = if kind == "openai" {
+            format!("{}/v1", mock.url())
+        } else {
+            mock.url()
+        };
+        let gw = TestGateway::start(&one_provider(kind, &base, "")).await;
+        // A 200 whose body is JSON but not the provider's answer shape.
+        mock.push(Script::error(200, json!(["not", "an", "answer"])));
+        let resp = gw.post("/v1/chat/completions", chat(false)).await;
+        assert_eq!(resp.status(), 502, "{kind}");
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(v["error"]["code"], "bad_upstream_response", "{kind}: {v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains("`up`"),
+            "{kind}: {v}"
+        );
+    }
+}
