@@ -114,4 +114,14 @@ def test_access_log_has_one_line_per_request_and_no_secret(gateway, openai_clien
         time.sleep(0.05)
     assert len(probe) == 1
     assert probe[0]["key"] == "e2e" and probe[0]["status"] == 200 and probe[0]["tokens_out"] > 0
+    with pytest.raises(openai.NotFoundError):
+        openai_client.chat.completions.create(model="nope", messages=[{"role": "user", "content": "x"}], extra_headers={"x-request-id": "e2e-log-error"})
+    for _ in range(50):
+        lines = [json.loads(l) for l in gateway["log"].read_text().splitlines() if l.startswith("{")]
+        failed = [l for l in lines if l.get("request_id") == "e2e-log-error"]
+        if failed:
+            break
+        time.sleep(0.05)
+    assert len(failed) == 1
+    assert (failed[0]["status"], failed[0]["error"], failed[0]["error_source"]) == (404, "model_not_found", "client")
     assert KEY not in gateway["log"].read_text()

@@ -28,8 +28,6 @@ pub enum ErrorKind {
     InvalidRequest,
     /// No key, or an unknown one.
     Unauthorized,
-    /// The key may not do this.
-    Forbidden,
     /// Unknown model or one this key may not use.
     ModelNotFound,
     /// Body over the size limit.
@@ -104,7 +102,6 @@ impl GatewayError {
         match self.kind {
             ErrorKind::InvalidRequest | ErrorKind::Unsupported => StatusCode::BAD_REQUEST,
             ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
-            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
             ErrorKind::ModelNotFound | ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorKind::Upstream(class) => match class {
@@ -151,7 +148,6 @@ impl GatewayError {
         match self.kind {
             ErrorKind::InvalidRequest => "invalid_request",
             ErrorKind::Unauthorized => "invalid_api_key",
-            ErrorKind::Forbidden => "forbidden",
             ErrorKind::ModelNotFound => "model_not_found",
             ErrorKind::PayloadTooLarge => "payload_too_large",
             ErrorKind::Unsupported => "unsupported_parameter",

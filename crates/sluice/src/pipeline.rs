@@ -61,6 +61,8 @@ pub struct RequestCtx {
     pub ttft: Option<Duration>,
     pub status: u16,
     pub error: Option<&'static str>,
+    /// Where the error lies: `client`, `upstream` or `internal`.
+    pub error_source: Option<&'static str>,
     /// Set when the answer (or stream) ended as intended.
     pub finished: bool,
 }
@@ -100,6 +102,7 @@ impl RequestCtx {
             ttft: None,
             status: 0,
             error: None,
+            error_source: None,
             finished: false,
         }
     }
@@ -246,11 +249,17 @@ impl RequestCtx {
     /// Records a failure and builds the error answer with sluice's headers.
     pub fn fail(&mut self, e: GatewayError) -> Response {
         self.answer_starts(e.status().as_u16());
-        self.error = Some(e.code());
+        self.record_error(&e);
         self.finished = true;
         let mut resp = e.into_response(self.format);
         self.decorate(resp.headers_mut());
         resp
+    }
+
+    /// Records what failed, for the access log and metrics.
+    pub fn record_error(&mut self, e: &GatewayError) {
+        self.error = Some(e.code());
+        self.error_source = Some(e.source());
     }
 
     /// Adds `x-request-id` and the `x-sluice-*` headers.
@@ -330,6 +339,7 @@ impl Drop for RequestCtx {
             // The client went away before the answer ended (nginx's 499).
             self.status = 499;
             self.error.get_or_insert("client_closed");
+            self.error_source.get_or_insert("client");
         }
         let usage = self.final_usage();
         access_log::complete(self, usage);

@@ -84,7 +84,7 @@ fn respond(mut ctx: RequestCtx, upstream: ChunkStream, enc: Encoder) -> Response
                 }
                 Some(Err(e)) => {
                     s.done = true;
-                    s.ctx.error = Some(e.code());
+                    s.ctx.record_error(&e);
                     s.ctx.finished = true;
                     encode_error(&mut s.enc, &e, &mut out);
                 }
@@ -121,8 +121,13 @@ fn encode_chunk(enc: &mut Encoder, chunk: &sluice_types::ChatChunk, out: &mut Ve
             if usage_only && !*include_usage {
                 return;
             }
-            if let Ok(json) = serde_json::to_vec(chunk) {
-                write_data(out, &json);
+            // Serialized straight into the frame: no per-chunk copy.
+            let start = out.len();
+            out.extend_from_slice(b"data: ");
+            if serde_json::to_writer(&mut *out, chunk).is_ok() {
+                out.extend_from_slice(b"\n\n");
+            } else {
+                out.truncate(start);
             }
         }
         Encoder::Anthropic(e) => e.encode(chunk, out),
