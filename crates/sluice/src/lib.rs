@@ -6,6 +6,7 @@ pub mod config;
 pub mod dispatch;
 pub mod error;
 pub mod http;
+pub mod jwt;
 pub mod mock;
 pub mod pipeline;
 pub mod reload;

@@ -1,0 +1,1 @@
+//! JWT authentication for the public API (placeholder; see issue 3).
