@@ -28,6 +28,11 @@ pub enum ErrorKind {
     InvalidRequest,
     /// No key, or an unknown one.
     Unauthorized,
+    /// Authenticated, but not allowed: an API outside the key's scopes, a
+    /// subscription not approved, an admin route above the caller's role.
+    Forbidden,
+    /// The change clashes with existing state (e.g. a name already taken).
+    Conflict,
     /// Unknown model or one this key may not use.
     ModelNotFound,
     /// Body over the size limit.
@@ -102,6 +107,8 @@ impl GatewayError {
         match self.kind {
             ErrorKind::InvalidRequest | ErrorKind::Unsupported => StatusCode::BAD_REQUEST,
             ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+            ErrorKind::Conflict => StatusCode::CONFLICT,
             ErrorKind::ModelNotFound | ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorKind::Upstream(class) => match class {
@@ -148,6 +155,8 @@ impl GatewayError {
         match self.kind {
             ErrorKind::InvalidRequest => "invalid_request",
             ErrorKind::Unauthorized => "invalid_api_key",
+            ErrorKind::Forbidden => "permission_denied",
+            ErrorKind::Conflict => "conflict",
             ErrorKind::ModelNotFound => "model_not_found",
             ErrorKind::PayloadTooLarge => "payload_too_large",
             ErrorKind::Unsupported => "unsupported_parameter",
@@ -166,6 +175,7 @@ impl GatewayError {
             401 => "authentication_error",
             403 => "permission_error",
             404 => "not_found_error",
+            409 => "conflict_error",
             429 => "rate_limit_error",
             400 | 413 => "invalid_request_error",
             _ => "api_error",

@@ -3,6 +3,7 @@
 //! See `ARCHITECTURE.md` at the repository root for the bird's-eye view.
 
 pub mod config;
+pub mod directory;
 pub mod dispatch;
 pub mod error;
 pub mod http;

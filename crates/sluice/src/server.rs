@@ -38,6 +38,12 @@ impl Server {
     /// Builds the state from a validated config and binds its addresses.
     pub async fn bind(cfg: &RawConfig, config_path: Option<PathBuf>) -> anyhow::Result<Server> {
         let snap = Snapshot::build(cfg, 1).map_err(anyhow::Error::msg)?;
+        let store = match &cfg.store {
+            Some(url) => {
+                Some(crate::directory::open_store(url, config_path.as_deref(), cfg).await?)
+            }
+            None => None,
+        };
         let app = Arc::new(AppState {
             snapshot: ArcSwap::from_pointee(snap),
             dispatcher: Dispatcher::new(&cfg.server),
@@ -47,6 +53,11 @@ impl Server {
             versions: AtomicU64::new(2),
             draining: AtomicBool::new(false),
             started_at: Instant::now(),
+            store,
+            directory: ArcSwap::from_pointee(crate::directory::Directory::default()),
+            directory_changed: tokio::sync::Notify::new(),
+            store_ok: AtomicBool::new(true),
+            redis_ok: AtomicBool::new(true),
         });
         let listen = cfg.listen.as_deref().unwrap_or("127.0.0.1:4000");
         let addr = tokio::net::lookup_host(listen)

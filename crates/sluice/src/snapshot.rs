@@ -49,6 +49,8 @@ pub struct Model {
     pub price: Option<raw::Price>,
     /// Guards of the model's own policy (enforced together with the key's).
     pub limits: LimitsConfig,
+    /// Apps need an approved `model:<name>` subscription.
+    pub requires_approval: bool,
     /// Balancer cursor (reset by reload, harmless).
     pub cursor: AtomicUsize,
     /// Sum of weights under `strategy: weighted`; 0 means round robin.
@@ -100,6 +102,12 @@ impl KeyInfo {
 
 pub struct Snapshot {
     pub version: u64,
+    /// The validated config this was built from (policies by name, for
+    /// resolving store-managed entities' policies).
+    pub config: Arc<RawConfig>,
+    /// APIs (`chat`, `messages`, `embeddings`, `models`) that need an
+    /// approved `api:<name>` subscription.
+    pub apis_requiring_approval: Vec<String>,
     pub models: HashMap<Arc<str>, Arc<Model>>,
     /// Sorted model names, for error messages and `/v1/models`.
     pub model_names: Vec<Arc<str>>,
@@ -247,6 +255,7 @@ impl Snapshot {
                 deployments,
                 fallbacks: m.fallbacks.iter().map(|f| f.as_str().into()).collect(),
                 price: m.price,
+                requires_approval: m.requires_approval,
                 cursor: AtomicUsize::new(0),
                 total_weight: if m.strategy == Some(raw::Strategy::Weighted) {
                     m.deployments
@@ -298,6 +307,13 @@ impl Snapshot {
         }
         Ok(Snapshot {
             version,
+            config: Arc::new(cfg.clone()),
+            apis_requiring_approval: cfg
+                .apis
+                .iter()
+                .filter(|(_, a)| a.requires_approval)
+                .map(|(n, _)| n.clone())
+                .collect(),
             models,
             model_names,
             keys,

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 
+use crate::directory::Directory;
 use crate::dispatch::Dispatcher;
 use crate::snapshot::Snapshot;
 use crate::telemetry::metrics::Metrics;
@@ -31,6 +32,17 @@ pub struct AppState {
     /// Set once shutdown began: `/readyz` answers 503 so balancers drain us.
     pub draining: AtomicBool,
     pub started_at: std::time::Instant,
+    /// The control-plane store, when `store:` is configured.
+    pub store: Option<sluice_store::Store>,
+    /// Store-managed identities (keys, apps, tenants, subscriptions), a
+    /// cache rebuilt when the store's revision moves; empty without a store.
+    pub directory: ArcSwap<Directory>,
+    /// Wakes the directory sync at once (after an admin change, or a Redis
+    /// invalidation message).
+    pub directory_changed: tokio::sync::Notify,
+    /// Health of the store and of `shared_state`, as last seen by the sync.
+    pub store_ok: AtomicBool,
+    pub redis_ok: AtomicBool,
 }
 
 pub type App = Arc<AppState>;

@@ -26,7 +26,7 @@ use super::raw::{PolicyConfig, RawConfig};
 use super::yaml::{interpolate, is_null, join_key, Mark, Node, NodeKind};
 
 /// Top-level maps whose entries are checked one by one.
-const NAMED_MAPS: &[&str] = &["providers", "models", "policies", "tenants"];
+const NAMED_MAPS: &[&str] = &["providers", "models", "policies", "tenants", "apis"];
 /// Top-level lists whose items are checked one by one.
 const LISTS: &[&str] = &["keys", "routes"];
 

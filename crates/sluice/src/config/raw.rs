@@ -24,12 +24,19 @@ pub struct RawConfig {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub admin_key: Option<Secret>,
-    /// Control-plane store, `sqlite://file.db` or `postgres://…` (not yet supported).
+    /// Control-plane store for tenants, apps, keys, users, subscriptions and
+    /// the audit log: `sqlite://file.db` (relative to the config file) or
+    /// `postgres://user@host:5432/db`. Omit to run from the config alone.
     #[serde(default)]
     pub store: Option<String>,
-    /// Shared state for several instances, `redis://…` (not yet supported).
+    /// Shared state for several instances, `redis://host:port`: key
+    /// revocations and other store changes reach every instance at once
+    /// (pub/sub) instead of by polling.
     #[serde(default)]
     pub shared_state: Option<String>,
+    /// Per-API settings by name (`chat`, `messages`, `embeddings`, `models`).
+    #[serde(default)]
+    pub apis: BTreeMap<String, ApiConfig>,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
@@ -272,6 +279,18 @@ pub struct ModelConfig {
     /// Policy attached to this model.
     #[serde(default)]
     pub policy: Option<PolicyRef>,
+    /// Apps need an approved subscription (`model:<name>`) to call it.
+    #[serde(default)]
+    pub requires_approval: bool,
+}
+
+/// Settings of one public API.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Apps need an approved subscription (`api:<name>`) to call it.
+    #[serde(default)]
+    pub requires_approval: bool,
 }
 
 /// Price in USD per million tokens.

@@ -3,7 +3,7 @@
 //! implement yet. Every problem is collected with its key path; `mod.rs` maps
 //! paths to lines and columns.
 //!
-//! Unsupported features (`store`, `shared_state`, `routes`, `rate_limit`,
+//! Unsupported features (`routes`, `rate_limit`,
 //! `concurrency`, `budget`, `priority`, `mode: shadow`) are errors rather than
 //! ignored, so nobody believes a limit is enforced when it is not.
 
@@ -91,14 +91,69 @@ fn top_level(cfg: &RawConfig, out: &mut Out) {
     {
         out.push("admin_key", "is empty; set a value or remove the key");
     }
-    if cfg.store.is_some() {
-        out.push("store", UNSUPPORTED);
+    if let Some(url) = &cfg.store {
+        if let Err(e) = check_store_url(url) {
+            out.push("store", e);
+        }
     }
-    if cfg.shared_state.is_some() {
-        out.push("shared_state", UNSUPPORTED);
+    if let Some(url) = &cfg.shared_state {
+        if !(url.starts_with("redis://") || url.starts_with("rediss://")) || url.len() < 9 {
+            out.push(
+                "shared_state",
+                format!("`{url}` is not a Redis URL; expected redis://host:port"),
+            );
+        }
+    }
+    for name in cfg.apis.keys() {
+        if !API_NAMES.contains(&name.as_str()) {
+            out.push(
+                format!("apis.{name}"),
+                format!("unknown API `{name}` (APIs: {})", API_NAMES.join(", ")),
+            );
+        }
     }
     if !cfg.routes.is_empty() {
         out.push("routes", UNSUPPORTED);
+    }
+}
+
+/// The public APIs a key's scopes and `apis:` can name.
+pub const API_NAMES: &[&str] = &["chat", "messages", "embeddings", "models"];
+
+/// `sqlite://path` (or `sqlite:path`) or `postgres://…` / `postgresql://…`.
+pub fn check_store_url(url: &str) -> Result<(), String> {
+    let sqlite = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"));
+    match sqlite {
+        Some(path) if !path.is_empty() && !path.starts_with(":memory:") => Ok(()),
+        Some(_) => Err(format!(
+            "`{url}` names no file; use e.g. sqlite://sluice.db (relative to the config file)"
+        )),
+        None if url.starts_with("postgres://") || url.starts_with("postgresql://") => Ok(()),
+        None => Err(format!(
+            "`{url}` is not a store URL; expected sqlite://file.db or postgres://user@host:5432/db"
+        )),
+    }
+}
+
+/// Parses and checks a policy reference given as JSON (admin API, store
+/// rows) against this config: named policies must exist, inline ones must
+/// pass the same checks as in the file.
+pub fn policy_value(cfg: &RawConfig, v: &serde_json::Value) -> Result<PolicyRef, String> {
+    let r: PolicyRef = serde_json::from_value(v.clone())
+        .map_err(|e| format!("not a policy (a name, an inline policy, or a list): {e}"))?;
+    let mut out = Out::default();
+    policy_ref(cfg, "policy", &r, &mut out);
+    if out.0.is_empty() {
+        Ok(r)
+    } else {
+        Err(out
+            .0
+            .iter()
+            .map(|i| format!("{}: {}", i.path, i.message))
+            .collect::<Vec<_>>()
+            .join("; "))
     }
 }
 
