@@ -496,8 +496,10 @@ fn every_validation_rule_fails_its_case() {
         (with("", "", "listen: localhost\n"), "listen", "not a socket address"),
         (with("", "", "admin_listen: 127.0.0.1\n"), "admin_listen", "not a socket address"),
         (with("", "", "admin_key: \"\"\n"), "admin_key", "is empty"),
-        (with("", "", "store: sqlite://sluice.db\n"), "store", "not supported"),
-        (with("", "", "shared_state: redis://127.0.0.1:6379\n"), "shared_state", "not supported"),
+        (with("", "", "store: mysql://db\n"), "store", "not a store URL"),
+        (with("", "", "store: sqlite://\n"), "store", "names no file"),
+        (with("", "", "shared_state: http://127.0.0.1:6379\n"), "shared_state", "not a Redis URL"),
+        (with("", "", "apis: { chats: { requires_approval: true } }\n"), "apis.chats", "unknown API `chats`"),
         (with("", "", "routes:\n  - { match: { model: a }, to: a }\n"), "routes", "not supported"),
     ];
     assert!(load(&with("", "", "")).is_ok());
