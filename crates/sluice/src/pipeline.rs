@@ -28,7 +28,7 @@ use subtle::ConstantTimeEq;
 use crate::config::raw::LimitsConfig;
 use crate::dispatch::Attempts;
 use crate::error::{ErrorKind, GatewayError};
-use crate::snapshot::{hash_secret, tighter, KeyInfo, Model, Snapshot};
+use crate::snapshot::{hash_secret, tighter, KeyInfo, Managed, Model, Snapshot};
 use crate::state::App;
 use crate::telemetry::access_log;
 use crate::tokens::estimate_chat_input;
@@ -107,7 +107,9 @@ impl RequestCtx {
         }
     }
 
-    /// Stage 2: authenticates the caller by the hash of its key.
+    /// Stage 2: authenticates the caller by the hash of its key — the
+    /// config's static keys first, then the store-managed directory — and
+    /// checks that the identity may call this API.
     pub fn authenticate(&mut self, headers: &HeaderMap) -> Result<(), GatewayError> {
         let secret = crate::http::auth::presented_key(headers).ok_or_else(|| {
             GatewayError::new(
@@ -120,18 +122,47 @@ impl RequestCtx {
             .snap
             .keys
             .get_key_value(&hash)
-            .filter(|(h, _)| bool::from(h.ct_eq(&hash)));
-        match found {
-            Some((_, k)) => {
-                self.limits = k.limits;
-                self.key = Some(k.clone());
-                Ok(())
-            }
-            None => Err(GatewayError::new(
-                ErrorKind::Unauthorized,
-                "invalid API key",
-            )),
+            .filter(|(h, _)| bool::from(h.ct_eq(&hash)))
+            .map(|(_, k)| k.clone())
+            .or_else(|| self.app.directory.load().keys.get(&hash).cloned());
+        let key =
+            found.ok_or_else(|| GatewayError::new(ErrorKind::Unauthorized, "invalid API key"))?;
+        if let Some(m) = &key.managed {
+            self.admit_managed(m)?;
         }
+        self.limits = key.limits;
+        self.key = Some(key);
+        Ok(())
+    }
+
+    /// Expiry, scopes and API subscriptions of a store-managed identity.
+    fn admit_managed(&self, m: &Managed) -> Result<(), GatewayError> {
+        if let Some(why) = &m.denied {
+            return Err(GatewayError::new(ErrorKind::Forbidden, &**why));
+        }
+        if m.expires_at.is_some_and(|t| t <= crate::mock::now_ms()) {
+            return Err(GatewayError::new(
+                ErrorKind::Unauthorized,
+                "this API key has expired; ask for a new one",
+            ));
+        }
+        let api = self.endpoint;
+        if m.apis
+            .as_ref()
+            .is_some_and(|a| !a.iter().any(|x| &**x == api))
+        {
+            return Err(GatewayError::new(
+                ErrorKind::Forbidden,
+                format!("this key's scopes do not include the `{api}` API"),
+            ));
+        }
+        if self.snap.apis_requiring_approval.iter().any(|a| a == api) {
+            self.app
+                .directory
+                .load()
+                .check_subscription(m, &format!("api:{api}"))?;
+        }
+        Ok(())
     }
 
     pub fn key(&self) -> &KeyInfo {
@@ -182,6 +213,23 @@ impl RequestCtx {
         Ok(buf.freeze())
     }
 
+    /// The models this caller may call now: its allow-list, less those
+    /// needing a subscription its app does not hold.
+    pub fn usable_models(&self) -> Vec<&str> {
+        let key = self.key();
+        let dir = key.managed.as_ref().map(|_| self.app.directory.load());
+        self.snap
+            .allowed_models(key)
+            .into_iter()
+            .filter(|name| match (&dir, &key.managed) {
+                (Some(d), Some(m)) if self.snap.models[*name].requires_approval => {
+                    d.check_subscription(m, &format!("model:{name}")).is_ok()
+                }
+                _ => true,
+            })
+            .collect()
+    }
+
     /// Stage 4: resolves the model for this key, or explains which it may use.
     pub fn resolve_model(&mut self, name: &str) -> Result<Arc<Model>, GatewayError> {
         self.requested_model = Some(name.to_owned());
@@ -189,6 +237,12 @@ impl RequestCtx {
         match self.snap.models.get(name) {
             Some(m) if key.may_use(name) => {
                 let m = m.clone();
+                if let (true, Some(managed)) = (m.requires_approval, &key.managed) {
+                    self.app
+                        .directory
+                        .load()
+                        .check_subscription(managed, &format!("model:{name}"))?;
+                }
                 self.limits = tighter(self.limits, m.limits);
                 Ok(m)
             }

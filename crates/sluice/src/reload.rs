@@ -35,6 +35,7 @@ pub fn try_reload(app: &App) -> Result<u64, String> {
     let version = app.versions.fetch_add(1, Ordering::Relaxed);
     let snap = Snapshot::build(&raw, version)?;
     app.snapshot.store(Arc::new(snap));
+    crate::directory::config_changed(app);
     Ok(version)
 }
 

@@ -57,8 +57,18 @@ impl Server {
             directory: ArcSwap::from_pointee(crate::directory::Directory::default()),
             directory_changed: tokio::sync::Notify::new(),
             store_ok: AtomicBool::new(true),
+            redis: match &cfg.shared_state {
+                Some(url) => Some(redis::Client::open(url.as_str()).map_err(|e| {
+                    anyhow::anyhow!("shared_state `{}`: {e}", crate::directory::redact_url(url))
+                })?),
+                None => None,
+            },
             redis_ok: AtomicBool::new(true),
         });
+        // Store-managed keys work from the first request.
+        crate::directory::refresh(&app, true)
+            .await
+            .map_err(|e| anyhow::anyhow!("loading keys from the store: {e}"))?;
         let listen = cfg.listen.as_deref().unwrap_or("127.0.0.1:4000");
         let addr = tokio::net::lookup_host(listen)
             .await
@@ -96,6 +106,7 @@ impl Server {
     ) -> anyhow::Result<()> {
         let (tx, rx) = watch::channel(false);
         let app = self.app.clone();
+        let sync = crate::directory::spawn_sync(&app);
         let drain = self.drain;
         let with_metrics = self.admin.is_none();
         let mut threads = Vec::new();
@@ -140,6 +151,9 @@ impl Server {
         tokio::task::spawn_blocking(move || threads.into_iter().for_each(|t| drop(t.join())))
             .await
             .ok();
+        if let Some(sync) = sync {
+            sync.abort();
+        }
         Ok(())
     }
 }

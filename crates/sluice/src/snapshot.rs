@@ -87,9 +87,28 @@ impl Model {
 pub struct KeyInfo {
     pub name: Arc<str>,
     pub tenant: Option<Arc<str>>,
-    /// Allowed model names; `None` = all.
+    /// Allowed model names (policies and scopes together); `None` = all.
     pub models: Option<Vec<Arc<str>>>,
     pub limits: LimitsConfig,
+    /// Set for store-managed keys and app identities (JWT); `None` for the
+    /// config's static keys.
+    pub managed: Option<Managed>,
+}
+
+/// What a store-managed identity carries beyond its guards.
+pub struct Managed {
+    /// The store key id; `None` for an app identity (JWT caller).
+    pub key_id: Option<Arc<str>>,
+    pub app_id: Arc<str>,
+    pub app: Arc<str>,
+    pub tenant_id: Arc<str>,
+    /// Unix ms after which the key is refused.
+    pub expires_at: Option<i64>,
+    /// APIs the key's scopes allow; `None` = all.
+    pub apis: Option<Vec<Arc<str>>>,
+    /// Why the identity is refused although it exists (e.g. a policy that no
+    /// longer resolves against the config): fail closed, say why.
+    pub denied: Option<Arc<str>>,
 }
 
 impl KeyInfo {
@@ -195,6 +214,31 @@ pub fn tighter(a: LimitsConfig, b: LimitsConfig) -> LimitsConfig {
     }
 }
 
+/// Every level's guards hold together: the tighter limit and the
+/// intersection of allow-lists win.
+pub fn combine_levels(
+    cfg: &RawConfig,
+    levels: &[Option<&PolicyRef>],
+) -> (LimitsConfig, Option<Vec<String>>) {
+    let mut limits = LimitsConfig::default();
+    let mut allowed: Option<Vec<String>> = None;
+    for level in levels {
+        let (mut l, mut a) = (LimitsConfig::default(), None);
+        resolve_policy(cfg, *level, &mut l, &mut a);
+        limits = tighter(limits, l);
+        allowed = intersect(allowed, a);
+    }
+    (limits, allowed)
+}
+
+/// The intersection of two allow-lists (`None` = everything).
+pub fn intersect(a: Option<Vec<String>>, b: Option<Vec<String>>) -> Option<Vec<String>> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.into_iter().filter(|m| y.contains(m)).collect()),
+        (x, y) => x.or(y),
+    }
+}
+
 /// Flattens one level's policy reference into the guards and allow-list it
 /// sets (a list merges left to right, later fields overriding earlier ones).
 fn resolve_policy(
@@ -286,22 +330,13 @@ impl Snapshot {
                 tenant.and_then(|t| t.policy.as_ref()),
                 k.policy.as_ref(),
             ];
-            let mut limits = LimitsConfig::default();
-            let mut allowed: Option<Vec<String>> = None;
-            for level in levels {
-                let (mut l, mut a) = (LimitsConfig::default(), None);
-                resolve_policy(cfg, level, &mut l, &mut a);
-                limits = tighter(limits, l);
-                allowed = match (allowed, a) {
-                    (Some(x), Some(y)) => Some(x.into_iter().filter(|m| y.contains(m)).collect()),
-                    (x, y) => x.or(y),
-                };
-            }
+            let (limits, allowed) = combine_levels(cfg, &levels);
             let info = KeyInfo {
                 name: k.name.as_str().into(),
                 tenant: k.tenant.as_deref().map(Into::into),
                 models: allowed.map(|v| v.iter().map(|s| s.as_str().into()).collect()),
                 limits,
+                managed: None,
             };
             keys.insert(hash_secret(k.key.expose()), Arc::new(info));
         }

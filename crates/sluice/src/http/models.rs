@@ -14,8 +14,7 @@ pub async fn handle(State(app): State<App>, headers: HeaderMap) -> Response {
         return ctx.fail(e);
     }
     let data: Vec<serde_json::Value> = ctx
-        .snap
-        .allowed_models(ctx.key())
+        .usable_models()
         .into_iter()
         .map(
             |m| serde_json::json!({"id": m, "object": "model", "created": 0, "owned_by": "sluice"}),

@@ -1,30 +1,4 @@
-//! The identity directory: store-managed keys, apps, tenants and
-//! subscriptions as the hot path sees them — an immutable map from key hash
-//! to resolved identity, rebuilt aside and swapped (like the config
-//! snapshot) whenever the store's revision moves.
-//!
-//! (Being built: see issue 3.)
-
-use std::collections::HashMap;
-use std::sync::Arc;
-
-use crate::snapshot::KeyInfo;
-use crate::state::App;
-
-/// Store-managed identities, resolved against the current config.
-#[derive(Default)]
-pub struct Directory {
-    /// The store revision this was read at; -1 before the first load.
-    pub revision: i64,
-    /// SHA-256 of a key secret → identity.
-    pub keys: HashMap<[u8; 32], Arc<KeyInfo>>,
-}
-
-/// Call after any change to the store: this instance reloads its directory
-/// at once, and (with `shared_state`) so does every other instance.
-pub fn notify_changed(app: &App) {
-    app.directory_changed.notify_one();
-}
+//! Opening the store named by `store:` and seeding the config's tenants.
 
 /// Connects the store named by `store:` (a relative SQLite path is relative
 /// to the config file's directory), runs its migrations and seeds the
