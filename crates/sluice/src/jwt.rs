@@ -1,1 +1,0 @@
-//! JWT authentication for the public API (placeholder; see issue 3).
