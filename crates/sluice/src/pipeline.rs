@@ -26,12 +26,24 @@ use sluice_types::{ApiFormat, ChatRequest, TokenUsage};
 use subtle::ConstantTimeEq;
 
 use crate::config::raw::LimitsConfig;
+use crate::directory::Directory;
 use crate::dispatch::Attempts;
 use crate::error::{ErrorKind, GatewayError};
 use crate::snapshot::{hash_secret, tighter, KeyInfo, Managed, Model, Snapshot};
 use crate::state::App;
 use crate::telemetry::access_log;
 use crate::tokens::estimate_chat_input;
+
+/// The identity behind a presented secret: a static key of the config, else
+/// a store-managed key of the directory. Hashes once; no I/O, no lock.
+pub fn find_key(snap: &Snapshot, dir: &Directory, secret: &str) -> Option<Arc<KeyInfo>> {
+    let hash = hash_secret(secret);
+    snap.keys
+        .get_key_value(&hash)
+        .or_else(|| dir.keys.get_key_value(&hash))
+        .filter(|(h, _)| bool::from(h.ct_eq(&hash)))
+        .map(|(_, k)| k.clone())
+}
 
 /// Everything known about one request, shared by the stages.
 pub struct RequestCtx {
@@ -43,6 +55,8 @@ pub struct RequestCtx {
     /// The config snapshot, loaded once for the whole request.
     pub snap: Arc<Snapshot>,
     pub key: Option<Arc<KeyInfo>>,
+    /// The end user: a JWT's user claim.
+    pub user: Option<String>,
     /// Effective guards: the key's, tightened by the model's once it is known.
     pub limits: LimitsConfig,
     /// Size of the request body read.
@@ -89,6 +103,7 @@ impl RequestCtx {
             endpoint,
             started: Instant::now(),
             key: None,
+            user: None,
             limits: LimitsConfig::default(),
             body_len: 0,
             requested_model: None,
@@ -117,22 +132,53 @@ impl RequestCtx {
                 "missing API key: send `Authorization: Bearer <key>` or `x-api-key: <key>`",
             )
         })?;
-        let hash = hash_secret(secret);
-        let found = self
-            .snap
-            .keys
-            .get_key_value(&hash)
-            .filter(|(h, _)| bool::from(h.ct_eq(&hash)))
-            .map(|(_, k)| k.clone())
-            .or_else(|| self.app.directory.load().keys.get(&hash).cloned());
-        let key =
-            found.ok_or_else(|| GatewayError::new(ErrorKind::Unauthorized, "invalid API key"))?;
+        let jwt = self.app.jwt.load_full();
+        let key = match jwt {
+            Some(v) if crate::jwt::looks_like_jwt(secret) => self.identify_jwt(&v, secret)?,
+            _ => find_key(&self.snap, &self.app.directory.load(), secret)
+                .ok_or_else(|| GatewayError::new(ErrorKind::Unauthorized, "invalid API key"))?,
+        };
         if let Some(m) = &key.managed {
             self.admit_managed(m)?;
         }
         self.limits = key.limits;
         self.key = Some(key);
         Ok(())
+    }
+
+    /// A JWT caller: a verified token naming an app (and its tenant); the
+    /// app's identity applies, the `user` claim is the end user.
+    fn identify_jwt(
+        &mut self,
+        v: &Arc<crate::jwt::JwtVerifier>,
+        token: &str,
+    ) -> Result<Arc<KeyInfo>, GatewayError> {
+        let unauthorized = |m: String| GatewayError::new(ErrorKind::Unauthorized, m);
+        let id = v.verify(token).map_err(|e| {
+            if matches!(e, crate::jwt::JwtError::UnknownKey) && v.wants_refresh() {
+                let v = v.clone();
+                tokio::spawn(async move { v.refresh().await });
+            }
+            unauthorized(format!("invalid token: {e}"))
+        })?;
+        let app = id
+            .app
+            .as_deref()
+            .ok_or_else(|| unauthorized("the token names no app (see `jwt.claims.app`)".into()))?;
+        let key = self
+            .app
+            .directory
+            .load()
+            .find_app(id.tenant.as_deref(), app)
+            .cloned()
+            .ok_or_else(|| {
+                unauthorized(format!(
+                    "the token's app `{app}` (tenant `{}`) is not known to sluice",
+                    id.tenant.as_deref().unwrap_or("-")
+                ))
+            })?;
+        self.user = id.user;
+        Ok(key)
     }
 
     /// Expiry, scopes and API subscriptions of a store-managed identity.

@@ -44,6 +44,14 @@ impl Server {
             }
             None => None,
         };
+        let jwt = match &cfg.jwt {
+            Some(j) => Some(Arc::new(
+                crate::jwt::JwtVerifier::load(j, &config_dir(config_path.as_deref()))
+                    .await
+                    .map_err(|e| anyhow::anyhow!("jwt: {e}"))?,
+            )),
+            None => None,
+        };
         let app = Arc::new(AppState {
             snapshot: ArcSwap::from_pointee(snap),
             dispatcher: Dispatcher::new(&cfg.server),
@@ -54,6 +62,7 @@ impl Server {
             draining: AtomicBool::new(false),
             started_at: Instant::now(),
             store,
+            jwt: arc_swap::ArcSwapOption::new(jwt),
             directory: ArcSwap::from_pointee(crate::directory::Directory::default()),
             directory_changed: tokio::sync::Notify::new(),
             store_ok: AtomicBool::new(true),
@@ -107,6 +116,9 @@ impl Server {
         let (tx, rx) = watch::channel(false);
         let app = self.app.clone();
         let sync = crate::directory::spawn_sync(&app);
+        if let Some(jwt) = app.jwt.load_full() {
+            jwt.spawn_refresher();
+        }
         let drain = self.drain;
         let with_metrics = self.admin.is_none();
         let mut threads = Vec::new();
@@ -156,6 +168,14 @@ impl Server {
         }
         Ok(())
     }
+}
+
+/// The directory relative paths in the config resolve against.
+pub fn config_dir(config_path: Option<&std::path::Path>) -> PathBuf {
+    config_path
+        .and_then(|p| p.parent())
+        .map(PathBuf::from)
+        .unwrap_or_default()
 }
 
 /// A listener with `SO_REUSEPORT`, so every worker thread can accept on the

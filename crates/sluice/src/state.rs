@@ -42,6 +42,8 @@ pub struct AppState {
     pub directory_changed: tokio::sync::Notify,
     /// Health of the store and of `shared_state`, as last seen by the sync.
     pub store_ok: AtomicBool,
+    /// The JWT verifier of `jwt:`, when configured (swapped on reload).
+    pub jwt: arc_swap::ArcSwapOption<crate::jwt::JwtVerifier>,
     /// `shared_state`, when configured.
     pub redis: Option<redis::Client>,
     pub redis_ok: AtomicBool,

@@ -34,6 +34,10 @@ pub struct RawConfig {
     /// (pub/sub) instead of by polling.
     #[serde(default)]
     pub shared_state: Option<String>,
+    /// Accept JWTs from an identity provider as an alternative to API keys
+    /// (needs `store:`: claims name a tenant and an app kept there).
+    #[serde(default)]
+    pub jwt: Option<crate::jwt::JwtConfig>,
     /// Per-API settings by name (`chat`, `messages`, `embeddings`, `models`).
     #[serde(default)]
     pub apis: BTreeMap<String, ApiConfig>,

@@ -104,6 +104,17 @@ fn top_level(cfg: &RawConfig, out: &mut Out) {
             );
         }
     }
+    if let Some(j) = &cfg.jwt {
+        for (field, msg) in j.problems() {
+            out.push(format!("jwt.{field}"), msg);
+        }
+        if cfg.store.is_none() {
+            out.push(
+                "jwt",
+                "needs `store:`: token claims name a tenant and an app kept in the store",
+            );
+        }
+    }
     for name in cfg.apis.keys() {
         if !API_NAMES.contains(&name.as_str()) {
             out.push(

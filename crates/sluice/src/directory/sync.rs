@@ -78,6 +78,7 @@ pub fn spawn_sync(app: &App) -> Option<tokio::task::JoinHandle<()>> {
             Duration::from_millis(500)
         };
         let mut config_version = app.snapshot.load().version;
+        let mut jwt_config = app.snapshot.load().config.jwt.clone();
         loop {
             let snap = app.snapshot.load_full();
             let reloaded = snap.version != config_version;
@@ -85,6 +86,10 @@ pub fn spawn_sync(app: &App) -> Option<tokio::task::JoinHandle<()>> {
                 config_version = snap.version;
                 if let Err(e) = seed_tenants(&store, &snap.config).await {
                     tracing::error!(error = %e, "re-seeding tenants after a config reload failed");
+                }
+                if snap.config.jwt != jwt_config {
+                    jwt_config = snap.config.jwt.clone();
+                    reload_jwt(&app, jwt_config.as_ref()).await;
                 }
             }
             if let Err(e) = refresh(&app, reloaded).await {
@@ -96,6 +101,24 @@ pub fn spawn_sync(app: &App) -> Option<tokio::task::JoinHandle<()>> {
             }
         }
     }))
+}
+
+/// Builds the verifier of a changed `jwt:` section and swaps it in; a JWKS
+/// that cannot be loaded keeps the previous verifier.
+async fn reload_jwt(app: &App, cfg: Option<&crate::jwt::JwtConfig>) {
+    let Some(cfg) = cfg else {
+        app.jwt.store(None);
+        return;
+    };
+    let dir = crate::server::config_dir(app.config_path.as_deref());
+    match crate::jwt::JwtVerifier::load(cfg, &dir).await {
+        Ok(v) => {
+            let v = Arc::new(v);
+            v.spawn_refresher();
+            app.jwt.store(Some(v));
+        }
+        Err(e) => tracing::error!(error = %e, "jwt: keeping the previous key set"),
+    }
 }
 
 /// Subscribes to the change channel, reconnecting with backoff.

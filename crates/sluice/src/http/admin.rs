@@ -68,6 +68,15 @@ async fn status(State(app): State<App>, headers: HeaderMap) -> Response {
         "uptime_seconds": app.started_at.elapsed().as_secs(),
         "draining": app.draining.load(Ordering::Relaxed),
         "models": snap.model_names.iter().map(|m| &**m).collect::<Vec<_>>(),
+        "store": app.store.as_ref().map(|s| serde_json::json!({
+            "backend": format!("{:?}", s.backend()).to_lowercase(),
+            "ok": app.store_ok.load(Ordering::Relaxed),
+            "revision": app.directory.load().revision,
+            "keys": app.directory.load().keys.len(),
+        })),
+        "shared_state": app.redis.as_ref().map(|_| serde_json::json!({
+            "ok": app.redis_ok.load(Ordering::Relaxed),
+        })),
     }))
     .into_response()
 }

@@ -1,5 +1,7 @@
-//! `GET /healthz` (the process is alive) and `GET /readyz` (config loaded and
-//! not draining; later also: store reachable).
+//! `GET /healthz` (the process is alive) and `GET /readyz` (config loaded,
+//! not draining, and the store reachable when one is configured). An
+//! unreachable `shared_state` does not make an instance unready: revisions
+//! are then polled from the store.
 
 use std::sync::atomic::Ordering;
 
@@ -18,6 +20,12 @@ pub async fn readyz(State(app): State<App>) -> (StatusCode, Json<serde_json::Val
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(serde_json::json!({"status": "draining"})),
+        );
+    }
+    if app.store.is_some() && !app.store_ok.load(Ordering::Relaxed) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({"status": "store_unreachable"})),
         );
     }
     let v = app.snapshot.load().version;

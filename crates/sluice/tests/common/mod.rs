@@ -10,6 +10,8 @@ use sluice::server::Server;
 use sluice::state::App;
 use tokio::sync::oneshot;
 
+pub mod db;
+
 pub const KEY: &str = "sk-test-key-0001";
 pub const ADMIN_KEY: &str = "sk-test-admin-0001";
 
