@@ -1,4 +1,5 @@
-//! The `sluice` command: `serve`, `check`, `schema`, `version`.
+//! The `sluice` command: `serve`, `check`, `schema`, `version`, and the
+//! admin CLI (`tenants`, `apps`, `keys`, `users`, `subscriptions`, `audit`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -35,10 +36,14 @@ enum Cmd {
     Schema,
     /// Print the version.
     Version,
+    #[command(flatten)]
+    Admin(sluice::cli::Command),
 }
 
 fn main() -> ExitCode {
-    match Cli::parse().cmd {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Admin(cmd) => admin(&cmd),
         Cmd::Version => {
             println!("sluice {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
@@ -66,6 +71,21 @@ fn main() -> ExitCode {
         },
         Cmd::Serve { config: path } => serve(path),
     }
+}
+
+/// Runs one admin CLI command (see `sluice::cli`).
+fn admin(cmd: &sluice::cli::Command) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(sluice::cli::run(cmd))
 }
 
 fn serve(path: PathBuf) -> ExitCode {

@@ -37,47 +37,7 @@ pub struct Server {
 impl Server {
     /// Builds the state from a validated config and binds its addresses.
     pub async fn bind(cfg: &RawConfig, config_path: Option<PathBuf>) -> anyhow::Result<Server> {
-        let snap = Snapshot::build(cfg, 1).map_err(anyhow::Error::msg)?;
-        let store = match &cfg.store {
-            Some(url) => {
-                Some(crate::directory::open_store(url, config_path.as_deref(), cfg).await?)
-            }
-            None => None,
-        };
-        let jwt = match &cfg.jwt {
-            Some(j) => Some(Arc::new(
-                crate::jwt::JwtVerifier::load(j, &config_dir(config_path.as_deref()))
-                    .await
-                    .map_err(|e| anyhow::anyhow!("jwt: {e}"))?,
-            )),
-            None => None,
-        };
-        let app = Arc::new(AppState {
-            snapshot: ArcSwap::from_pointee(snap),
-            dispatcher: Dispatcher::new(&cfg.server),
-            metrics: Metrics::new(),
-            config_path,
-            last_reload: Mutex::new(ReloadStatus::default()),
-            versions: AtomicU64::new(2),
-            draining: AtomicBool::new(false),
-            started_at: Instant::now(),
-            store,
-            jwt: arc_swap::ArcSwapOption::new(jwt),
-            directory: ArcSwap::from_pointee(crate::directory::Directory::default()),
-            directory_changed: tokio::sync::Notify::new(),
-            store_ok: AtomicBool::new(true),
-            redis: match &cfg.shared_state {
-                Some(url) => Some(redis::Client::open(url.as_str()).map_err(|e| {
-                    anyhow::anyhow!("shared_state `{}`: {e}", crate::directory::redact_url(url))
-                })?),
-                None => None,
-            },
-            redis_ok: AtomicBool::new(true),
-        });
-        // Store-managed keys work from the first request.
-        crate::directory::refresh(&app, true)
-            .await
-            .map_err(|e| anyhow::anyhow!("loading keys from the store: {e}"))?;
+        let app = build_app(cfg, config_path).await?;
         let listen = cfg.listen.as_deref().unwrap_or("127.0.0.1:4000");
         let addr = tokio::net::lookup_host(listen)
             .await
@@ -176,6 +136,52 @@ pub fn config_dir(config_path: Option<&std::path::Path>) -> PathBuf {
         .and_then(|p| p.parent())
         .map(PathBuf::from)
         .unwrap_or_default()
+}
+
+/// Builds the process state from a validated config: snapshot, store (with
+/// migrations, seeding and the first directory load), JWT verifier. Used by
+/// `serve` and by the CLI's in-process admin API.
+pub async fn build_app(cfg: &RawConfig, config_path: Option<PathBuf>) -> anyhow::Result<App> {
+    let snap = Snapshot::build(cfg, 1).map_err(anyhow::Error::msg)?;
+    let store = match &cfg.store {
+        Some(url) => Some(crate::directory::open_store(url, config_path.as_deref(), cfg).await?),
+        None => None,
+    };
+    let jwt = match &cfg.jwt {
+        Some(j) => Some(Arc::new(
+            crate::jwt::JwtVerifier::load(j, &config_dir(config_path.as_deref()))
+                .await
+                .map_err(|e| anyhow::anyhow!("jwt: {e}"))?,
+        )),
+        None => None,
+    };
+    let app = Arc::new(AppState {
+        snapshot: ArcSwap::from_pointee(snap),
+        dispatcher: Dispatcher::new(&cfg.server),
+        metrics: Metrics::new(),
+        config_path,
+        last_reload: Mutex::new(ReloadStatus::default()),
+        versions: AtomicU64::new(2),
+        draining: AtomicBool::new(false),
+        started_at: Instant::now(),
+        store,
+        jwt: arc_swap::ArcSwapOption::new(jwt),
+        directory: ArcSwap::from_pointee(crate::directory::Directory::default()),
+        directory_changed: tokio::sync::Notify::new(),
+        store_ok: AtomicBool::new(true),
+        redis: match &cfg.shared_state {
+            Some(url) => Some(redis::Client::open(url.as_str()).map_err(|e| {
+                anyhow::anyhow!("shared_state `{}`: {e}", crate::directory::redact_url(url))
+            })?),
+            None => None,
+        },
+        redis_ok: AtomicBool::new(true),
+    });
+    // Store-managed keys work from the first request.
+    crate::directory::refresh(&app, true)
+        .await
+        .map_err(|e| anyhow::anyhow!("loading keys from the store: {e}"))?;
+    Ok(app)
 }
 
 /// A listener with `SO_REUSEPORT`, so every worker thread can accept on the

@@ -44,6 +44,9 @@ pub struct AppState {
     pub store_ok: AtomicBool,
     /// The JWT verifier of `jwt:`, when configured (swapped on reload).
     pub jwt: arc_swap::ArcSwapOption<crate::jwt::JwtVerifier>,
+    /// The audit actor of the bootstrap `admin_key`: `config:admin_key`,
+    /// or `cli:<user>` when the CLI serves the admin API in-process.
+    pub bootstrap_actor: std::sync::OnceLock<String>,
     /// `shared_state`, when configured.
     pub redis: Option<redis::Client>,
     pub redis_ok: AtomicBool,

@@ -26,7 +26,7 @@ mod sync;
 mod tests;
 
 pub use open::{open_store, redact_url, resolve_store_url, seed_tenants};
-pub use sync::{config_changed, notify_changed, refresh, spawn_sync, CHANNEL};
+pub use sync::{config_changed, notify_changed, publish_change, refresh, spawn_sync, CHANNEL};
 
 /// Store-managed identities, resolved against the current config.
 #[derive(Default)]

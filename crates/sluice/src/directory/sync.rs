@@ -16,21 +16,28 @@ pub const CHANNEL: &str = "sluice:directory";
 /// at once, and (with `shared_state`) so does every other instance.
 pub fn notify_changed(app: &App) {
     app.directory_changed.notify_one();
-    if let Some(client) = app.redis.clone() {
-        tokio::spawn(async move {
-            let r: redis::RedisResult<i64> = async {
-                let mut con = client.get_multiplexed_async_connection().await?;
-                redis::cmd("PUBLISH")
-                    .arg(CHANNEL)
-                    .arg("changed")
-                    .query_async(&mut con)
-                    .await
-            }
-            .await;
-            if let Err(e) = r {
-                tracing::warn!(error = %e, "could not publish a store change to shared_state; other instances will see it by polling");
-            }
-        });
+    if app.redis.is_some() {
+        let app = app.clone();
+        tokio::spawn(async move { publish_change(&app).await });
+    }
+}
+
+/// Publishes a change notice on `shared_state` (no-op without it).
+pub async fn publish_change(app: &App) {
+    let Some(client) = &app.redis else {
+        return;
+    };
+    let r: redis::RedisResult<i64> = async {
+        let mut con = client.get_multiplexed_async_connection().await?;
+        redis::cmd("PUBLISH")
+            .arg(CHANNEL)
+            .arg("changed")
+            .query_async(&mut con)
+            .await
+    }
+    .await;
+    if let Err(e) = r {
+        tracing::warn!(error = %e, "could not publish a store change to shared_state; other instances will see it by polling");
     }
 }
 
