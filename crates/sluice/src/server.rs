@@ -166,6 +166,7 @@ pub async fn build_app(cfg: &RawConfig, config_path: Option<PathBuf>) -> anyhow:
         started_at: Instant::now(),
         store,
         jwt: arc_swap::ArcSwapOption::new(jwt),
+        bootstrap_actor: std::sync::OnceLock::new(),
         directory: ArcSwap::from_pointee(crate::directory::Directory::default()),
         directory_changed: tokio::sync::Notify::new(),
         store_ok: AtomicBool::new(true),
