@@ -129,6 +129,7 @@ impl Conn {
         let app = crate::server::build_app(&cfg, path)
             .await
             .map_err(|e| format!("{e:#}"))?;
+        let _ = app.bootstrap_actor.set(format!("cli:{}", cli_user()));
         Ok(Conn::Local { app, key })
     }
 
