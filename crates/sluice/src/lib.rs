@@ -2,6 +2,7 @@
 //! that authenticates, guards, routes, translates and records every call.
 //! See `ARCHITECTURE.md` at the repository root for the bird's-eye view.
 
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod directory;

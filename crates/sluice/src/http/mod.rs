@@ -1,5 +1,5 @@
 //! The HTTP edge: the public router (OpenAI- and Anthropic-compatible
-//! endpoints, health) and the admin router (status, reload, metrics).
+//! endpoints, health) and the admin listener's router (the admin API, metrics).
 
 pub mod admin;
 pub mod auth;
