@@ -37,7 +37,7 @@ enum Cmd {
     /// Print the version.
     Version,
     #[command(flatten)]
-    Admin(sluice::cli::Command),
+    Admin(Box<sluice::cli::Command>),
 }
 
 fn main() -> ExitCode {

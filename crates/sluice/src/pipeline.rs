@@ -132,10 +132,12 @@ impl RequestCtx {
                 "missing API key: send `Authorization: Bearer <key>` or `x-api-key: <key>`",
             )
         })?;
-        let jwt = self.app.jwt.load_full();
+        let jwt = crate::jwt::looks_like_jwt(secret)
+            .then(|| self.app.jwt.load_full())
+            .flatten();
         let key = match jwt {
-            Some(v) if crate::jwt::looks_like_jwt(secret) => self.identify_jwt(&v, secret)?,
-            _ => find_key(&self.snap, &self.app.directory.load(), secret)
+            Some(v) => self.identify_jwt(&v, secret)?,
+            None => find_key(&self.snap, &self.app.directory.load(), secret)
                 .ok_or_else(|| GatewayError::new(ErrorKind::Unauthorized, "invalid API key"))?,
         };
         if let Some(m) = &key.managed {
