@@ -130,3 +130,15 @@ def test_cli_admin_api_and_sdks_together(gateway):
         assert any(a == action and actor == approved["decided_by"] for a, actor in actions), action
     dump = json.dumps(audit)
     assert secret not in dump and gateway["cred"] not in dump
+
+
+def test_cli_acts_on_a_store_directly(tmp_path):
+    store = f"sqlite://{tmp_path / 'direct.db'}"
+    [tenant] = cli("tenants", "create", "direct-co", "--tier", "free", "--store", store)
+    listed = cli("tenants", "list", "--name", "direct", "--store", store)[0]["data"]
+    assert [t["id"] for t in listed] == [tenant["id"]]
+    # Errors are clear and exit non-zero; nothing is half-done.
+    bad = subprocess.run([binary("SLUICE_BIN"), "tenants", "create", "direct-co", "--store", store], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 1 and "409" in bad.stderr and "already taken" in bad.stderr, bad.stderr
+    [entry] = cli("audit", "--action", "tenant.create", "--store", store)[0]["data"]
+    assert entry["actor"].startswith("cli:") and entry["target_id"] == tenant["id"]

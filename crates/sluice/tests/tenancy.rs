@@ -148,6 +148,7 @@ both_backends!(
     revocation_reaches_another_instance_by_polling,
     revocation_reaches_another_instance_through_redis_at_once,
     jwts_act_for_their_app,
+    config_reloads_reseed_tenants_and_re_resolve_policies,
 );
 
 async fn created_keys_work_and_revoked_keys_stop_within_a_second(b: Backend) {
@@ -507,4 +508,63 @@ async fn jwts_act_for_their_app(b: Backend) {
     let (status, _) = chat(&url, &good, "gated").await;
     assert_eq!(status, 403);
     let _ = Arc::new(w.tenant.clone());
+}
+
+async fn config_reloads_reseed_tenants_and_re_resolve_policies(b: Backend) {
+    let w = world(b, "").await;
+    let url = w.gw.url.clone();
+    let (_, secret) = w
+        .key(st::NewKey {
+            name: "k".into(),
+            policy: Some(json!("tiny")),
+            ..Default::default()
+        })
+        .await;
+    eventually(SECOND, "key loads", || async {
+        chat(&url, &secret, "m").await.0 == 200
+    })
+    .await;
+    // The reload drops the policy the key names and seeds a tenant.
+    let path = &w.gw.config_path;
+    let text = std::fs::read_to_string(path).unwrap().replace(
+        "policies: { tiny: { limits: { max_output_tokens: 5 } } }",
+        "policies: { other: { limits: { max_output_tokens: 5 } } }\ntenants: { globex: { tier: gold } }",
+    );
+    std::fs::write(path, text).unwrap();
+    sluice::reload::reload(&w.gw.app, "test").unwrap();
+    eventually(SECOND, "the key fails closed", || async {
+        chat(&url, &secret, "m").await.0 == 403
+    })
+    .await;
+    let (_, body) = chat(&url, &secret, "m").await;
+    let msg = body["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("policy of key `k`") && msg.contains("tiny"),
+        "{msg}"
+    );
+    let store = w.store.clone();
+    eventually(SECOND, "the config tenant is seeded", || {
+        let store = store.clone();
+        async move {
+            store
+                .tenant_by_name("globex")
+                .await
+                .unwrap()
+                .is_some_and(|t| {
+                    t.source == st::Source::Config && t.tier.as_deref() == Some("gold")
+                })
+        }
+    })
+    .await;
+    // Config tenants are read-only through the store API.
+    let globex = w.store.tenant_by_name("globex").await.unwrap().unwrap();
+    let err = w
+        .store
+        .delete_tenant(&root(), &globex.id)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("managed by the config file"),
+        "{err}"
+    );
 }
