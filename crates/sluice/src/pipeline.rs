@@ -366,8 +366,13 @@ impl RequestCtx {
 
     /// Adds `x-request-id` and the `x-sluice-*` headers.
     pub fn decorate(&self, h: &mut HeaderMap) {
+        use http::HeaderName;
+        static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+        static MODEL: HeaderName = HeaderName::from_static("x-sluice-model");
+        static PROVIDER: HeaderName = HeaderName::from_static("x-sluice-provider");
+        static ATTEMPTS: HeaderName = HeaderName::from_static("x-sluice-attempts");
         if let Ok(v) = HeaderValue::from_str(&self.id) {
-            h.insert("x-request-id", v);
+            h.insert(REQUEST_ID.clone(), v);
         }
         if let Some(m) = self
             .attempts
@@ -375,7 +380,7 @@ impl RequestCtx {
             .as_deref()
             .and_then(|m| HeaderValue::from_str(m).ok())
         {
-            h.insert("x-sluice-model", m);
+            h.insert(MODEL.clone(), m);
         }
         if let Some(p) = self
             .attempts
@@ -383,10 +388,10 @@ impl RequestCtx {
             .as_deref()
             .and_then(|p| HeaderValue::from_str(p).ok())
         {
-            h.insert("x-sluice-provider", p);
+            h.insert(PROVIDER.clone(), p);
         }
         if self.attempts.count > 0 {
-            h.insert("x-sluice-attempts", HeaderValue::from(self.attempts.count));
+            h.insert(ATTEMPTS.clone(), HeaderValue::from(self.attempts.count));
         }
     }
 

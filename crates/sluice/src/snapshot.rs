@@ -40,6 +40,8 @@ pub struct Deployment {
     pub target: Target,
     /// Relative share under `strategy: weighted` (1 by default).
     pub weight: u32,
+    /// Metric handles of (model, provider), resolved on first use.
+    pub series: std::sync::OnceLock<crate::telemetry::metrics::SeriesHandles>,
 }
 
 pub struct Model {
@@ -131,7 +133,7 @@ pub struct Snapshot {
     /// Sorted model names, for error messages and `/v1/models`.
     pub model_names: Vec<Arc<str>>,
     /// SHA-256 of the secret → key.
-    pub keys: HashMap<[u8; 32], Arc<KeyInfo>>,
+    pub keys: DigestMap<Arc<KeyInfo>>,
     pub admin_key_hash: Option<[u8; 32]>,
     pub max_body_bytes: usize,
     pub timeouts: Timeouts,
@@ -144,6 +146,34 @@ pub struct Timeouts {
     pub total: Duration,
     pub stream_idle: Duration,
 }
+
+/// Hashes a map keyed by SHA-256 digests with the digest's own first bytes:
+/// they are already uniform, so SipHash would be wasted work per request
+/// (lookups by attacker-chosen secrets are digested first, and the table's
+/// contents come from the config and the store).
+#[derive(Default, Clone, Copy)]
+pub struct DigestHasher(u64);
+
+impl std::hash::Hasher for DigestHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        if bytes.len() >= 8 {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(&bytes[..8]);
+            self.0 ^= u64::from_le_bytes(word);
+        } else {
+            for b in bytes {
+                self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+            }
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A map keyed by SHA-256 digests (API key hashes).
+pub type DigestMap<V> = HashMap<[u8; 32], V, std::hash::BuildHasherDefault<DigestHasher>>;
 
 pub fn hash_secret(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
@@ -292,6 +322,7 @@ impl Snapshot {
                     provider: prov.clone(),
                     target: target(pcfg, &d.model)?,
                     weight: d.weight.unwrap_or(1),
+                    series: std::sync::OnceLock::new(),
                 });
             }
             let model = Model {
@@ -319,7 +350,7 @@ impl Snapshot {
         }
         let mut model_names: Vec<Arc<str>> = models.keys().cloned().collect();
         model_names.sort();
-        let mut keys = HashMap::new();
+        let mut keys = DigestMap::default();
         for k in &cfg.keys {
             // Every attached level is enforced: the global, tenant and key
             // policies each hold, so the tighter limit and the intersection

@@ -43,7 +43,7 @@ impl OpenAiAdapter {
     fn url(&self, target: &Target, op: &str) -> String {
         let base = target.base_url.trim_end_matches('/');
         match self.flavor {
-            Flavor::OpenAi => format!("{base}/{op}"),
+            Flavor::OpenAi => [base, "/", op].concat(),
             Flavor::Azure => format!(
                 "{base}/openai/deployments/{}/{op}?api-version={}",
                 target.model,
@@ -64,7 +64,7 @@ impl OpenAiAdapter {
         let mut up = UpstreamRequest::post_json(self.url(target, op), body, target);
         if let Some(key) = &target.api_key {
             let (name, value) = match self.flavor {
-                Flavor::OpenAi => ("authorization", format!("Bearer {key}")),
+                Flavor::OpenAi => ("authorization", ["Bearer ", key].concat()),
                 Flavor::Azure => ("api-key", key.clone()),
             };
             up.set_secret_header(name, &value)?;

@@ -18,7 +18,7 @@ use sluice_store::SubState;
 use crate::config::raw::PolicyRef;
 use crate::config::RawConfig;
 use crate::error::{ErrorKind, GatewayError};
-use crate::snapshot::{combine_levels, intersect, KeyInfo, Managed};
+use crate::snapshot::{combine_levels, intersect, DigestMap, KeyInfo, Managed};
 
 mod open;
 mod sync;
@@ -36,7 +36,7 @@ pub struct Directory {
     /// The rows it was built from, kept to rebuild after a config reload.
     rows: Arc<sluice_store::Directory>,
     /// SHA-256 of a key secret → identity.
-    pub keys: HashMap<[u8; 32], Arc<KeyInfo>>,
+    pub keys: DigestMap<Arc<KeyInfo>>,
     /// App identities (JWT callers) by app id.
     pub apps: HashMap<String, Arc<KeyInfo>>,
     /// (tenant id, app name) → app id.

@@ -41,12 +41,14 @@ pub enum ChatAnswer {
 }
 
 /// What routing did, for headers, logs and metrics.
-#[derive(Debug, Default, Clone)]
+#[derive(Default, Clone)]
 pub struct Attempts {
     /// The `models:` name that answered (after fallbacks).
     pub model: Option<Arc<str>>,
     /// The `providers:` name that answered (or failed last).
     pub provider: Option<Arc<str>>,
+    /// The model and deployment index that answered (or failed last).
+    pub served: Option<(Arc<Model>, usize)>,
     pub count: u32,
     /// Time spent waiting on the upstream until its answer (or stream) began.
     pub upstream: Duration,
@@ -248,13 +250,15 @@ where
     let mut last = None;
     for (m, i) in Dispatcher::candidates(snap, model) {
         // Resolve through the snapshot so both live as long as it does.
-        let Some(m) = snap.models.get(&m.name).map(|m| &**m) else {
+        let Some(served) = snap.models.get(&m.name) else {
             continue;
         };
+        let m: &'a Model = served;
         let dep: &'a Deployment = &m.deployments[i];
         att.count += 1;
         att.model = Some(m.name.clone());
         att.provider = Some(dep.provider.name.clone());
+        att.served = Some((served.clone(), i));
         let started = Instant::now();
         let result = once(m, dep).await;
         att.upstream += started.elapsed();

@@ -6,7 +6,7 @@ use sluice_types::TokenUsage;
 
 use crate::config::raw::LogFormat;
 use crate::pipeline::RequestCtx;
-use crate::telemetry::metrics::{Label, Metrics, ModelLabels, RequestLabels, TokenLabels};
+use crate::telemetry::metrics::{Label, Metrics, ModelLabels, RequestLabels, SeriesHandles};
 use crate::telemetry::sink::LogSink;
 
 fn status_class(status: u16) -> &'static str {
@@ -43,39 +43,35 @@ pub fn complete(ctx: &RequestCtx, usage: TokenUsage) {
         model: model.clone(),
         provider,
     };
-    Metrics::observe(&m.duration, &ml, total);
-    if ctx.attempts.count > 0 {
-        Metrics::observe(&m.upstream, &ml, ctx.attempts.upstream);
+    let series = ctx.attempts.served.as_ref().map(|(served, i)| {
+        served.deployments[*i]
+            .series
+            .get_or_init(|| SeriesHandles::new(m, &ml))
+    });
+    let secs = |d: std::time::Duration| d.as_secs_f64();
+    match series {
+        Some(s) => s.duration.observe(secs(total)),
+        None => Metrics::observe(&m.duration, &ml, total),
+    }
+    if let (true, Some(s)) = (ctx.attempts.count > 0, series) {
+        s.upstream.observe(secs(ctx.attempts.upstream));
         if let Some(started) = ctx.answer_started {
-            Metrics::observe(
-                &m.overhead,
-                &ml,
-                started.saturating_sub(ctx.attempts.upstream),
-            );
+            s.overhead
+                .observe(secs(started.saturating_sub(ctx.attempts.upstream)));
         }
         let failed = ctx.attempts.failures.len() as u64;
         if failed > 0 {
             m.attempts_failed.get_or_create(&ml).inc_by(failed);
         }
-    }
-    if let Some(t) = ctx.ttft {
-        Metrics::observe(&m.ttft, &ml, t);
-    }
-    if usage.input > 0 {
-        m.tokens
-            .get_or_create(&TokenLabels {
-                model: model.clone(),
-                direction: "input",
-            })
-            .inc_by(usage.input);
-    }
-    if usage.output > 0 {
-        m.tokens
-            .get_or_create(&TokenLabels {
-                model,
-                direction: "output",
-            })
-            .inc_by(usage.output);
+        if let Some(t) = ctx.ttft {
+            s.ttft.observe(secs(t));
+        }
+        if usage.input > 0 {
+            s.tokens_in.inc_by(usage.input);
+        }
+        if usage.output > 0 {
+            s.tokens_out.inc_by(usage.output);
+        }
     }
     if !ctx.snap.access_log {
         return;

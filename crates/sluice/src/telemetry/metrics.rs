@@ -166,3 +166,37 @@ impl Metrics {
         h.get_or_create(labels).observe(d.as_secs_f64());
     }
 }
+
+/// Handles to one (model, provider) pair's series, looked up once and kept
+/// on the deployment: recording a request then costs no label hashing. A
+/// handle shares its value with the family's series, so a config reload
+/// (new deployment, new handles) keeps counting the same series.
+pub struct SeriesHandles {
+    pub duration: Histogram,
+    pub overhead: Histogram,
+    pub upstream: Histogram,
+    pub ttft: Histogram,
+    pub tokens_in: Counter,
+    pub tokens_out: Counter,
+}
+
+impl SeriesHandles {
+    pub fn new(m: &Metrics, labels: &ModelLabels) -> Self {
+        let tokens = |direction| {
+            m.tokens
+                .get_or_create(&TokenLabels {
+                    model: labels.model.clone(),
+                    direction,
+                })
+                .clone()
+        };
+        SeriesHandles {
+            duration: m.duration.get_or_create(labels).clone(),
+            overhead: m.overhead.get_or_create(labels).clone(),
+            upstream: m.upstream.get_or_create(labels).clone(),
+            ttft: m.ttft.get_or_create(labels).clone(),
+            tokens_in: tokens("input"),
+            tokens_out: tokens("output"),
+        }
+    }
+}
