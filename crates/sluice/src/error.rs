@@ -35,6 +35,8 @@ pub enum ErrorKind {
     Conflict,
     /// Unknown model or one this key may not use.
     ModelNotFound,
+    /// A rate limit of a policy refused the request (429, `Retry-After`).
+    RateLimited,
     /// Body over the size limit.
     PayloadTooLarge,
     /// A parameter the chosen provider cannot honour.
@@ -111,6 +113,7 @@ impl GatewayError {
             ErrorKind::Conflict => StatusCode::CONFLICT,
             ErrorKind::ModelNotFound | ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::Upstream(class) => match class {
                 ErrorClass::RateLimited => StatusCode::TOO_MANY_REQUESTS,
                 ErrorClass::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
@@ -137,6 +140,7 @@ impl GatewayError {
                 "upstream"
             }
             ErrorKind::Internal | ErrorKind::Unavailable => "internal",
+            ErrorKind::RateLimited => "policy",
             _ => "client",
         }
     }
@@ -158,6 +162,7 @@ impl GatewayError {
             ErrorKind::Forbidden => "permission_denied",
             ErrorKind::Conflict => "conflict",
             ErrorKind::ModelNotFound => "model_not_found",
+            ErrorKind::RateLimited => "rate_limited",
             ErrorKind::PayloadTooLarge => "payload_too_large",
             ErrorKind::Unsupported => "unsupported_parameter",
             ErrorKind::NotFound => "not_found",
@@ -268,5 +273,15 @@ mod tests {
         assert_eq!(up.status(), StatusCode::TOO_MANY_REQUESTS);
         assert!(up.message.contains("`openai`") && up.message.contains("429"));
         assert!(up.retryable());
+        let mut rl = GatewayError::new(ErrorKind::RateLimited, "rate limit of key `k`");
+        rl.retry_after = Some(Duration::from_millis(2500));
+        assert_eq!(
+            (rl.status(), rl.code(), rl.source()),
+            (StatusCode::TOO_MANY_REQUESTS, "rate_limited", "policy")
+        );
+        let v: serde_json::Value = serde_json::from_slice(&rl.body(ApiFormat::OpenAi)).unwrap();
+        assert_eq!(v["error"]["type"], "rate_limit_error");
+        let resp = rl.into_response(ApiFormat::Anthropic);
+        assert_eq!(resp.headers()[http::header::RETRY_AFTER], "3");
     }
 }

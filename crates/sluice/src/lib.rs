@@ -12,6 +12,7 @@ pub mod http;
 pub mod jwt;
 pub mod mock;
 pub mod pipeline;
+pub mod policy;
 pub mod reload;
 pub mod server;
 pub mod snapshot;

@@ -3,18 +3,23 @@
 //!
 //! | # | stage            | reads                                   | writes                          |
 //! |---|------------------|-----------------------------------------|---------------------------------|
-//! | 1 | request id       | `x-request-id` header                   | `ctx.id`                        |
+//! | 1 | request id       | `x-request-id`, client IP / end-user headers | `ctx.id`, `ctx.client_ip`  |
 //! | 2 | auth             | `Authorization` / `x-api-key`, snapshot | `ctx.key`                       |
 //! | 3 | body + parse     | body (size guard), inbound format       | typed request                   |
 //! | 4 | model + guards   | `model`, key allow-list, policy limits  | `ctx.model`, clamped max tokens |
-//! | 5 | route + dispatch | model deployments, fallbacks            | answer, `ctx.attempts`          |
-//! | 6 | relay (per chunk)| each streamed chunk                     | `ctx.usage`, `ctx.ttft`         |
-//! | 7 | complete (once)  | the whole ctx                           | access log, metrics             |
+//! | 5 | rate limits      | key's and model's rules, end user, IP   | counters, `ctx.rate` (or 429)   |
+//! | 6 | route + dispatch | model deployments, fallbacks            | answer, `ctx.attempts`          |
+//! | 7 | relay (per chunk)| each streamed chunk                     | `ctx.usage`, `ctx.ttft`         |
+//! | 8 | complete (once)  | the whole ctx                           | access log, metrics             |
 //!
-//! Stages 1–4 live in [`prepare`]; 5 in `dispatch`; 6 in `http::sse`; 7 is
-//! [`RequestCtx`]'s `Drop`, so it runs exactly once whether the request
-//! succeeded, failed, or the client went away mid-stream.
+//! Stages 1–5 are methods of [`RequestCtx`] called by the handlers in
+//! `http/` (5 is `policy::rate`: requests refused before it count against
+//! no rate limit); 6 is `dispatch`; 7 `http::sse`; 8 is [`RequestCtx`]'s
+//! `Drop`, so it runs exactly once whether the request succeeded, failed,
+//! or the client went away mid-stream. Every answer past stage 5 carries
+//! the `x-ratelimit-*` headers ([`RequestCtx::decorate`]).
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,6 +34,7 @@ use crate::config::raw::LimitsConfig;
 use crate::directory::Directory;
 use crate::dispatch::Attempts;
 use crate::error::{ErrorKind, GatewayError};
+use crate::policy::rate::{RateNote, Who};
 use crate::snapshot::{hash_secret, tighter, KeyInfo, Managed, Model, Snapshot};
 use crate::state::App;
 use crate::telemetry::access_log;
@@ -57,6 +63,13 @@ pub struct RequestCtx {
     pub key: Option<Arc<KeyInfo>>,
     /// The end user: a JWT's user claim.
     pub user: Option<String>,
+    /// The end user named by `server.end_user_header`, if configured and sent.
+    pub user_header: Option<HeaderValue>,
+    /// The client IP: `server.client_ip_header`'s left-most address, else
+    /// the TCP peer.
+    pub client_ip: Option<IpAddr>,
+    /// What the rate-limit stage recorded (headers, refusing rule).
+    pub rate: RateNote,
     /// Effective guards: the key's, tightened by the model's once it is known.
     pub limits: LimitsConfig,
     /// Size of the request body read.
@@ -82,10 +95,12 @@ pub struct RequestCtx {
 }
 
 impl RequestCtx {
-    /// Stage 1: request id; loads the snapshot once.
+    /// Stage 1: request id and client; loads the snapshot once. `peer` is
+    /// the TCP peer's address.
     pub fn start(
         app: &App,
         headers: &HeaderMap,
+        peer: Option<IpAddr>,
         format: ApiFormat,
         endpoint: &'static str,
     ) -> Self {
@@ -95,8 +110,16 @@ impl RequestCtx {
             .filter(|v| !v.is_empty() && v.len() <= 128)
             .map(str::to_owned)
             .unwrap_or_else(crate::http::request_id::new_id);
+        let snap = app.snapshot.load_full();
+        let header = |name: &Option<http::HeaderName>| name.as_ref().and_then(|n| headers.get(n));
+        let client_ip = header(&snap.client_ip_header)
+            .and_then(left_most_ip)
+            .or(peer);
         RequestCtx {
-            snap: app.snapshot.load_full(),
+            user_header: header(&snap.end_user_header).cloned(),
+            client_ip,
+            rate: RateNote::default(),
+            snap,
             app: app.clone(),
             id,
             format,
@@ -337,6 +360,35 @@ impl RequestCtx {
         Ok(())
     }
 
+    /// Stage 5: the rate limits of the caller's levels and of `model`.
+    /// The end user is the JWT's, else the request's own (`body_user`:
+    /// OpenAI `user`, Anthropic `metadata.user_id`), else the
+    /// `server.end_user_header` one. Refused: 429 naming the limit.
+    pub fn limit_rate(
+        &mut self,
+        model: &Model,
+        body_user: Option<&str>,
+    ) -> Result<(), GatewayError> {
+        let Some(key) = self.key.as_deref() else {
+            return Ok(());
+        };
+        if key.rates.is_empty() && model.rates.is_empty() {
+            return Ok(());
+        }
+        let header_user = self.user_header.as_ref().and_then(|v| v.to_str().ok());
+        let who = Who {
+            user: [self.user.as_deref(), body_user, header_user]
+                .into_iter()
+                .flatten()
+                .find(|u| !u.is_empty()),
+            ip: self.client_ip,
+            bucket: key.rollout_bucket,
+        };
+        let decision = self.app.rates.acquire([&key.rates, &model.rates], &who);
+        self.rate = decision.note;
+        decision.refusal.map_or(Ok(()), Err)
+    }
+
     /// The request's own deadline, from the policy's `limits.timeout`.
     pub fn deadline(&self) -> Option<Instant> {
         self.limits.timeout.map(|t| self.started + t.0)
@@ -364,7 +416,8 @@ impl RequestCtx {
         self.error_source = Some(e.source());
     }
 
-    /// Adds `x-request-id` and the `x-sluice-*` headers.
+    /// Adds `x-request-id`, the `x-sluice-*` headers and, past the rate
+    /// stage, the `x-ratelimit-*` headers of the tightest limit.
     pub fn decorate(&self, h: &mut HeaderMap) {
         use http::HeaderName;
         static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -373,6 +426,9 @@ impl RequestCtx {
         static ATTEMPTS: HeaderName = HeaderName::from_static("x-sluice-attempts");
         if let Ok(v) = HeaderValue::from_str(&self.id) {
             h.insert(REQUEST_ID.clone(), v);
+        }
+        if let Some(s) = &self.rate.tightest {
+            s.write_headers(h);
         }
         if let Some(m) = self
             .attempts
@@ -395,7 +451,7 @@ impl RequestCtx {
         }
     }
 
-    /// Stage 6 hook: one relayed chunk.
+    /// Stage 7 hook: one relayed chunk.
     pub fn on_chunk(&mut self, chunk: &sluice_types::ChatChunk) {
         if let Some(u) = &chunk.usage {
             self.usage = u.to_tokens();
@@ -439,8 +495,18 @@ impl RequestCtx {
     }
 }
 
+/// The left-most address of a client-IP header (`x-forwarded-for` style:
+/// `client, proxy1, proxy2`); a port, if any, is ignored.
+fn left_most_ip(v: &HeaderValue) -> Option<IpAddr> {
+    let first = v.to_str().ok()?.split(',').next()?.trim();
+    first
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| first.parse::<std::net::SocketAddr>().ok().map(|s| s.ip()))
+}
+
 impl Drop for RequestCtx {
-    /// Stage 7: completion, exactly once.
+    /// Stage 8: completion, exactly once.
     fn drop(&mut self) {
         if !self.finished {
             // The client went away before the answer ended (nginx's 499).

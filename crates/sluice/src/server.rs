@@ -76,6 +76,7 @@ impl Server {
         let (tx, rx) = watch::channel(false);
         let app = self.app.clone();
         let sync = crate::directory::spawn_sync(&app);
+        let pruner = spawn_rate_pruner(app.clone());
         if let Some(jwt) = app.jwt.load_full() {
             jwt.spawn_refresher();
         }
@@ -126,8 +127,26 @@ impl Server {
         if let Some(sync) = sync {
             sync.abort();
         }
+        pruner.abort();
         Ok(())
     }
+}
+
+/// How often idle rate counters are forgotten.
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Forgets idle rate counters every [`PRUNE_EVERY`], off the event loop
+/// (a prune walks every partition). Aborted when `run` ends.
+fn spawn_rate_pruner(app: App) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(PRUNE_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let app = app.clone();
+            let _ = tokio::task::spawn_blocking(move || app.rates.prune()).await;
+        }
+    })
 }
 
 /// The directory relative paths in the config resolve against.
@@ -177,6 +196,7 @@ pub async fn build_app(cfg: &RawConfig, config_path: Option<PathBuf>) -> anyhow:
             None => None,
         },
         redis_ok: AtomicBool::new(true),
+        rates: Box::new(crate::policy::rate::LocalRates::default()),
     });
     // Store-managed keys work from the first request.
     crate::directory::refresh(&app, true)
@@ -216,7 +236,9 @@ async fn serve_public(
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, router)
+    // The peer address reaches handlers as `ConnectInfo` (`per: ip` limits).
+    let service = router.into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(wait_for(rx))
         .await
 }

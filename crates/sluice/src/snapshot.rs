@@ -15,8 +15,11 @@ use sluice_providers::gemini::GeminiAdapter;
 use sluice_providers::openai::{Flavor, OpenAiAdapter};
 use sluice_providers::{Adapter, Target};
 
-use crate::config::raw::{self, LimitsConfig, PolicyItem, PolicyRef, ProviderKind, RawConfig};
+use crate::config::merge::{flatten, items};
+use crate::config::raw::{self, LimitsConfig, PolicyRef, ProviderKind, RawConfig};
 use crate::mock::MockProvider;
+use crate::policy::rate::RateRule;
+use crate::policy::{rollout_bucket, Scope};
 
 /// How one provider is reached.
 pub enum Backend {
@@ -51,6 +54,9 @@ pub struct Model {
     pub price: Option<raw::Price>,
     /// Guards of the model's own policy (enforced together with the key's).
     pub limits: LimitsConfig,
+    /// The rate limits of the model's own policy (counters per model), for
+    /// every rollout bucket range.
+    pub rates: Box<[RateRule]>,
     /// Apps need an approved `model:<name>` subscription.
     pub requires_approval: bool,
     /// Balancer cursor (reset by reload, harmless).
@@ -92,6 +98,12 @@ pub struct KeyInfo {
     /// Allowed model names (policies and scopes together); `None` = all.
     pub models: Option<Vec<Arc<str>>>,
     pub limits: LimitsConfig,
+    /// Rate limits of every attached level (global, tenant, app, key) that
+    /// apply to this caller's rollout bucket, in that order, each counted for
+    /// everything under its level.
+    pub rates: Box<[RateRule]>,
+    /// Stable bucket of the key (or app) id for policies' `rollout`.
+    pub rollout_bucket: u16,
     /// Set for store-managed keys and app identities (JWT); `None` for the
     /// config's static keys.
     pub managed: Option<Managed>,
@@ -138,6 +150,10 @@ pub struct Snapshot {
     pub max_body_bytes: usize,
     pub timeouts: Timeouts,
     pub access_log: bool,
+    /// `server.end_user_header`: names the end user for `per: user` limits.
+    pub end_user_header: Option<HeaderName>,
+    /// `server.client_ip_header`: its left-most address is the client IP.
+    pub client_ip_header: Option<HeaderName>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -244,21 +260,38 @@ pub fn tighter(a: LimitsConfig, b: LimitsConfig) -> LimitsConfig {
     }
 }
 
-/// Every level's guards hold together: the tighter limit and the
-/// intersection of allow-lists win.
-pub fn combine_levels(
-    cfg: &RawConfig,
-    levels: &[Option<&PolicyRef>],
-) -> (LimitsConfig, Option<Vec<String>>) {
+/// One level a caller is attached to: where it sits, and its policy.
+pub type Level<'a> = (Scope, Option<&'a PolicyRef>);
+
+/// What a caller's levels add up to.
+pub struct Combined {
+    pub limits: LimitsConfig,
+    /// The intersection of the levels' allow-lists; `None` = all models.
+    pub models: Option<Vec<String>>,
+    /// The levels' rate rules in level order (per level at most an enforced
+    /// rule and a shadow overlay).
+    pub rates: Box<[RateRule]>,
+}
+
+/// Every level holds: the tighter guard and the intersection of
+/// allow-lists win, and each level's rate limits are its own rules (those
+/// for the caller's rollout `bucket`, or all when it is `None`). A level's
+/// policy list merges left to right first.
+pub fn combine_levels(cfg: &RawConfig, levels: &[Level<'_>], bucket: Option<u16>) -> Combined {
     let mut limits = LimitsConfig::default();
     let mut allowed: Option<Vec<String>> = None;
-    for level in levels {
-        let (mut l, mut a) = (LimitsConfig::default(), None);
-        resolve_policy(cfg, *level, &mut l, &mut a);
-        limits = tighter(limits, l);
-        allowed = intersect(allowed, a);
+    let mut rates = Vec::new();
+    for (scope, r) in levels {
+        let flat = flatten(cfg, *r);
+        limits = tighter(limits, flat.limits.unwrap_or_default());
+        allowed = intersect(allowed, flat.models);
+        rates.extend(RateRule::of_level(scope, &items(cfg, *r), bucket));
     }
-    (limits, allowed)
+    Combined {
+        limits,
+        models: allowed,
+        rates: rates.into_boxed_slice(),
+    }
 }
 
 /// The intersection of two allow-lists (`None` = everything).
@@ -269,39 +302,8 @@ pub fn intersect(a: Option<Vec<String>>, b: Option<Vec<String>>) -> Option<Vec<S
     }
 }
 
-/// Flattens one level's policy reference into the guards and allow-list it
-/// sets (a list merges left to right, later fields overriding earlier ones).
-fn resolve_policy(
-    cfg: &RawConfig,
-    r: Option<&PolicyRef>,
-    limits: &mut LimitsConfig,
-    models: &mut Option<Vec<String>>,
-) {
-    let mut apply = |p: &raw::PolicyConfig| {
-        if let Some(l) = &p.limits {
-            limits.max_body_bytes = l.max_body_bytes.or(limits.max_body_bytes);
-            limits.max_input_tokens = l.max_input_tokens.or(limits.max_input_tokens);
-            limits.max_output_tokens = l.max_output_tokens.or(limits.max_output_tokens);
-            limits.timeout = l.timeout.or(limits.timeout);
-        }
-        if p.models.is_some() {
-            *models = p.models.clone();
-        }
-    };
-    let by_name = |n: &str| cfg.policies.get(n);
-    match r {
-        None => {}
-        Some(PolicyRef::Name(n)) => by_name(n).into_iter().for_each(&mut apply),
-        Some(PolicyRef::Inline(p)) => apply(p),
-        Some(PolicyRef::List(items)) => {
-            for it in items {
-                match it {
-                    PolicyItem::Name(n) => by_name(n).into_iter().for_each(&mut apply),
-                    PolicyItem::Inline(p) => apply(p),
-                }
-            }
-        }
-    }
+fn header_name(name: Option<&String>) -> Option<HeaderName> {
+    name.and_then(|n| HeaderName::from_bytes(n.as_bytes()).ok())
 }
 
 impl Snapshot {
@@ -325,6 +327,7 @@ impl Snapshot {
                     series: std::sync::OnceLock::new(),
                 });
             }
+            let own = combine_levels(cfg, &[(Scope::model(name), m.policy.as_ref())], None);
             let model = Model {
                 name: name.as_str().into(),
                 deployments,
@@ -340,11 +343,8 @@ impl Snapshot {
                 } else {
                     0
                 },
-                limits: {
-                    let mut limits = LimitsConfig::default();
-                    resolve_policy(cfg, m.policy.as_ref(), &mut limits, &mut None);
-                    limits
-                },
+                limits: own.limits,
+                rates: own.rates,
             };
             models.insert(model.name.clone(), Arc::new(model));
         }
@@ -353,20 +353,25 @@ impl Snapshot {
         let mut keys = DigestMap::default();
         for k in &cfg.keys {
             // Every attached level is enforced: the global, tenant and key
-            // policies each hold, so the tighter limit and the intersection
-            // of allow-lists win.
+            // policies each hold.
             let tenant = k.tenant.as_ref().and_then(|t| cfg.tenants.get(t));
-            let levels = [
-                cfg.global_policy.as_ref(),
-                tenant.and_then(|t| t.policy.as_ref()),
-                k.policy.as_ref(),
-            ];
-            let (limits, allowed) = combine_levels(cfg, &levels);
+            let id = format!("cfg:{}", k.name);
+            let mut levels = vec![(Scope::global(), cfg.global_policy.as_ref())];
+            if let (Some(name), Some(t)) = (&k.tenant, tenant) {
+                levels.push((Scope::tenant(name), t.policy.as_ref()));
+            }
+            levels.push((Scope::key(&id, &k.name), k.policy.as_ref()));
+            let bucket = rollout_bucket(&id);
+            let c = combine_levels(cfg, &levels, Some(bucket));
             let info = KeyInfo {
                 name: k.name.as_str().into(),
                 tenant: k.tenant.as_deref().map(Into::into),
-                models: allowed.map(|v| v.iter().map(|s| s.as_str().into()).collect()),
-                limits,
+                models: c
+                    .models
+                    .map(|v| v.iter().map(|s| s.as_str().into()).collect()),
+                limits: c.limits,
+                rates: c.rates,
+                rollout_bucket: bucket,
                 managed: None,
             };
             keys.insert(hash_secret(k.key.expose()), Arc::new(info));
@@ -391,6 +396,8 @@ impl Snapshot {
                 stream_idle: cfg.server.stream_idle_timeout.0,
             },
             access_log: cfg.log.access_log,
+            end_user_header: header_name(cfg.server.end_user_header.as_ref()),
+            client_ip_header: header_name(cfg.server.client_ip_header.as_ref()),
         })
     }
 

@@ -1,5 +1,6 @@
 //! Process-wide state shared by every request: the current config snapshot
-//! (swapped atomically on reload), the dispatcher, metrics and reload status.
+//! (swapped atomically on reload), the dispatcher, metrics, live policy
+//! state (rate counters) and reload status.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64};
@@ -50,6 +51,9 @@ pub struct AppState {
     /// `shared_state`, when configured.
     pub redis: Option<redis::Client>,
     pub redis_ok: AtomicBool,
+    /// Rate-limit counters, outside the snapshot: keyed by scope and rule,
+    /// so a reload that keeps a rule keeps its counters.
+    pub rates: Box<dyn crate::policy::rate::RateStore>,
 }
 
 pub type App = Arc<AppState>;

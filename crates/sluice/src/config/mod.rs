@@ -5,12 +5,13 @@
 //!
 //! Module map: `yaml` (marked tree, interpolation), `load` (typing, per-entry
 //! deserialization, error locations), `validate` (cross references, ranges,
-//! unsupported features), `watch` (debounced file watcher), `raw`/`units`
-//! (the serde structs).
+//! unsupported features), `merge` (policy lists merged field by field),
+//! `watch` (debounced file watcher), `raw`/`units` (the serde structs).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub mod merge;
 pub mod raw;
 pub mod units;
 pub mod validate;

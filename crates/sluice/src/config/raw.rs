@@ -140,6 +140,17 @@ pub struct ServerConfig {
     /// public address (`SO_REUSEPORT`). 0 (default) = one per CPU.
     #[serde(default)]
     pub workers: usize,
+    /// A request header naming the end user (e.g. `x-end-user`), used by
+    /// `per: user` rate limits when neither a JWT nor the body names one.
+    /// Default: none.
+    #[serde(default)]
+    pub end_user_header: Option<String>,
+    /// A request header whose left-most address is the client IP (e.g.
+    /// `x-forwarded-for`), for `per: ip` rate limits behind a trusted proxy.
+    /// Default: none (the TCP peer address). Clients can forge it unless the
+    /// proxy in front overwrites it.
+    #[serde(default)]
+    pub client_ip_header: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -153,6 +164,8 @@ impl Default for ServerConfig {
             stream_idle_timeout: d60s(),
             pool_max_idle_per_host: pool256(),
             workers: 0,
+            end_user_header: None,
+            client_ip_header: None,
         }
     }
 }
@@ -354,11 +367,17 @@ pub enum PolicyItem {
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyConfig {
-    /// `enforce` (default) or `shadow`.
+    /// `enforce` (default) or `shadow`: a shadow policy's rate limits are
+    /// evaluated and recorded (`would_block`) but never refuse a request.
     #[serde(default)]
     pub mode: Option<PolicyMode>,
+    /// Percentage (0–100, default 100) of callers the policy's rate limits
+    /// apply to, chosen by a stable hash of the caller's key (or app) id.
     #[serde(default)]
-    pub rate_limit: Option<serde_json::Value>,
+    pub rollout: Option<f64>,
+    /// Request rate limits (GCRA), counted per level the policy is attached to.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimitConfig>,
     #[serde(default)]
     pub concurrency: Option<serde_json::Value>,
     #[serde(default)]
@@ -378,6 +397,51 @@ pub struct PolicyConfig {
 pub enum PolicyMode {
     Enforce,
     Shadow,
+}
+
+/// Request rate limits. Every interval set is enforced; merged field by
+/// field when policies are listed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Requests per second.
+    #[serde(default)]
+    pub requests_per_second: Option<u32>,
+    /// Requests per minute.
+    #[serde(default)]
+    pub requests_per_minute: Option<u32>,
+    /// Requests per hour.
+    #[serde(default)]
+    pub requests_per_hour: Option<u32>,
+    /// Requests per day.
+    #[serde(default)]
+    pub requests_per_day: Option<u32>,
+    /// Input + output tokens per minute (not supported by this build yet).
+    #[serde(default)]
+    pub tokens_per_minute: Option<u64>,
+    /// Input + output tokens per day (not supported by this build yet).
+    #[serde(default)]
+    pub tokens_per_day: Option<u64>,
+    /// Requests that may arrive at once, on the shortest interval set.
+    /// Default: that interval's full count. Longer intervals always allow
+    /// their full count at once.
+    #[serde(default)]
+    pub burst: Option<u32>,
+    /// Count separately for each end user (`user`) or client IP (`ip`)
+    /// within the level the limit is attached to. Default: one counter.
+    #[serde(default)]
+    pub per: Option<RatePer>,
+}
+
+/// What a partitioned rate limit counts separately.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RatePer {
+    /// The end user: the JWT's user claim, the body's `user`
+    /// (`metadata.user_id`), or `server.end_user_header`.
+    User,
+    /// The client IP: the TCP peer, or `server.client_ip_header`.
+    Ip,
 }
 
 /// Per-request guards.

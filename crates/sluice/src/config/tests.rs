@@ -87,6 +87,9 @@ models:
 policies:
   standard:
     mode: enforce
+    rate_limit:
+      requests_per_minute: 600
+      burst: 50
     limits:
       max_body_bytes: 1MiB
       max_input_tokens: 32000
@@ -94,7 +97,7 @@ policies:
       timeout: 120s
     models: [smart, cheap, embed]
 
-global_policy: { limits: { max_body_bytes: 2MiB } }
+global_policy: { rate_limit: { requests_per_second: 5000 }, limits: { max_body_bytes: 2MiB } }
 
 tenants:
   acme:
@@ -105,7 +108,7 @@ keys:
   - name: dev
     key: ${SLUICE_DEV_KEY}
     tenant: acme
-    policy: [standard, { limits: { max_output_tokens: 100 } }]
+    policy: [standard, { limits: { max_output_tokens: 100 } }, { rate_limit: { requests_per_minute: 60 } }]
 "#;
 
 fn full_env(name: &str) -> Option<String> {
@@ -135,7 +138,12 @@ fn full_sketch_parses() {
     let limits = cfg.policies["standard"].limits.unwrap();
     assert_eq!(limits.max_body_bytes.unwrap().0, 1 << 20);
     assert_eq!(limits.timeout.unwrap().0.as_secs(), 120);
-    assert!(matches!(cfg.keys[0].policy, Some(PolicyRef::List(ref l)) if l.len() == 2));
+    assert!(matches!(cfg.keys[0].policy, Some(PolicyRef::List(ref l)) if l.len() == 3));
+    let standard = cfg.policies["standard"].rate_limit.unwrap();
+    assert_eq!(
+        (standard.requests_per_minute, standard.burst),
+        (Some(600), Some(50))
+    );
     assert_eq!(cfg.keys[0].key.expose(), "secret-sluice_dev_key");
 }
 
@@ -429,6 +437,34 @@ fn display_and_paths() {
     );
 }
 
+#[test]
+fn rate_limits_parse_merge_field_by_field_and_shadow_is_accepted() {
+    let text = with(
+        "",
+        "",
+        "policies:\n  standard: { rate_limit: { requests_per_minute: 600, burst: 50, per: user } }\n  watch: { mode: shadow, rollout: 12.5, rate_limit: { requests_per_hour: 100 } }\nglobal_policy: [standard, { rate_limit: { requests_per_minute: 60 } }]\ntenants: { t: { policy: watch } }\nserver: { end_user_header: x-end-user, client_ip_header: X-Forwarded-For }\n",
+    );
+    let cfg = load(&text).unwrap_or_else(|e| panic!("{e}"));
+    let items = super::merge::items(&cfg, cfg.global_policy.as_ref());
+    let v = crate::policy::rate::variants(&items);
+    assert_eq!(v.len(), 1);
+    let r = v[0].rate;
+    assert_eq!(r.requests_per_minute, Some(60), "the later item wins");
+    assert_eq!(
+        (r.burst, r.per),
+        (Some(50), Some(super::raw::RatePer::User)),
+        "the rest stays"
+    );
+    assert_eq!(v[0].policy, Some("standard"));
+    let watch = &cfg.policies["watch"];
+    assert_eq!(watch.mode, Some(super::raw::PolicyMode::Shadow));
+    assert_eq!(watch.rollout, Some(12.5));
+    assert_eq!(
+        cfg.server.client_ip_header.as_deref(),
+        Some("X-Forwarded-For")
+    );
+}
+
 /// Base config with provider `m` (mock) and model `a`, plus extra text per section.
 fn with(providers: &str, models: &str, rest: &str) -> String {
     format!(
@@ -483,16 +519,26 @@ fn every_validation_rule_fails_its_case() {
         (key("{ name: k1, key: secret-1111, tenant: ghost }"), "keys[1].tenant", "unknown tenant `ghost` (defined tenants: t)"),
         (key("{ name: k1, key: secret-1111, policy: nope }"), "keys[1].policy", "unknown policy `nope` (defined policies: p)"),
         (key("{ name: k1, key: secret-1111, policy: [p, nope] }"), "keys[1].policy[1]", "unknown policy `nope`"),
-        (key("{ name: k1, key: secret-1111, policy: [p, { rate_limit: { requests_per_minute: 60 } }] }"), "keys[1].policy[1].rate_limit", "not supported by this build yet; remove it (planned)"),
+        (key("{ name: k1, key: secret-1111, policy: [p, { rate_limit: { requests_per_minute: 60, tokens_per_minute: 9000 } }] }"), "keys[1].policy[1].rate_limit.tokens_per_minute", "token limits are not supported by this build yet; remove it (planned)"),
+        (key("{ name: k1, key: secret-1111, policy: [p, { rate_limit: { burst: 3 } }] }"), "keys[1].policy", "`rate_limit` sets no rate"),
         (with("", "", "tenants: { t: { policy: nope } }\n"), "tenants.t.policy", "unknown policy"),
         (with("", "", "global_policy: nope\n"), "global_policy", "unknown policy"),
-        (with("", "", "global_policy: { rate_limit: { requests_per_second: 5000 } }\n"), "global_policy.rate_limit", "not supported"),
+        (with("", "", "global_policy: { rate_limit: { requests_per_second: 0 } }\n"), "global_policy.rate_limit.requests_per_second", "must be at least 1 (leave it out for no limit per second)"),
+        (with("", "", "global_policy: { rate_limit: { burst: 5, per: ip } }\n"), "global_policy.rate_limit", "sets no rate; set requests_per_second"),
+        (with("", "", "global_policy: { rollout: 50 }\n"), "global_policy.rollout", "`rollout` applies to this policy's `rate_limit` and it sets none"),
+        (with("", "", "global_policy: { mode: shadow, rate_limit: { requests_per_day: 9 }, limits: { timeout: 5s } }\n"), "global_policy.mode", "applies to rate limits only"),
+        (with("", "", "policies: { p: { rate_limit: { tokens_per_day: 1 } } }\n"), "policies.p.rate_limit.tokens_per_day", "token limits are not supported"),
+        (with("", "", "policies: { p: { rate_limit: { requests_per_hour: 5, per: tenant } } }\n"), "policies.p.rate_limit.per", "unknown variant `tenant`, expected `user` or `ip`"),
+        (with("", "", "policies: { p: { rate_limit: { requests_per_hour: 5, burts: 2 } } }\n"), "policies.p.rate_limit.burts", "unknown field `burts`"),
+        (with("", "", "policies: { p: { rollout: 150 } }\n"), "policies.p.rollout", "percentage from 0 to 100"),
+        (with("", "", "server: { client_ip_header: \"x forwarded\" }\n"), "server.client_ip_header", "not a valid HTTP header name"),
         (with("", "", "policies: { p: { models: [a, gpt-5] } }\n"), "policies.p.models[1]", "unknown model `gpt-5` in allow-list"),
-        (with("", "", "policies: { p: { rate_limit: { requests_per_minute: 1 } } }\n"), "policies.p.rate_limit", "would not be enforced"),
+        (with("", "", "policies: { p: { rate_limit: { requests_per_minute: 1, burst: 0 } } }\n"), "policies.p.rate_limit.burst", "must be at least 1: the number of requests that may arrive at once"),
         (with("", "", "policies: { p: { concurrency: { max_in_flight: 2 } } }\n"), "policies.p.concurrency", "not supported"),
         (with("", "", "policies: { p: { budget: { usd_per_day: 1 } } }\n"), "policies.p.budget", "not supported"),
         (with("", "", "policies: { p: { priority: high } }\n"), "policies.p.priority", "not supported"),
-        (with("", "", "policies: { p: { mode: shadow } }\n"), "policies.p.mode", "`shadow` is not supported"),
+        (key("{ name: k1, key: secret-1111, policy: [{ limits: { timeout: 5s }, rate_limit: { requests_per_second: 1 } }, { mode: shadow }] }"), "keys[1].policy[1].mode", "`mode: shadow` applies to this policy's `rate_limit` and it sets none"),
+        (key("{ name: k1, key: secret-1111, policy: [p, { mode: shadow, rate_limit: { burst: 2 } }] }"), "keys[1].policy", "`rate_limit` sets no rate"),
         (with("", "", "listen: localhost\n"), "listen", "not a socket address"),
         (with("", "", "admin_listen: 127.0.0.1\n"), "admin_listen", "not a socket address"),
         (with("", "", "admin_key: \"\"\n"), "admin_key", "is empty"),

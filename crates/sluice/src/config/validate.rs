@@ -3,15 +3,20 @@
 //! implement yet. Every problem is collected with its key path; `mod.rs` maps
 //! paths to lines and columns.
 //!
-//! Unsupported features (`routes`, `rate_limit`,
-//! `concurrency`, `budget`, `priority`, `mode: shadow`) are errors rather than
-//! ignored, so nobody believes a limit is enforced when it is not.
+//! Unsupported features (`routes`, token limits in `rate_limit`,
+//! `concurrency`, `budget`, `priority`) are errors rather than ignored, so
+//! nobody believes a limit is enforced when it is not. Likewise settings that
+//! would do nothing or not what they seem (`mode: shadow` or `rollout` on a
+//! policy without a rate limit or with guards, a `rate_limit` that sets no
+//! rate).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 
+use super::merge::items;
 use super::raw::{
-    MockConfig, PolicyConfig, PolicyItem, PolicyMode, PolicyRef, ProviderKind, RawConfig, Strategy,
+    MockConfig, PolicyConfig, PolicyItem, PolicyMode, PolicyRef, ProviderKind, RateLimitConfig,
+    RawConfig, Strategy,
 };
 use super::yaml::join_key;
 
@@ -125,6 +130,24 @@ fn top_level(cfg: &RawConfig, out: &mut Out) {
     }
     if !cfg.routes.is_empty() {
         out.push("routes", UNSUPPORTED);
+    }
+    let server = &cfg.server;
+    for (key, name) in [
+        ("end_user_header", &server.end_user_header),
+        ("client_ip_header", &server.client_ip_header),
+    ] {
+        if name
+            .as_ref()
+            .is_some_and(|n| http::HeaderName::from_bytes(n.as_bytes()).is_err())
+        {
+            out.push(
+                format!("server.{key}"),
+                format!(
+                    "`{}` is not a valid HTTP header name",
+                    name.as_deref().unwrap_or_default()
+                ),
+            );
+        }
     }
 }
 
@@ -366,7 +389,6 @@ fn strategy_name(s: Strategy) -> &'static str {
 /// Checks a named or inline policy.
 fn policy_body(cfg: &RawConfig, path: &str, p: &PolicyConfig, out: &mut Out) {
     let planned = [
-        ("rate_limit", p.rate_limit.is_some()),
         ("concurrency", p.concurrency.is_some()),
         ("budget", p.budget.is_some()),
         ("priority", p.priority.is_some()),
@@ -379,9 +401,16 @@ fn policy_body(cfg: &RawConfig, path: &str, p: &PolicyConfig, out: &mut Out) {
             );
         }
     }
-    if p.mode == Some(PolicyMode::Shadow) {
-        out.push(join_key(path, "mode"), format!("`shadow` is {UNSUPPORTED}"));
+    if let Some(r) = &p.rate_limit {
+        rate_limit(&join_key(path, "rate_limit"), r, out);
     }
+    if p.rollout.is_some_and(|r| !(0.0..=100.0).contains(&r)) {
+        out.push(
+            join_key(path, "rollout"),
+            "must be a percentage from 0 to 100",
+        );
+    }
+    rate_only_fields(path, p, out);
     for (i, m) in p.models.iter().flatten().enumerate() {
         if !cfg.models.contains_key(m) {
             let msg = format!(
@@ -390,6 +419,79 @@ fn policy_body(cfg: &RawConfig, path: &str, p: &PolicyConfig, out: &mut Out) {
             );
             out.push(format!("{}[{i}]", join_key(path, "models")), msg);
         }
+    }
+}
+
+/// The fields of one `rate_limit` block (whether it sets a rate at all is
+/// checked on the merged level, see [`merged_level`]).
+fn rate_limit(path: &str, r: &RateLimitConfig, out: &mut Out) {
+    for (field, set) in [
+        ("tokens_per_minute", r.tokens_per_minute.is_some()),
+        ("tokens_per_day", r.tokens_per_day.is_some()),
+    ] {
+        if set {
+            out.push(
+                join_key(path, field),
+                format!("token limits are {UNSUPPORTED}; it would not be enforced"),
+            );
+        }
+    }
+    let units = ["second", "minute", "hour", "day"];
+    for (count, unit) in r.request_counts().into_iter().zip(units) {
+        if count == Some(0) {
+            out.push(
+                join_key(path, &format!("requests_per_{unit}")),
+                format!("must be at least 1 (leave it out for no limit per {unit})"),
+            );
+        }
+    }
+    if r.burst == Some(0) {
+        out.push(
+            join_key(path, "burst"),
+            "must be at least 1: the number of requests that may arrive at once",
+        );
+    }
+}
+
+/// `mode: shadow` and `rollout` govern the policy's own rate limit only:
+/// without one they do nothing, and guards beside them would be enforced
+/// for everybody — both refused rather than misunderstood.
+fn rate_only_fields(path: &str, p: &PolicyConfig, out: &mut Out) {
+    let shadow = p.mode == Some(PolicyMode::Shadow);
+    let partial = p.rollout.is_some_and(|r| r < 100.0);
+    for (set, what, field) in [
+        (shadow, "`mode: shadow`", "mode"),
+        (partial, "`rollout`", "rollout"),
+    ] {
+        if !set {
+            continue;
+        }
+        if p.rate_limit.is_none() {
+            out.push(
+                join_key(path, field),
+                format!("{what} applies to this policy's `rate_limit` and it sets none; remove it"),
+            );
+        } else if p.limits.is_some() || p.models.is_some() {
+            out.push(join_key(path, field), format!("{what} applies to rate limits only, but this policy also sets `limits` or `models`, which would be enforced for everybody; move them to a policy of their own"));
+        }
+    }
+}
+
+/// Checks one level's rate limits after merging: each must set a rate.
+fn merged_level(cfg: &RawConfig, path: &str, r: &PolicyRef, out: &mut Out) {
+    let here = match r {
+        PolicyRef::Inline(_) => join_key(path, "rate_limit"),
+        _ => path.to_owned(),
+    };
+    let no_rate = crate::policy::rate::variants(&items(cfg, Some(r)))
+        .iter()
+        .any(|v| {
+            v.rate.request_counts().iter().all(Option::is_none)
+                && v.rate.tokens_per_minute.is_none()
+                && v.rate.tokens_per_day.is_none()
+        });
+    if no_rate {
+        out.push(here, "`rate_limit` sets no rate; set requests_per_second, requests_per_minute, requests_per_hour or requests_per_day");
     }
 }
 
@@ -406,6 +508,7 @@ fn policy_name(cfg: &RawConfig, path: &str, name: &str, out: &mut Out) {
 }
 
 fn policy_ref(cfg: &RawConfig, path: &str, r: &PolicyRef, out: &mut Out) {
+    merged_level(cfg, path, r, out);
     match r {
         PolicyRef::Name(n) => policy_name(cfg, path, n, out),
         PolicyRef::Inline(p) => policy_body(cfg, path, p, out),

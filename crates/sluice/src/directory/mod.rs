@@ -18,7 +18,8 @@ use sluice_store::SubState;
 use crate::config::raw::PolicyRef;
 use crate::config::RawConfig;
 use crate::error::{ErrorKind, GatewayError};
-use crate::snapshot::{combine_levels, intersect, DigestMap, KeyInfo, Managed};
+use crate::policy::{rollout_bucket, Scope};
+use crate::snapshot::{combine_levels, intersect, DigestMap, KeyInfo, Level, Managed};
 
 mod open;
 mod sync;
@@ -151,13 +152,14 @@ impl Directory {
     }
 }
 
-/// The policy levels above a key: global, tenant, app.
+/// The policy levels above a key: global, tenant, app. The tenant scope
+/// is keyed by name, so static keys of the same tenant share its counters.
 struct Levels<'a> {
     tenant_name: &'a str,
     tenant_id: &'a str,
     app_id: &'a str,
     app_name: &'a str,
-    refs: Vec<Option<PolicyRef>>,
+    refs: Vec<(Scope, Option<PolicyRef>)>,
     denied: Option<String>,
 }
 
@@ -186,7 +188,11 @@ impl<'a> Levels<'a> {
             tenant_id: &t.id,
             app_id: &a.id,
             app_name: &a.name,
-            refs: vec![cfg.global_policy.clone(), tenant_ref, app_ref],
+            refs: vec![
+                (Scope::global(), cfg.global_policy.clone()),
+                (Scope::tenant(&t.name), tenant_ref),
+                (Scope::app(&a.id, &a.name), app_ref),
+            ],
             denied,
         }
     }
@@ -202,15 +208,24 @@ impl<'a> Levels<'a> {
     ) -> KeyInfo {
         let mut denied = self.denied.clone();
         let key_ref = parse(cfg, key_policy, "key", name, &mut denied);
-        let mut levels: Vec<Option<&PolicyRef>> = self.refs.iter().map(Option::as_ref).collect();
-        levels.push(key_ref.as_ref());
-        let (limits, allowed) = combine_levels(cfg, &levels);
-        let allowed = intersect(allowed, scopes.and_then(|s| s.models.clone()));
+        let mut levels: Vec<Level<'_>> = self
+            .refs
+            .iter()
+            .map(|(scope, r)| (scope.clone(), r.as_ref()))
+            .collect();
+        if let Some(k) = key {
+            levels.push((Scope::key(&k.id, name), key_ref.as_ref()));
+        }
+        let bucket = rollout_bucket(key.map_or(self.app_id, |k| k.id.as_str()));
+        let c = combine_levels(cfg, &levels, Some(bucket));
+        let allowed = intersect(c.models, scopes.and_then(|s| s.models.clone()));
         KeyInfo {
             name: name.into(),
             tenant: Some(self.tenant_name.into()),
             models: allowed.map(|v| v.iter().map(|s| s.as_str().into()).collect()),
-            limits,
+            limits: c.limits,
+            rates: c.rates,
+            rollout_bucket: bucket,
             managed: Some(Managed {
                 key_id: key.map(|k| k.id.as_str().into()),
                 app_id: self.app_id.into(),

@@ -244,3 +244,104 @@ fn store_urls_resolve_against_the_config_dir_and_hide_passwords() {
     );
     assert_eq!(redact_url("redis://h:6379"), "redis://h:6379");
 }
+
+/// Rate rules of every level, for static and store keys alike; the tenant
+/// level is keyed by name, so both kinds of keys share its counter.
+#[test]
+fn rate_rules_per_level_and_one_tenant_counter_for_static_and_store_keys() {
+    use crate::policy::rate::{LocalRates, RateStore, Who};
+    use crate::policy::ScopeKind;
+
+    let cfg = crate::config::load_str(
+        "providers: { p: { kind: mock } }\nmodels: { a: { deployments: [ { provider: p, model: a } ], policy: { rate_limit: { requests_per_second: 9 } } } }\npolicies: { standard: { rate_limit: { requests_per_minute: 2 } } }\nglobal_policy: { rate_limit: { requests_per_second: 5000 } }\ntenants: { acme: { policy: standard } }\nkeys: [ { name: ci, key: secret-ci-0001, tenant: acme, policy: [standard, { rate_limit: { requests_per_minute: 60 } }] } ]\n",
+        std::path::Path::new("t.yaml"),
+        &|_| None,
+    )
+    .unwrap();
+    let snap = crate::snapshot::Snapshot::build(&cfg, 1).unwrap();
+    let acme = tenant("ten_9", "acme", st::Source::Config, None);
+    let web = app(
+        "app_9",
+        "ten_9",
+        "web",
+        Some(json!({"rate_limit": {"requests_per_hour": 100, "per": "user"}})),
+    );
+    let k = key(
+        &web,
+        "k-rate",
+        st::Scopes::default(),
+        Some(json!({"rate_limit": {"requests_per_day": 1000}})),
+    );
+    let rows = st::Directory {
+        revision: 1,
+        tenants: vec![acme],
+        apps: vec![web],
+        keys: vec![k],
+        ..Default::default()
+    };
+    let dir = Directory::build(Arc::new(rows), &cfg);
+    let describe = |info: &KeyInfo| -> Vec<(ScopeKind, String, Option<String>)> {
+        info.rates
+            .iter()
+            .map(|r| {
+                (
+                    r.key.kind,
+                    r.label.to_string(),
+                    r.policy.as_deref().map(str::to_owned),
+                )
+            })
+            .collect()
+    };
+    let static_key = &snap.keys[&crate::snapshot::hash_secret("secret-ci-0001")];
+    let store_key = by_secret(&dir, "k-rate");
+    let std = Some("standard".to_owned());
+    assert_eq!(
+        describe(static_key),
+        [
+            (ScopeKind::Global, "the gateway-wide limit".into(), None),
+            (ScopeKind::Tenant, "tenant `acme`".into(), std.clone()),
+            (ScopeKind::Key, "key `ci`".into(), std.clone()),
+        ]
+    );
+    assert_eq!(&*static_key.rates[2].key.scope, "cfg:ci");
+    assert_eq!(
+        static_key.rates[2].key.spec.counts,
+        [0, 60, 0, 0],
+        "merged left to right"
+    );
+    assert_eq!(
+        describe(store_key),
+        [
+            (ScopeKind::Global, "the gateway-wide limit".into(), None),
+            (ScopeKind::Tenant, "tenant `acme`".into(), std),
+            (ScopeKind::App, "app `web`".into(), None),
+            (ScopeKind::Key, "key `k-rate`".into(), None),
+        ]
+    );
+    assert_eq!(&*store_key.rates[3].key.scope, "key_k-rate");
+    assert!(store_key.rates[2].key.per.is_some());
+    assert_eq!(static_key.rates[0].key, store_key.rates[0].key);
+    assert_eq!(
+        static_key.rates[1].key, store_key.rates[1].key,
+        "one tenant counter"
+    );
+    let app_identity = dir.apps.get("app_9").unwrap();
+    assert_eq!(app_identity.rates.len(), 3, "a JWT caller has no key level");
+    let model = &snap.models["a"];
+    assert_eq!(model.rates[0].key.kind, ScopeKind::Model);
+    assert_eq!(&*model.rates[0].label, "model `a`");
+
+    // Two requests per minute for tenant acme, whichever key sends them.
+    let rates = LocalRates::default();
+    let who = Who::default();
+    let go = |info: &KeyInfo| rates.acquire([&info.rates, &model.rates], &who).refusal;
+    assert!(go(static_key).is_none());
+    assert!(go(store_key).is_none());
+    let e = go(static_key).expect("the tenant's counter is shared");
+    assert!(
+        e.message
+            .starts_with("rate limit of tenant `acme` (policy `standard`): 2 requests per minute"),
+        "{}",
+        e.message
+    );
+}

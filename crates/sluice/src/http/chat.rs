@@ -9,12 +9,18 @@ use sluice_types::{ApiFormat, ChatRequest};
 
 use crate::dispatch::{ChatAnswer, FullBody};
 use crate::error::{ErrorKind, GatewayError};
+use crate::http::peer::Peer;
 use crate::http::{json, sse};
 use crate::pipeline::RequestCtx;
 use crate::state::App;
 
-pub async fn handle(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
-    let mut ctx = RequestCtx::start(&app, &headers, ApiFormat::OpenAi, "chat");
+pub async fn handle(
+    State(app): State<App>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let mut ctx = RequestCtx::start(&app, &headers, peer, ApiFormat::OpenAi, "chat");
     let req = match parse(&mut ctx, &headers, body).await {
         Ok(r) => r,
         Err(e) => return ctx.fail(e),
@@ -57,7 +63,8 @@ async fn parse(
     Ok(req)
 }
 
-/// Stages 4–5 for any inbound format: model, guards, dispatch under the deadline.
+/// Stages 4–6 for any inbound format: model, guards, rate limits, dispatch
+/// under the deadline.
 pub async fn run(
     ctx: &mut RequestCtx,
     mut req: ChatRequest,
@@ -65,6 +72,7 @@ pub async fn run(
 ) -> Result<ChatAnswer, GatewayError> {
     let model = ctx.resolve_model(&req.model)?;
     ctx.apply_guards(&mut req)?;
+    ctx.limit_rate(&model, req.user.as_deref())?;
     let app = ctx.app.clone();
     let snap = ctx.snap.clone();
     let deadline = ctx.deadline();

@@ -7,12 +7,18 @@ use http::HeaderMap;
 use sluice_types::{ApiFormat, EmbeddingsRequest};
 
 use crate::error::GatewayError;
+use crate::http::peer::Peer;
 use crate::http::{chat, json};
 use crate::pipeline::RequestCtx;
 use crate::state::App;
 
-pub async fn handle(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
-    let mut ctx = RequestCtx::start(&app, &headers, ApiFormat::OpenAi, "embeddings");
+pub async fn handle(
+    State(app): State<App>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let mut ctx = RequestCtx::start(&app, &headers, peer, ApiFormat::OpenAi, "embeddings");
     match serve(&mut ctx, &headers, body).await {
         Ok(bytes) => chat::json_response(ctx, bytes),
         Err(e) => ctx.fail(e),
@@ -28,6 +34,8 @@ async fn serve(
     let bytes = ctx.read_body(headers, body).await?;
     let req: EmbeddingsRequest = json::parse(&bytes)?;
     let model = ctx.resolve_model(&req.model)?;
+    let user = req.extra.get("user").and_then(serde_json::Value::as_str);
+    ctx.limit_rate(&model, user)?;
     let app = ctx.app.clone();
     let snap = ctx.snap.clone();
     let (body, usage) = app

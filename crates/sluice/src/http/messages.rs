@@ -14,12 +14,18 @@ use sluice_types::{ApiFormat, ChatRequest};
 
 use crate::dispatch::{ChatAnswer, FullBody};
 use crate::error::{ErrorKind, GatewayError};
+use crate::http::peer::Peer;
 use crate::http::{chat, json, sse};
 use crate::pipeline::RequestCtx;
 use crate::state::App;
 
-pub async fn handle(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
-    let mut ctx = RequestCtx::start(&app, &headers, ApiFormat::Anthropic, "messages");
+pub async fn handle(
+    State(app): State<App>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let mut ctx = RequestCtx::start(&app, &headers, peer, ApiFormat::Anthropic, "messages");
     let req = match parse(&mut ctx, &headers, body).await {
         Ok(r) => r,
         Err(e) => return ctx.fail(e),

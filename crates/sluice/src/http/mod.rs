@@ -9,6 +9,7 @@ pub mod health;
 pub mod json;
 pub mod messages;
 pub mod models;
+pub mod peer;
 pub mod request_id;
 pub mod sse;
 

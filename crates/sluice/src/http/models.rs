@@ -5,11 +5,12 @@ use axum::response::{IntoResponse, Response};
 use http::HeaderMap;
 use sluice_types::ApiFormat;
 
+use crate::http::peer::Peer;
 use crate::pipeline::RequestCtx;
 use crate::state::App;
 
-pub async fn handle(State(app): State<App>, headers: HeaderMap) -> Response {
-    let mut ctx = RequestCtx::start(&app, &headers, ApiFormat::OpenAi, "models");
+pub async fn handle(State(app): State<App>, Peer(peer): Peer, headers: HeaderMap) -> Response {
+    let mut ctx = RequestCtx::start(&app, &headers, peer, ApiFormat::OpenAi, "models");
     if let Err(e) = ctx.authenticate(&headers) {
         return ctx.fail(e);
     }

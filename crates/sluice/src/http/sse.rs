@@ -1,5 +1,5 @@
 //! Streams canonical chunks to the client as SSE in the client's format,
-//! chunk by chunk with no buffering. Runs stage 6 (`on_chunk`) for each chunk
+//! chunk by chunk with no buffering. Runs stage 7 (`on_chunk`) for each chunk
 //! and owns the request context, so completion runs when the stream ends or
 //! the client goes away. An upstream failure mid-stream becomes an error event,
 //! never a clean finish.

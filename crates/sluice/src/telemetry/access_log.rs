@@ -6,7 +6,10 @@ use sluice_types::TokenUsage;
 
 use crate::config::raw::LogFormat;
 use crate::pipeline::RequestCtx;
-use crate::telemetry::metrics::{Label, Metrics, ModelLabels, RequestLabels, SeriesHandles};
+use crate::policy::rate::Hit;
+use crate::telemetry::metrics::{
+    Label, Metrics, ModelLabels, RateLabels, RequestLabels, SeriesHandles,
+};
 use crate::telemetry::sink::LogSink;
 
 fn status_class(status: u16) -> &'static str {
@@ -73,12 +76,30 @@ pub fn complete(ctx: &RequestCtx, usage: TokenUsage) {
             s.tokens_out.inc_by(usage.output);
         }
     }
+    rate_metrics(m, ctx);
     if !ctx.snap.access_log {
         return;
     }
     if let Some(sink) = LogSink::global() {
         sink.write(&line(ctx, usage, total));
     }
+}
+
+/// Counts a rate-limit refusal (`enforce`) or a shadow rule's would-be one.
+fn rate_metrics(m: &Metrics, ctx: &RequestCtx) {
+    let count = |hit: &Option<Hit>, mode| {
+        if let Some(h) = hit {
+            m.rate_limited
+                .get_or_create(&RateLabels {
+                    scope: h.kind.as_str(),
+                    per: h.per_label(),
+                    mode,
+                })
+                .inc();
+        }
+    };
+    count(&ctx.rate.limited, "enforce");
+    count(&ctx.rate.would_block, "shadow");
 }
 
 /// One access-log line, JSON or text per `log.format`, ending in `\n`.
@@ -107,6 +128,8 @@ fn line(ctx: &RequestCtx, usage: TokenUsage, total: std::time::Duration) -> Vec<
         tokens_in: usage.input,
         tokens_out: usage.output,
         usage_estimated: !ctx.usage_reported && usage.total() > 0,
+        rate_limited: ctx.rate.limited.as_ref().map(|h| &*h.label),
+        would_block: ctx.rate.would_block.as_ref().map(|h| &*h.label),
         target: "sluice::access",
     };
     let mut out = Vec::with_capacity(512);
@@ -145,6 +168,10 @@ struct Record<'a> {
     tokens_in: u64,
     tokens_out: u64,
     usage_estimated: bool,
+    /// The rate limit that refused the request.
+    rate_limited: Option<&'a str>,
+    /// The shadow rate limit that would have refused it.
+    would_block: Option<&'a str>,
     target: &'static str,
 }
 

@@ -49,6 +49,15 @@ pub struct TokenLabels {
     pub direction: &'static str,
 }
 
+/// A rate-limit rule that refused (`enforce`) or would have (`shadow`):
+/// its level and partition, never ids.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RateLabels {
+    pub scope: &'static str,
+    pub per: &'static str,
+    pub mode: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
     pub result: &'static str,
@@ -78,6 +87,7 @@ pub struct Metrics {
     pub tokens: Family<TokenLabels, Counter>,
     pub attempts_failed: Family<ModelLabels, Counter>,
     pub reloads: Family<ResultLabels, Counter>,
+    pub rate_limited: Family<RateLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -137,6 +147,12 @@ impl Metrics {
             "Config reloads by result (ok, error)",
             reloads.clone(),
         );
+        let rate_limited = Family::default();
+        registry.register(
+            "rate_limited",
+            "Requests refused by a rate limit (mode enforce) or that a shadow one would have refused (mode shadow), by scope and partition",
+            rate_limited.clone(),
+        );
         registry.register(
             "log_lines_dropped",
             "Log lines dropped because the output could not keep up",
@@ -152,6 +168,7 @@ impl Metrics {
             tokens,
             attempts_failed,
             reloads,
+            rate_limited,
         }
     }
 

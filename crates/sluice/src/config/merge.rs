@@ -1,0 +1,105 @@
+//! Flattening a policy reference — a name, an inline policy, or a list —
+//! into the one policy it means: items merge left to right, field by field
+//! (a later `limits.timeout` overrides an earlier one without replacing the
+//! whole `limits`; `rate_limit` merges the same way, see `policy::rate`).
+//! Used by validation and the snapshot, so both see the same result.
+
+use super::raw::{LimitsConfig, PolicyConfig, PolicyItem, PolicyRef, RateLimitConfig, RawConfig};
+
+/// One item of a level's policy reference: its name (when named) and body.
+pub type Item<'a> = (Option<&'a str>, &'a PolicyConfig);
+
+/// The items of `r` in order; names that do not resolve are left out
+/// (validation reports them).
+pub fn items<'a>(cfg: &'a RawConfig, r: Option<&'a PolicyRef>) -> Vec<Item<'a>> {
+    let named = |n: &str| {
+        cfg.policies
+            .get_key_value(n)
+            .map(|(name, p)| (Some(name.as_str()), p))
+    };
+    match r {
+        None => Vec::new(),
+        Some(PolicyRef::Name(n)) => named(n).into_iter().collect(),
+        Some(PolicyRef::Inline(p)) => vec![(None, &**p)],
+        Some(PolicyRef::List(list)) => list
+            .iter()
+            .filter_map(|item| match item {
+                PolicyItem::Name(n) => named(n),
+                PolicyItem::Inline(p) => Some((None, &**p)),
+            })
+            .collect(),
+    }
+}
+
+/// Merges `r` left to right into one policy (guards, allow-list; rate
+/// limits are resolved per item's `mode` and `rollout` by `policy::rate`).
+pub fn flatten(cfg: &RawConfig, r: Option<&PolicyRef>) -> PolicyConfig {
+    let mut flat = PolicyConfig::default();
+    for (_, p) in items(cfg, r) {
+        flat.merge(p);
+    }
+    flat
+}
+
+impl PolicyConfig {
+    /// Applies `later` over `self`, field by field.
+    pub fn merge(&mut self, later: &PolicyConfig) {
+        self.mode = later.mode.or(self.mode);
+        self.rollout = later.rollout.or(self.rollout);
+        if let Some(r) = &later.rate_limit {
+            self.rate_limit.get_or_insert_default().merge(r);
+        }
+        if let Some(l) = &later.limits {
+            self.limits.get_or_insert_default().merge(l);
+        }
+        for (mine, theirs) in [
+            (&mut self.concurrency, &later.concurrency),
+            (&mut self.budget, &later.budget),
+        ] {
+            if theirs.is_some() {
+                mine.clone_from(theirs);
+            }
+        }
+        if later.priority.is_some() {
+            self.priority.clone_from(&later.priority);
+        }
+        if later.models.is_some() {
+            self.models.clone_from(&later.models);
+        }
+    }
+}
+
+impl RateLimitConfig {
+    /// Applies `later` over `self`, field by field.
+    pub fn merge(&mut self, later: &RateLimitConfig) {
+        let l = later;
+        self.requests_per_second = l.requests_per_second.or(self.requests_per_second);
+        self.requests_per_minute = l.requests_per_minute.or(self.requests_per_minute);
+        self.requests_per_hour = l.requests_per_hour.or(self.requests_per_hour);
+        self.requests_per_day = l.requests_per_day.or(self.requests_per_day);
+        self.tokens_per_minute = l.tokens_per_minute.or(self.tokens_per_minute);
+        self.tokens_per_day = l.tokens_per_day.or(self.tokens_per_day);
+        self.burst = l.burst.or(self.burst);
+        self.per = l.per.or(self.per);
+    }
+
+    /// The request counts by interval: second, minute, hour, day.
+    pub fn request_counts(&self) -> [Option<u32>; 4] {
+        [
+            self.requests_per_second,
+            self.requests_per_minute,
+            self.requests_per_hour,
+            self.requests_per_day,
+        ]
+    }
+}
+
+impl LimitsConfig {
+    /// Applies `later` over `self`, field by field.
+    pub fn merge(&mut self, later: &LimitsConfig) {
+        self.max_body_bytes = later.max_body_bytes.or(self.max_body_bytes);
+        self.max_input_tokens = later.max_input_tokens.or(self.max_input_tokens);
+        self.max_output_tokens = later.max_output_tokens.or(self.max_output_tokens);
+        self.timeout = later.timeout.or(self.timeout);
+    }
+}

@@ -1,0 +1,332 @@
+//! Request rate limits (`rate_limit` in a policy): the rules a caller is
+//! subject to, what a request records, and how a refusal is worded.
+//!
+//! Every level of a caller (global, tenant, app, key) and the model each
+//! contribute a rule — the level's merged `rate_limit` (plus a shadow
+//! overlay, if the level has one) — with counters shared by everything under
+//! that level ([`Scope`]). A rule counts
+//! each interval it sets (second, minute, hour, day) with one GCRA gate:
+//! over any window of length t a gate admits at most `burst + rate·t`.
+//! `per: user|ip` gives each end user / client IP its own counters within
+//! the level.
+//!
+//! Several rules: a request is admitted only if every applicable rule
+//! admits it, and only then does it count. Rules are checked in order
+//! (global, tenant, app, key, model); when one refuses, what the rules
+//! before it counted for the request is undone (`rate/gcra.rs`). A shadow
+//! rule counts like an enforced one, but when it would refuse, the request
+//! goes on uncounted by it and the rule is recorded (`would_block`). How a
+//! level's `mode: shadow` and `rollout` items become rules: `rate/resolve.rs`.
+//! The counters live in a [`RateStore`] outside the snapshot.
+
+mod gcra;
+mod registry;
+mod resolve;
+#[cfg(test)]
+mod tests;
+
+use std::hash::{Hash, Hasher};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderValue};
+
+pub use gcra::{Many, One, RateClock};
+pub use registry::{LocalRates, RateStore};
+
+pub use resolve::{variants, Variant};
+
+use super::{Scope, ScopeKind};
+use crate::config::merge::Item;
+use crate::config::raw::{RateLimitConfig, RatePer};
+use crate::error::{ErrorKind, GatewayError};
+
+/// The intervals a rate limit counts over (seconds, unit), shortest first.
+const INTERVALS: [(u64, &str); 4] = [
+    (1, "second"),
+    (60, "minute"),
+    (3600, "hour"),
+    (86_400, "day"),
+];
+
+/// What one rule counts: requests per interval, and the burst.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RateSpec {
+    /// Requests per second, minute, hour, day; 0 = not limited over it.
+    pub counts: [u32; 4],
+    /// Requests that may arrive at once on the shortest interval set
+    /// (default: that interval's count).
+    pub burst: Option<u32>,
+}
+
+/// One interval of a rule: a GCRA gate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GateSpec {
+    /// Index into second, minute, hour, day.
+    pub interval: usize,
+    pub count: u32,
+    pub burst: u32,
+}
+
+impl RateSpec {
+    /// The spec of a `rate_limit` block; `None` when it sets no request rate.
+    pub fn from_config(c: &RateLimitConfig) -> Option<RateSpec> {
+        let counts = c.request_counts().map(|n| n.unwrap_or(0));
+        counts.iter().any(|n| *n > 0).then_some(RateSpec {
+            counts,
+            burst: c.burst.filter(|b| *b > 0),
+        })
+    }
+
+    /// The gates, shortest interval first. The shortest takes `burst`;
+    /// longer intervals allow their whole count at once (each is a quota
+    /// over a sliding window of its length).
+    pub fn gates(&self) -> impl Iterator<Item = GateSpec> + '_ {
+        let first = self.counts.iter().position(|n| *n > 0);
+        let burst = self.burst;
+        self.counts
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+            .map(move |(interval, &count)| GateSpec {
+                interval,
+                count,
+                burst: match burst {
+                    Some(b) if Some(interval) == first => b,
+                    _ => count,
+                },
+            })
+    }
+}
+
+impl GateSpec {
+    /// Time between two requests at the steady rate, rounded up to the
+    /// nanosecond so the configured rate is never exceeded.
+    pub fn period(&self) -> Duration {
+        let ns = INTERVALS[self.interval].0 * 1_000_000_000;
+        Duration::from_nanos(ns.div_ceil(u64::from(self.count.max(1))))
+    }
+
+    fn unit(&self) -> &'static str {
+        INTERVALS[self.interval].1
+    }
+}
+
+/// Identifies a rule's counters: equal keys share them, across reloads
+/// too; a changed spec, partition or mode is a new key with fresh counters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleKey {
+    hash: u64,
+    pub kind: ScopeKind,
+    pub scope: Arc<str>,
+    pub spec: RateSpec,
+    pub per: Option<RatePer>,
+    /// A shadow rule never shares counters with an enforced one.
+    pub shadow: bool,
+}
+
+impl RuleKey {
+    pub fn new(
+        kind: ScopeKind,
+        scope: Arc<str>,
+        spec: RateSpec,
+        per: Option<RatePer>,
+        shadow: bool,
+    ) -> Self {
+        let mut h = std::hash::DefaultHasher::new();
+        (kind, &*scope, spec, per, shadow).hash(&mut h);
+        RuleKey {
+            hash: h.finish(),
+            kind,
+            scope,
+            spec,
+            per,
+            shadow,
+        }
+    }
+}
+
+impl Hash for RuleKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+/// One rate rule a request is subject to.
+#[derive(Clone, Debug)]
+pub struct RateRule {
+    pub key: RuleKey,
+    /// "key `ci`", "the gateway-wide limit".
+    pub label: Arc<str>,
+    /// The named policy that set it, if any.
+    pub policy: Option<Arc<str>>,
+    /// Recorded, never refusing.
+    pub shadow: bool,
+    /// The rollout buckets it applies to: `buckets.0 <= bucket < buckets.1`.
+    pub buckets: (u16, u16),
+}
+
+impl RateRule {
+    /// The rules of one level (see `rate/resolve.rs`): those applying to
+    /// `bucket` when the caller is known, else every variant.
+    pub fn of_level(scope: &Scope, items: &[Item<'_>], bucket: Option<u16>) -> Vec<RateRule> {
+        variants(items)
+            .into_iter()
+            .filter(|v| bucket.is_none_or(|b| v.buckets.contains(&b)))
+            .filter_map(|v| RateRule::of_variant(scope, &v))
+            .collect()
+    }
+
+    fn of_variant(scope: &Scope, v: &Variant<'_>) -> Option<RateRule> {
+        let spec = RateSpec::from_config(&v.rate)?;
+        Some(RateRule {
+            key: RuleKey::new(scope.kind, scope.id.clone(), spec, v.rate.per, v.shadow),
+            label: scope.label.clone(),
+            policy: v.policy.map(Into::into),
+            shadow: v.shadow,
+            buckets: (v.buckets.start, v.buckets.end),
+        })
+    }
+
+    pub fn applies_to(&self, bucket: u16) -> bool {
+        (self.buckets.0..self.buckets.1).contains(&bucket)
+    }
+
+    fn hit(&self) -> Hit {
+        Hit {
+            label: self.label.clone(),
+            kind: self.key.kind,
+            per: self.key.per,
+        }
+    }
+
+    /// The 429 for a refusal by `gate`, naming the limit (never another
+    /// caller's data: no end user or IP is echoed).
+    fn refusal(&self, gate: GateSpec, wait: Duration) -> GatewayError {
+        let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+        let subject = match self.key.kind {
+            ScopeKind::Global => "the gateway-wide rate limit".to_owned(),
+            _ => format!("rate limit of {}", self.label),
+        };
+        let policy = self
+            .policy
+            .as_ref()
+            .map(|p| format!(" (policy `{p}`)"))
+            .unwrap_or_default();
+        let per = match self.key.per {
+            Some(RatePer::User) => " per end user",
+            Some(RatePer::Ip) => " per client IP",
+            None => "",
+        };
+        let (count, unit) = (gate.count, gate.unit());
+        let noun = if count == 1 { "request" } else { "requests" };
+        let burst = if gate.burst == count {
+            String::new()
+        } else {
+            format!(", at most {} at once", gate.burst)
+        };
+        let mut e = GatewayError::new(
+            ErrorKind::RateLimited,
+            format!("{subject}{policy}{per}: {count} {noun} per {unit}{burst}; retry in {secs} s"),
+        );
+        e.retry_after = Some(Duration::from_secs(secs));
+        e
+    }
+}
+
+/// Who a request is for, as partitioned rules see it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Who<'a> {
+    /// The end user; requests without one share one bucket (`-`).
+    pub user: Option<&'a str>,
+    /// The client IP; unknown ones share one bucket.
+    pub ip: Option<IpAddr>,
+    /// The caller's rollout bucket.
+    pub bucket: u16,
+}
+
+/// What the rate stage records for a request.
+#[derive(Clone, Debug, Default)]
+pub struct RateNote {
+    /// The enforced limit with the fewest requests remaining, for the
+    /// `x-ratelimit-*` headers.
+    pub tightest: Option<Standing>,
+    /// The enforced rule that refused the request.
+    pub limited: Option<Hit>,
+    /// The first shadow rule that would have refused it (admitted requests only).
+    pub would_block: Option<Hit>,
+}
+
+/// Where one limit stands after a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Standing {
+    /// The configured count per interval.
+    pub limit: u32,
+    /// Requests that could arrive at once now.
+    pub remaining: u32,
+    /// Until the limit is back to its initial state.
+    pub reset: Duration,
+}
+
+/// A rule that refused (or would have), for the access log and metrics.
+#[derive(Clone, Debug)]
+pub struct Hit {
+    pub label: Arc<str>,
+    pub kind: ScopeKind,
+    pub per: Option<RatePer>,
+}
+
+impl Hit {
+    /// The metric label value of the partition.
+    pub fn per_label(&self) -> &'static str {
+        match self.per {
+            None => "none",
+            Some(RatePer::User) => "user",
+            Some(RatePer::Ip) => "ip",
+        }
+    }
+}
+
+impl RateNote {
+    fn tighten(&mut self, s: Standing) {
+        if self.tightest.is_none_or(|t| s.remaining < t.remaining) {
+            self.tightest = Some(s);
+        }
+    }
+}
+
+impl Standing {
+    /// `x-ratelimit-limit-requests`, `-remaining-requests`, `-reset-requests`.
+    pub fn write_headers(&self, h: &mut HeaderMap) {
+        h.insert("x-ratelimit-limit-requests", HeaderValue::from(self.limit));
+        h.insert(
+            "x-ratelimit-remaining-requests",
+            HeaderValue::from(self.remaining),
+        );
+        let mut buf = [0u8; 32];
+        if let Ok(v) = HeaderValue::from_bytes(reset_text(self.reset, &mut buf)) {
+            h.insert("x-ratelimit-reset-requests", v);
+        }
+    }
+}
+
+/// OpenAI's duration style: `12ms`, `1s`, `6m0s`, `1h2m3s` (below a second
+/// in whole milliseconds, above in whole seconds, rounded up). No heap.
+pub fn reset_text(d: Duration, buf: &mut [u8; 32]) -> &[u8] {
+    use std::io::Write as _;
+    let mut w = std::io::Cursor::new(&mut buf[..]);
+    let _ = if d < Duration::from_secs(1) {
+        let ms = d.as_nanos().div_ceil(1_000_000);
+        write!(w, "{ms}ms")
+    } else {
+        let s = d.as_nanos().div_ceil(1_000_000_000);
+        match (s / 3600, s % 3600 / 60, s % 60) {
+            (0, 0, s) => write!(w, "{s}s"),
+            (0, m, s) => write!(w, "{m}m{s}s"),
+            (h, m, s) => write!(w, "{h}h{m}m{s}s"),
+        }
+    };
+    let n = w.position() as usize;
+    &buf[..n]
+}

@@ -1,0 +1,335 @@
+//! Where rate counters live. [`RateStore`] is the boundary the stage calls;
+//! [`LocalRates`] keeps the counters in this process: GCRA gates in a
+//! concurrent map keyed by [`RuleKey`], created on first use, pruned on a
+//! timer. A Redis-backed store for several instances would implement the
+//! same trait (one script evaluating every rule of a request atomically);
+//! it is not built yet.
+//!
+//! A rule's gates are checked while holding the map's read guard for that
+//! rule, and pruning removes only idle rules under the write guard, so an
+//! admission is never lost to a concurrent prune.
+
+use std::hash::{BuildHasher, RandomState};
+use std::num::NonZeroU32;
+
+use dashmap::DashMap;
+use governor::clock::DefaultClock;
+
+use super::gcra::{Cells, Gate, PassThroughState, Passed, RateClock, Refused, Write};
+use super::{GateSpec, Many, One, RateNote, RateRule, RuleKey, Standing, Who};
+use crate::config::raw::RatePer;
+use crate::policy::Decision;
+
+/// Where rate counters live (see the module docs).
+pub trait RateStore: Send + Sync {
+    /// Admits the request under every applicable rule — counting it only
+    /// if all admit — or refuses it, naming the first enforced rule that
+    /// does not. `rules` are the caller's then the model's.
+    fn acquire(&self, rules: [&[RateRule]; 2], who: &Who<'_>) -> Decision<RateNote>;
+
+    /// Forgets idle counters (run on a timer): memory stays bounded by the
+    /// callers active within each rule's longest interval.
+    fn prune(&self);
+}
+
+/// A rule's gates: one counter each, or one per partition.
+enum Counters<C: RateClock> {
+    Shared(Vec<Gate<One, C>>),
+    Partitioned(Vec<Gate<Many, C>>),
+}
+
+fn gates<S: Cells, C: RateClock>(key: &RuleKey, clock: &C) -> Vec<Gate<S, C>> {
+    key.spec
+        .gates()
+        .map(|g| {
+            let burst = NonZeroU32::new(g.burst).unwrap_or(NonZeroU32::MIN);
+            Gate::new(g.period(), burst, clock.clone())
+        })
+        .collect()
+}
+
+/// What one rule counted for the request.
+type Writes = [Option<Write>; 4];
+
+/// A rule's admission: its writes and its tightest gate.
+struct RuleOk {
+    writes: Writes,
+    standing: Option<Standing>,
+}
+
+/// A rule's refusal: the refusing gate, and what it says.
+struct RuleRefused {
+    gate: GateSpec,
+    refused: Refused,
+}
+
+impl<C: RateClock> Counters<C> {
+    fn new(key: &RuleKey, clock: &C) -> Self {
+        match key.per {
+            None => Counters::Shared(gates(key, clock)),
+            Some(_) => Counters::Partitioned(gates(key, clock)),
+        }
+    }
+
+    fn check(&self, key: &RuleKey, part: u64) -> Result<RuleOk, RuleRefused> {
+        match self {
+            Counters::Shared(g) => check_gates(g, key, part),
+            Counters::Partitioned(g) => check_gates(g, key, part),
+        }
+    }
+
+    fn undo(&self, part: u64, writes: &Writes) {
+        match self {
+            Counters::Shared(g) => undo_gates(g, part, writes),
+            Counters::Partitioned(g) => undo_gates(g, part, writes),
+        }
+    }
+
+    /// Prunes every gate; true when all are idle.
+    fn prune(&self) -> bool {
+        match self {
+            Counters::Shared(g) => prune_gates(g),
+            Counters::Partitioned(g) => prune_gates(g),
+        }
+    }
+
+    fn is_idle(&self) -> bool {
+        match self {
+            Counters::Shared(g) => g.iter().all(|g| g.len() == 0),
+            Counters::Partitioned(g) => g.iter().all(|g| g.len() == 0),
+        }
+    }
+}
+
+/// Checks the gates in order; a refusal undoes the gates before it.
+fn check_gates<S: Cells, C: RateClock>(
+    gates: &[Gate<S, C>],
+    key: &RuleKey,
+    part: u64,
+) -> Result<RuleOk, RuleRefused> {
+    let mut ok = RuleOk {
+        writes: [None; 4],
+        standing: None,
+    };
+    for (i, (gate, spec)) in gates.iter().zip(key.spec.gates()).enumerate() {
+        match gate.check(part) {
+            Ok(Passed {
+                write,
+                remaining,
+                reset,
+            }) => {
+                ok.writes[i] = write;
+                let s = Standing {
+                    limit: spec.count,
+                    remaining,
+                    reset,
+                };
+                if ok.standing.is_none_or(|t| s.remaining < t.remaining) {
+                    ok.standing = Some(s);
+                }
+            }
+            Err(refused) => {
+                undo_gates(gates, part, &ok.writes);
+                return Err(RuleRefused {
+                    gate: spec,
+                    refused,
+                });
+            }
+        }
+    }
+    Ok(ok)
+}
+
+/// Prunes each gate (all of them: no short circuit); true when all are idle.
+fn prune_gates<S: Cells, C: RateClock>(gates: &[Gate<S, C>]) -> bool {
+    let mut idle = true;
+    for g in gates {
+        idle &= g.prune();
+    }
+    idle
+}
+
+fn undo_gates<S: Cells, C: RateClock>(gates: &[Gate<S, C>], part: u64, writes: &Writes) {
+    for (gate, w) in gates.iter().zip(writes) {
+        if let Some(w) = w {
+            gate.undo(part, *w);
+        }
+    }
+}
+
+/// The admissions of one request so far, to undo if a later rule refuses.
+/// Inline for up to eight rules (five levels — global, tenant, app, key,
+/// model — some with a shadow overlay); spills to the heap beyond.
+#[derive(Default)]
+struct Taken<'r> {
+    inline: [Option<(&'r RuleKey, u64, Writes)>; 8],
+    len: usize,
+    spill: Vec<(&'r RuleKey, u64, Writes)>,
+}
+
+impl<'r> Taken<'r> {
+    fn push(&mut self, key: &'r RuleKey, part: u64, writes: Writes) {
+        match self.inline.get_mut(self.len) {
+            Some(slot) => {
+                *slot = Some((key, part, writes));
+                self.len += 1;
+            }
+            None => self.spill.push((key, part, writes)),
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &(&'r RuleKey, u64, Writes)> {
+        self.inline.iter().flatten().chain(&self.spill)
+    }
+}
+
+/// The partition keys of one request, hashed on first need.
+struct Parts<'a> {
+    who: &'a Who<'a>,
+    hasher: &'a RandomState,
+    user: Option<u64>,
+    ip: Option<u64>,
+}
+
+/// The partition of requests without an end user / a known IP.
+const ANONYMOUS: u64 = 0;
+
+impl Parts<'_> {
+    fn of(&mut self, per: Option<RatePer>) -> u64 {
+        let (who, hasher) = (self.who, self.hasher);
+        match per {
+            None => 0,
+            Some(RatePer::User) => *self
+                .user
+                .get_or_insert_with(|| who.user.map_or(ANONYMOUS, |u| hasher.hash_one(u))),
+            Some(RatePer::Ip) => *self
+                .ip
+                .get_or_insert_with(|| who.ip.map_or(ANONYMOUS, |ip| hasher.hash_one(ip))),
+        }
+    }
+}
+
+/// Rate counters in this process.
+pub struct LocalRates<C: RateClock = DefaultClock> {
+    rules: DashMap<RuleKey, Counters<C>, PassThroughState>,
+    clock: C,
+    /// Keys partition hashes (random per process: ids cannot be crafted to
+    /// collide with another user's bucket).
+    hasher: RandomState,
+}
+
+impl Default for LocalRates<DefaultClock> {
+    fn default() -> Self {
+        LocalRates::with_clock(DefaultClock::default())
+    }
+}
+
+impl<C: RateClock> LocalRates<C> {
+    pub fn with_clock(clock: C) -> Self {
+        LocalRates {
+            rules: DashMap::default(),
+            clock,
+            hasher: RandomState::new(),
+        }
+    }
+
+    /// Runs `f` on the counters of `key` (created on first use) under the
+    /// map's read guard.
+    fn with<T>(&self, key: &RuleKey, f: impl FnOnce(&Counters<C>) -> T) -> T {
+        if let Some(c) = self.rules.get(key) {
+            return f(&c);
+        }
+        let c = self
+            .rules
+            .entry(key.clone())
+            .or_insert_with(|| Counters::new(key, &self.clock))
+            .downgrade();
+        f(&c)
+    }
+
+    fn undo(&self, taken: &Taken<'_>) {
+        for (key, part, writes) in taken.iter() {
+            if let Some(c) = self.rules.get(*key) {
+                c.undo(*part, writes);
+            }
+        }
+    }
+
+    /// Rules with live counters.
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// Cells in use and allocated by the partitioned rule `key` (for tests).
+    pub fn partitions(&self, key: &RuleKey) -> Option<(usize, usize)> {
+        match &*self.rules.get(key)? {
+            Counters::Partitioned(g) => g.first().map(|g| (g.len(), g.cells().capacity())),
+            Counters::Shared(_) => None,
+        }
+    }
+}
+
+impl<C: RateClock> RateStore for LocalRates<C> {
+    fn acquire(&self, rules: [&[RateRule]; 2], who: &Who<'_>) -> Decision<RateNote> {
+        let mut note = RateNote::default();
+        let mut taken = Taken::default();
+        let mut parts = Parts {
+            who,
+            hasher: &self.hasher,
+            user: None,
+            ip: None,
+        };
+        for rule in rules.into_iter().flatten() {
+            if !rule.applies_to(who.bucket) {
+                continue;
+            }
+            let part = parts.of(rule.key.per);
+            match self.with(&rule.key, |c| c.check(&rule.key, part)) {
+                Ok(ok) => {
+                    if let (false, Some(s)) = (rule.shadow, ok.standing) {
+                        note.tighten(s);
+                    }
+                    taken.push(&rule.key, part, ok.writes);
+                }
+                Err(_) if rule.shadow => {
+                    note.would_block.get_or_insert_with(|| rule.hit());
+                }
+                Err(RuleRefused { gate, refused }) => {
+                    self.undo(&taken);
+                    return refuse(rule, gate, refused);
+                }
+            }
+        }
+        Decision {
+            note,
+            refusal: None,
+        }
+    }
+
+    fn prune(&self) {
+        for entry in self.rules.iter() {
+            entry.value().prune();
+        }
+        self.rules.retain(|_, c| !c.is_idle());
+    }
+}
+
+fn refuse(rule: &RateRule, gate: GateSpec, refused: Refused) -> Decision<RateNote> {
+    let note = RateNote {
+        tightest: Some(Standing {
+            limit: gate.count,
+            remaining: 0,
+            reset: refused.reset,
+        }),
+        limited: Some(rule.hit()),
+        would_block: None,
+    };
+    Decision {
+        note,
+        refusal: Some(rule.refusal(gate, refused.wait)),
+    }
+}
