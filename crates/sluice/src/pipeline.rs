@@ -430,21 +430,14 @@ impl RequestCtx {
         if let Some(s) = &self.rate.tightest {
             s.write_headers(h);
         }
-        if let Some(m) = self
-            .attempts
-            .model
-            .as_deref()
-            .and_then(|m| HeaderValue::from_str(m).ok())
-        {
-            h.insert(MODEL.clone(), m);
-        }
-        if let Some(p) = self
-            .attempts
-            .provider
-            .as_deref()
-            .and_then(|p| HeaderValue::from_str(p).ok())
-        {
-            h.insert(PROVIDER.clone(), p);
+        // Header values of config names are built once, with the snapshot.
+        if let Some((model, i)) = &self.attempts.served {
+            if let Some(m) = &model.header {
+                h.insert(MODEL.clone(), m.clone());
+            }
+            if let Some(p) = &model.deployments[*i].provider.header {
+                h.insert(PROVIDER.clone(), p.clone());
+            }
         }
         if self.attempts.count > 0 {
             h.insert(ATTEMPTS.clone(), HeaderValue::from(self.attempts.count));

@@ -31,6 +31,8 @@ pub enum Backend {
 
 pub struct Provider {
     pub name: Arc<str>,
+    /// `name` as a response header value (`x-sluice-provider`), built once.
+    pub header: Option<HeaderValue>,
     pub kind: ProviderKind,
     pub backend: Backend,
     /// True for OpenAI-format upstreams, whose answers can be relayed verbatim
@@ -49,6 +51,8 @@ pub struct Deployment {
 
 pub struct Model {
     pub name: Arc<str>,
+    /// `name` as a response header value (`x-sluice-model`), built once.
+    pub header: Option<HeaderValue>,
     pub deployments: Vec<Deployment>,
     pub fallbacks: Vec<Arc<str>>,
     pub price: Option<raw::Price>,
@@ -141,7 +145,7 @@ pub struct Snapshot {
     /// APIs (`chat`, `messages`, `embeddings`, `models`) that need an
     /// approved `api:<name>` subscription.
     pub apis_requiring_approval: Vec<String>,
-    pub models: HashMap<Arc<str>, Arc<Model>>,
+    pub models: NameMap<Arc<Model>>,
     /// Sorted model names, for error messages and `/v1/models`.
     pub model_names: Vec<Arc<str>>,
     /// SHA-256 of the secret → key.
@@ -188,6 +192,33 @@ impl std::hash::Hasher for DigestHasher {
     }
 }
 
+/// FNV-1a for short names from the config (model names): looked up several
+/// times per request, never inserted from request data, so SipHash's
+/// flooding resistance buys nothing here.
+#[derive(Clone, Copy)]
+pub struct NameHasher(u64);
+
+impl Default for NameHasher {
+    fn default() -> Self {
+        NameHasher(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for NameHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A map keyed by config names.
+pub type NameMap<V> = HashMap<Arc<str>, V, std::hash::BuildHasherDefault<NameHasher>>;
+
 /// A map keyed by SHA-256 digests (API key hashes).
 pub type DigestMap<V> = HashMap<[u8; 32], V, std::hash::BuildHasherDefault<DigestHasher>>;
 
@@ -215,6 +246,7 @@ fn build_provider(name: &str, p: &raw::ProviderConfig) -> Result<Provider, Strin
     let openai_wire = matches!(p.kind, ProviderKind::Openai | ProviderKind::Azure);
     Ok(Provider {
         name: name.into(),
+        header: HeaderValue::from_str(name).ok(),
         kind: p.kind,
         backend,
         openai_wire,
@@ -313,7 +345,7 @@ impl Snapshot {
         for (name, p) in &cfg.providers {
             providers.insert(name.as_str(), (Arc::new(build_provider(name, p)?), p));
         }
-        let mut models = HashMap::new();
+        let mut models = NameMap::default();
         for (name, m) in &cfg.models {
             let mut deployments = Vec::new();
             for d in &m.deployments {
@@ -330,6 +362,7 @@ impl Snapshot {
             let own = combine_levels(cfg, &[(Scope::model(name), m.policy.as_ref())], None);
             let model = Model {
                 name: name.as_str().into(),
+                header: HeaderValue::from_str(name).ok(),
                 deployments,
                 fallbacks: m.fallbacks.iter().map(|f| f.as_str().into()).collect(),
                 price: m.price,
