@@ -68,11 +68,14 @@ models:
 
 
 def eventually(check, within=2.0):
+    """Retries `check` until it passes or `within` seconds are over. pytest's
+    own failures (`pytest.raises` not raising) are BaseExceptions, so they
+    are caught explicitly."""
     deadline = time.time() + within
     while True:
         try:
             return check()
-        except Exception:
+        except (Exception, pytest.fail.Exception):
             if time.time() > deadline:
                 raise
             time.sleep(0.05)
