@@ -10,7 +10,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use common::db::{fresh_store_url, Backend};
+use common::db::{Backend, FreshStore};
 use common::{TestGateway, ADMIN_KEY};
 use reqwest::header::HeaderMap;
 use serde_json::{json, Value};
@@ -502,7 +502,8 @@ async fn rollout_zero_limits_nobody_and_hundred_everybody() {
 
 #[tokio::test]
 async fn store_managed_keys_are_limited_and_share_a_seeded_tenant_with_static_keys() {
-    let url = fresh_store_url(Backend::Sqlite).await;
+    let db = FreshStore::new(Backend::Sqlite).await;
+    let url = &db.url;
     let gw = TestGateway::start(&config(&format!(
         "store: \"{url}\"\ntenants: {{ acme: {{ policy: {{ rate_limit: {{ requests_per_minute: 3 }} }} }} }}\n{}",
         keys(&[("static", ", tenant: acme")])

@@ -8,10 +8,9 @@
 mod common;
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::db::{fresh_store_url, redis_url, Backend};
+use common::db::{redis_url, Backend, FreshStore};
 use common::TestGateway;
 use serde_json::{json, Value};
 use sluice_store as st;
@@ -46,11 +45,12 @@ struct World {
     store: st::Store,
     tenant: st::Tenant,
     app: st::App,
+    db: FreshStore,
 }
 
 async fn world(backend: Backend, extra: &str) -> World {
-    let url = fresh_store_url(backend).await;
-    let gw = TestGateway::start(&config(&url, extra)).await;
+    let db = FreshStore::new(backend).await;
+    let gw = TestGateway::start(&config(&db.url, extra)).await;
     let store = gw.app.store.clone().expect("store configured");
     let tenant = store
         .create_tenant(
@@ -78,6 +78,7 @@ async fn world(backend: Backend, extra: &str) -> World {
         store,
         tenant,
         app,
+        db,
     }
 }
 
@@ -132,13 +133,6 @@ where
 }
 
 const SECOND: Duration = Duration::from_secs(1);
-
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite { $( #[tokio::test] async fn $name() { super::$name(super::Backend::Sqlite).await } )* }
-        mod postgres { $( #[tokio::test] async fn $name() { super::$name(super::Backend::Postgres).await } )* }
-    };
-}
 
 both_backends!(
     created_keys_work_and_revoked_keys_stop_within_a_second,
@@ -380,20 +374,8 @@ async fn subscriptions_gate_models_and_apis(b: Backend) {
 
 async fn two_instances(b: Backend, extra: &str) -> (World, TestGateway) {
     let w = world(b, extra).await;
-    let url = w.store_url();
-    let other = TestGateway::start(&config(&url, extra)).await;
+    let other = TestGateway::start(&config(&w.db.url, extra)).await;
     (w, other)
-}
-
-impl World {
-    fn store_url(&self) -> String {
-        let text = std::fs::read_to_string(&self.gw.config_path).unwrap();
-        let line = text.lines().find(|l| l.starts_with("store:")).unwrap();
-        line.trim_start_matches("store:")
-            .trim()
-            .trim_matches('"')
-            .to_owned()
-    }
 }
 
 async fn revoke_elsewhere_within_a_second(b: Backend, extra: &str) {
@@ -507,7 +489,6 @@ async fn jwts_act_for_their_app(b: Backend) {
     // The app's subscriptions apply to its tokens too.
     let (status, _) = chat(&url, &good, "gated").await;
     assert_eq!(status, 403);
-    let _ = Arc::new(w.tenant.clone());
 }
 
 async fn config_reloads_reseed_tenants_and_re_resolve_policies(b: Backend) {

@@ -1,55 +1,21 @@
 //! Shared harness of the admin API suites: a real gateway (admin listener,
-//! `admin_key`, a store) on a fresh database — a SQLite file in the test's
-//! temp dir, or a private schema in the Postgres named by
-//! `SLUICE_TEST_POSTGRES_URL` (the Postgres runs fail, never skip, when it
-//! is unreachable) — plus an HTTP client that records every answer, and a
+//! `admin_key`, a store) on a fresh database (`common::db`) — plus an HTTP client that records every answer, and a
 //! two-tenant world of users, apps, keys and subscriptions.
 #![allow(dead_code, reason = "each admin suite uses a different subset")]
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
 use std::sync::Mutex;
 
-use futures::FutureExt;
 use serde_json::{json, Value};
-use sqlx::{Connection, Executor};
 
 use crate::common::{TestGateway, ADMIN_KEY};
-
-pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 /// The public API key of the config (never an admin credential).
 pub const PUBLIC_KEY: &str = "sk-test-key-0001";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-/// Generates one `#[tokio::test]` per backend for each `async fn(Backend)`.
-#[macro_export]
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name($crate::admin_support::Backend::Sqlite).await
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name($crate::admin_support::Backend::Postgres).await
-            })*
-        }
-    };
-}
-
-pub fn postgres_url() -> String {
-    std::env::var("SLUICE_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned())
-}
+pub use crate::common::db::Backend;
+use crate::common::db::FreshStore;
 
 /// The gateway config for a store URL.
 pub fn config(store: &str) -> String {
@@ -74,60 +40,19 @@ keys:
     )
 }
 
-/// Creates a private Postgres schema; returns the gateway's store URL.
-async fn postgres_schema() -> (String, String) {
-    let base = postgres_url();
-    let mut conn = sqlx::PgConnection::connect(&base)
-        .await
-        .unwrap_or_else(|e| {
-            panic!(
-            "the Postgres admin tests need a server: connecting to `{base}` failed: {e}\n\
-             Set SLUICE_TEST_POSTGRES_URL to a Postgres URL (a database you may create schemas in)."
-        )
-        });
-    let schema = format!("s_admin_{}", fastrand::u64(..));
-    conn.execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .await
-        .expect("CREATE SCHEMA");
-    conn.close().await.ok();
-    let sep = if base.contains('?') { '&' } else { '?' };
-    (
-        format!("{base}{sep}options=-c%20search_path%3D{schema}"),
-        schema,
-    )
-}
-
-async fn drop_schema(schema: &str) {
-    if let Ok(mut conn) = sqlx::PgConnection::connect(&postgres_url()).await {
-        let sql = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");
-        let _ = conn.execute(sqlx::AssertSqlSafe(sql)).await;
-        let _ = conn.close().await;
-    }
-}
-
-/// Runs `body` against a fresh gateway + database; drops the Postgres
-/// schema afterwards, also when the body panics.
+/// Runs `body` against a fresh gateway + database (a Postgres schema is
+/// dropped afterwards, also when the body panics).
 pub async fn run<F, Fut>(backend: Backend, body: F)
 where
     F: FnOnce(Env) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let (store, schema) = match backend {
-        Backend::Sqlite => ("sqlite://admin.db".to_owned(), None),
-        Backend::Postgres => {
-            let (url, schema) = postgres_schema().await;
-            (url, Some(schema))
-        }
-    };
-    let gw = TestGateway::start(&config(&store)).await;
-    let env = Env::new(gw);
-    let outcome = AssertUnwindSafe(body(env)).catch_unwind().await;
-    if let Some(s) = schema {
-        drop_schema(&s).await;
-    }
-    if let Err(p) = outcome {
-        std::panic::resume_unwind(p);
-    }
+    crate::common::db::cleanup_after(async move {
+        let db = FreshStore::new(backend).await;
+        let gw = TestGateway::start(&config(&db.url)).await;
+        body(Env::new(gw)).await;
+    })
+    .await;
 }
 
 /// An HTTP answer: status and body (JSON when it parses, else a string).
