@@ -549,3 +549,55 @@ async fn config_reloads_reseed_tenants_and_re_resolve_policies(b: Backend) {
         "{err}"
     );
 }
+
+/// A store that stops answering makes the instance unready, while the keys
+/// it already knows keep working (Postgres: the test drops the schema).
+#[tokio::test]
+async fn readiness_follows_the_store_and_known_keys_keep_working() {
+    common::db::cleanup_after(async {
+        let w = world(Backend::Postgres, "").await;
+        let url = w.gw.url.clone();
+        let (_, secret) = w
+            .key(st::NewKey {
+                name: "k".into(),
+                ..Default::default()
+            })
+            .await;
+        eventually(SECOND, "key loads", || async {
+            chat(&url, &secret, "m").await.0 == 200
+        })
+        .await;
+        let ready = |url: String| async move {
+            let r = TestGateway::client()
+                .get(format!("{url}/readyz"))
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        };
+        assert_eq!(ready(url.clone()).await.0, 200);
+        let schema = w.db.url.rsplit("search_path%3D").next().unwrap().to_owned();
+        let mut conn =
+            <sqlx::PgConnection as sqlx::Connection>::connect(&common::db::postgres_url())
+                .await
+                .unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        eventually(2 * SECOND, "readyz reports the store", || {
+            let url = url.clone();
+            async move {
+                let (status, body) = ready(url).await;
+                status == 503 && body.contains("store_unreachable")
+            }
+        })
+        .await;
+        assert_eq!(
+            chat(&url, &secret, "m").await.0,
+            200,
+            "known keys keep serving"
+        );
+    })
+    .await;
+}
