@@ -29,9 +29,7 @@ fn snapshot() -> Snapshot {
 /// One request's whole rate evaluation: acquire, then the headers.
 fn evaluate(rates: &LocalRates, key: &KeyInfo, who: &Who<'_>, headers: &mut HeaderMap) -> bool {
     let d = rates.acquire([&key.rates, &[]], who);
-    if let Some(s) = &d.note.tightest {
-        s.write_headers(headers);
-    }
+    d.note.write_headers(headers);
     d.refusal.is_none()
 }
 

@@ -38,7 +38,7 @@ use crate::policy::rate::{RateNote, Who};
 use crate::snapshot::{hash_secret, tighter, KeyInfo, Managed, Model, Snapshot};
 use crate::state::App;
 use crate::telemetry::access_log;
-use crate::tokens::estimate_chat_input;
+use crate::tokens::{count_chat_input, count_embedding_input};
 
 /// The identity behind a presented secret: a static key of the config, else
 /// a store-managed key of the directory. Hashes once; no I/O, no lock.
@@ -81,6 +81,9 @@ pub struct RequestCtx {
     /// Whether the upstream reported usage (else it is estimated).
     pub usage_reported: bool,
     pub estimated_input: u64,
+    /// Tokens the request reserves under token limits (prompt + maximum
+    /// output); 0 when no token limit applies.
+    pub reserved_tokens: u64,
     /// Characters of content relayed, to estimate output when usage is missing.
     pub streamed_chars: u64,
     /// Time to the answer's start (headers) as the client saw it.
@@ -135,6 +138,7 @@ impl RequestCtx {
             usage: TokenUsage::default(),
             usage_reported: false,
             estimated_input: 0,
+            reserved_tokens: 0,
             streamed_chars: 0,
             answer_started: None,
             ttft: None,
@@ -328,11 +332,33 @@ impl RequestCtx {
         }
     }
 
-    /// Stage 4: per-request guards of the key's policies.
-    pub fn apply_guards(&mut self, req: &mut ChatRequest) -> Result<(), GatewayError> {
+    /// Whether a token limit of the caller's levels or of `model` applies.
+    fn counts_tokens(&self, model: &Model) -> bool {
+        let key = self.key();
+        key.rates
+            .iter()
+            .chain(model.rates.iter())
+            .any(|r| r.key.spec.counts_tokens())
+    }
+
+    /// Stage 4: per-request guards of the key's and the model's policies,
+    /// and the token reservation. Prompts are counted with the model's
+    /// tokenizer when a token limit or `max_input_tokens` needs them, else
+    /// estimated (for the log, should the upstream report no usage).
+    pub fn apply_guards(
+        &mut self,
+        model: &Model,
+        req: &mut ChatRequest,
+    ) -> Result<(), GatewayError> {
         self.stream = req.is_stream();
-        self.estimated_input = estimate_chat_input(req);
         let limits = self.limits;
+        let counted = self.counts_tokens(model);
+        let tk = if counted || limits.max_input_tokens.is_some() {
+            model.tokenizer
+        } else {
+            crate::config::raw::Tokenizer::Estimate
+        };
+        self.estimated_input = count_chat_input(req, tk);
         if let Some(max) = limits.max_body_bytes.filter(|m| self.body_len as u64 > m.0) {
             return Err(GatewayError::new(
                 ErrorKind::PayloadTooLarge,
@@ -357,7 +383,21 @@ impl RequestCtx {
                 req.max_tokens = Some(clamped);
             }
         }
+        if counted {
+            let output = req
+                .max_output()
+                .map_or(DEFAULT_OUTPUT_RESERVATION, u64::from);
+            self.reserved_tokens = self.estimated_input + output;
+        }
         Ok(())
+    }
+
+    /// Stage 4 for embeddings: counts the input, which is all they reserve.
+    pub fn count_embeddings(&mut self, model: &Model, input: &serde_json::Value) {
+        if self.counts_tokens(model) {
+            self.estimated_input = count_embedding_input(input, model.tokenizer);
+            self.reserved_tokens = self.estimated_input;
+        }
     }
 
     /// Stage 5: the rate limits of the caller's levels and of `model`.
@@ -377,6 +417,7 @@ impl RequestCtx {
         }
         let header_user = self.user_header.as_ref().and_then(|v| v.to_str().ok());
         let who = Who {
+            tokens: u32::try_from(self.reserved_tokens).unwrap_or(u32::MAX),
             user: [self.user.as_deref(), body_user, header_user]
                 .into_iter()
                 .flatten()
@@ -427,9 +468,7 @@ impl RequestCtx {
         if let Ok(v) = HeaderValue::from_str(&self.id) {
             h.insert(REQUEST_ID.clone(), v);
         }
-        if let Some(s) = &self.rate.tightest {
-            s.write_headers(h);
-        }
+        self.rate.write_headers(h);
         // Header values of config names are built once, with the snapshot.
         if let Some((model, i)) = &self.attempts.served {
             if let Some(m) = &model.header {
@@ -471,6 +510,18 @@ impl RequestCtx {
         }
     }
 
+    /// Tokens the request used, to settle its token reservations: the
+    /// upstream's report or an estimate of what was produced; nothing when
+    /// it failed before any answer.
+    fn used_tokens(&self, usage: TokenUsage) -> u64 {
+        let answered = self.usage_reported || self.streamed_chars > 0 || self.error.is_none();
+        if answered && self.attempts.count > 0 {
+            usage.total()
+        } else {
+            0
+        }
+    }
+
     /// Usage to account: the upstream's report, else an estimate of what was
     /// seen (a stream cut short still costs what it produced).
     fn final_usage(&self) -> TokenUsage {
@@ -487,6 +538,10 @@ impl RequestCtx {
         }
     }
 }
+
+/// Output tokens reserved for a request that sets no `max_tokens` (and
+/// whose policy sets no `max_output_tokens`); settled to the real count.
+pub const DEFAULT_OUTPUT_RESERVATION: u64 = 4096;
 
 /// The left-most address of a client-IP header (`x-forwarded-for` style:
 /// `client, proxy1, proxy2`); a port, if any, is ignored.
@@ -508,6 +563,10 @@ impl Drop for RequestCtx {
             self.error_source.get_or_insert("client");
         }
         let usage = self.final_usage();
+        if !self.rate.holds.is_empty() {
+            let used = self.used_tokens(usage);
+            self.app.rates.settle(&self.rate.holds, used);
+        }
         access_log::complete(self, usage);
     }
 }

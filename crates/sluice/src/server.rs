@@ -77,6 +77,7 @@ impl Server {
         let app = self.app.clone();
         let sync = crate::directory::spawn_sync(&app);
         let pruner = spawn_rate_pruner(app.clone());
+        warm_tokenizers(&app);
         if let Some(jwt) = app.jwt.load_full() {
             jwt.spawn_refresher();
         }
@@ -337,4 +338,20 @@ pub fn spawn_sighup_reloader(app: App) {
             let _ = crate::reload::reload(&app, "sighup");
         }
     });
+}
+
+/// Loads the BPE tables of the models' tokenizers off the request path, so
+/// the first counted request does not pay for it.
+fn warm_tokenizers(app: &App) {
+    let snap = app.snapshot.load_full();
+    let mut used: Vec<crate::config::raw::Tokenizer> = snap
+        .models
+        .values()
+        .map(|m| m.tokenizer)
+        .filter(|t| *t != crate::config::raw::Tokenizer::Estimate)
+        .collect();
+    used.dedup();
+    if !used.is_empty() {
+        tokio::task::spawn_blocking(move || used.into_iter().for_each(|t| t.warm_up()));
+    }
 }

@@ -63,6 +63,8 @@ pub struct Model {
     pub rates: Box<[RateRule]>,
     /// Apps need an approved `model:<name>` subscription.
     pub requires_approval: bool,
+    /// How its prompts are counted (`tokens.rs`).
+    pub tokenizer: raw::Tokenizer,
     /// Balancer cursor (reset by reload, harmless).
     pub cursor: AtomicUsize,
     /// Sum of weights under `strategy: weighted`; 0 means round robin.
@@ -360,7 +362,13 @@ impl Snapshot {
                 });
             }
             let own = combine_levels(cfg, &[(Scope::model(name), m.policy.as_ref())], None);
+            let tokenizer = m.tokenizer.unwrap_or_else(|| {
+                deployments.first().map_or(raw::Tokenizer::Estimate, |d| {
+                    raw::Tokenizer::infer(d.provider.kind, &d.target.model)
+                })
+            });
             let model = Model {
+                tokenizer,
                 name: name.as_str().into(),
                 header: HeaderValue::from_str(name).ok(),
                 deployments,

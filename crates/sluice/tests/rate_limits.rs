@@ -6,15 +6,13 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use common::db::{Backend, FreshStore};
+use common::log::{access_log, log_line};
 use common::{TestGateway, ADMIN_KEY};
 use reqwest::header::HeaderMap;
 use serde_json::{json, Value};
-use sluice::telemetry::sink::LogSink;
 use sluice_store as st;
 
 const MODELS: &str = r#"
@@ -336,47 +334,6 @@ async fn per_user_and_per_ip_partitions_count_apart() {
     assert_eq!(statuses(&gw, &ips, "m", 2).await, [200, 429]);
 }
 
-/// The access log of this test binary, captured from the global sink.
-fn access_log() -> Arc<Mutex<Vec<u8>>> {
-    static LOG: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOG.get_or_init(|| {
-        struct Tee(Arc<Mutex<Vec<u8>>>);
-        impl Write for Tee {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        let (sink, guard) = LogSink::start(Box::new(Tee(buf.clone())));
-        LogSink::install_global(sink);
-        std::mem::forget(guard);
-        buf
-    })
-    .clone()
-}
-
-/// The access-log line of request `id` (waits for the batched sink).
-async fn log_line(id: &str) -> String {
-    let log = access_log();
-    let needle = format!("request_id=\"{id}\"");
-    let start = Instant::now();
-    loop {
-        let text = String::from_utf8_lossy(&log.lock().unwrap()).into_owned();
-        if let Some(line) = text.lines().find(|l| l.contains(&needle)) {
-            return line.to_owned();
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(3),
-            "no access-log line for {id}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 async fn metrics(gw: &TestGateway) -> String {
     let url = format!("{}/metrics", gw.admin_url.as_ref().unwrap());
     TestGateway::client()
@@ -437,11 +394,15 @@ async fn shadow_limits_never_refuse_but_are_logged_and_counted() {
     );
     let m = metrics(&gw).await;
     assert!(
-        m.contains(r#"sluice_rate_limited_total{scope="key",per="none",mode="shadow"} 2"#),
+        m.contains(
+            r#"sluice_rate_limited_total{scope="key",per="none",limit="requests",mode="shadow"} 2"#
+        ),
         "{m}"
     );
     assert!(
-        m.contains(r#"sluice_rate_limited_total{scope="key",per="none",mode="enforce"} 1"#),
+        m.contains(
+            r#"sluice_rate_limited_total{scope="key",per="none",limit="requests",mode="enforce"} 1"#
+        ),
         "{m}"
     );
 }

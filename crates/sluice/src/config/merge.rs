@@ -92,6 +92,18 @@ impl RateLimitConfig {
             self.requests_per_day,
         ]
     }
+
+    /// The token counts by interval: second, minute, hour, day (only
+    /// minute and day can be set; validation refuses counts over `u32`).
+    pub fn token_counts(&self) -> [Option<u32>; 4] {
+        let t = |n: Option<u64>| n.map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+        [
+            None,
+            t(self.tokens_per_minute),
+            None,
+            t(self.tokens_per_day),
+        ]
+    }
 }
 
 impl LimitsConfig {

@@ -299,6 +299,23 @@ pub struct ModelConfig {
     /// Apps need an approved subscription (`model:<name>`) to call it.
     #[serde(default)]
     pub requires_approval: bool,
+    /// How prompts are counted before the upstream reports usage. Default:
+    /// from the first deployment (OpenAI-style model names get their BPE
+    /// encoding, everything else the estimate).
+    #[serde(default)]
+    pub tokenizer: Option<Tokenizer>,
+}
+
+/// A tokenizer family (see `tokens.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Tokenizer {
+    /// OpenAI's `o200k_base` (GPT-4o, 4.1, 5, o-series).
+    O200k,
+    /// OpenAI's `cl100k_base` (GPT-4, GPT-3.5, embeddings v3).
+    Cl100k,
+    /// One token per four bytes, at least one per word.
+    Estimate,
 }
 
 /// Settings of one public API.
@@ -416,10 +433,12 @@ pub struct RateLimitConfig {
     /// Requests per day.
     #[serde(default)]
     pub requests_per_day: Option<u32>,
-    /// Input + output tokens per minute (not supported by this build yet).
+    /// Input + output tokens per minute: each request reserves its prompt
+    /// tokens plus its maximum output at admission and settles to the real
+    /// usage when it ends.
     #[serde(default)]
     pub tokens_per_minute: Option<u64>,
-    /// Input + output tokens per day (not supported by this build yet).
+    /// Input + output tokens per day (reserved and settled the same way).
     #[serde(default)]
     pub tokens_per_day: Option<u64>,
     /// Requests that may arrive at once, on the shortest interval set.

@@ -425,15 +425,20 @@ fn policy_body(cfg: &RawConfig, path: &str, p: &PolicyConfig, out: &mut Out) {
 /// The fields of one `rate_limit` block (whether it sets a rate at all is
 /// checked on the merged level, see [`merged_level`]).
 fn rate_limit(path: &str, r: &RateLimitConfig, out: &mut Out) {
-    for (field, set) in [
-        ("tokens_per_minute", r.tokens_per_minute.is_some()),
-        ("tokens_per_day", r.tokens_per_day.is_some()),
+    for (field, n) in [
+        ("tokens_per_minute", r.tokens_per_minute),
+        ("tokens_per_day", r.tokens_per_day),
     ] {
-        if set {
-            out.push(
+        match n {
+            Some(0) => out.push(
                 join_key(path, field),
-                format!("token limits are {UNSUPPORTED}; it would not be enforced"),
-            );
+                "must be at least 1 (leave it out for no token limit)",
+            ),
+            Some(n) if n > u64::from(u32::MAX) => out.push(
+                join_key(path, field),
+                format!("must be at most {}", u32::MAX),
+            ),
+            _ => {}
         }
     }
     let units = ["second", "minute", "hour", "day"];
@@ -491,7 +496,7 @@ fn merged_level(cfg: &RawConfig, path: &str, r: &PolicyRef, out: &mut Out) {
                 && v.rate.tokens_per_day.is_none()
         });
     if no_rate {
-        out.push(here, "`rate_limit` sets no rate; set requests_per_second, requests_per_minute, requests_per_hour or requests_per_day");
+        out.push(here, "`rate_limit` sets no rate; set requests_per_second, requests_per_minute, requests_per_hour, requests_per_day, tokens_per_minute or tokens_per_day");
     }
 }
 

@@ -71,7 +71,7 @@ pub async fn run(
     want_raw: bool,
 ) -> Result<ChatAnswer, GatewayError> {
     let model = ctx.resolve_model(&req.model)?;
-    ctx.apply_guards(&mut req)?;
+    ctx.apply_guards(&model, &mut req)?;
     ctx.limit_rate(&model, req.user.as_deref())?;
     let app = ctx.app.clone();
     let snap = ctx.snap.clone();

@@ -24,6 +24,8 @@ mod registry;
 mod resolve;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod token_tests;
 
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
@@ -32,7 +34,7 @@ use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue};
 
-pub use gcra::{Many, One, RateClock};
+pub use gcra::{Many, One, RateClock, Refused};
 pub use registry::{LocalRates, RateStore};
 
 pub use resolve::{variants, Variant};
@@ -50,7 +52,7 @@ const INTERVALS: [(u64, &str); 4] = [
     (86_400, "day"),
 ];
 
-/// What one rule counts: requests per interval, and the burst.
+/// What one rule counts: requests and tokens per interval, and the burst.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct RateSpec {
     /// Requests per second, minute, hour, day; 0 = not limited over it.
@@ -58,45 +60,70 @@ pub struct RateSpec {
     /// Requests that may arrive at once on the shortest interval set
     /// (default: that interval's count).
     pub burst: Option<u32>,
+    /// Input + output tokens per second, minute, hour, day (only minute
+    /// and day are configurable); 0 = not limited over it.
+    pub tokens: [u32; 4],
 }
 
-/// One interval of a rule: a GCRA gate.
+/// One interval of a rule: a GCRA gate counting requests (one cell each)
+/// or tokens (one cell per token).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GateSpec {
     /// Index into second, minute, hour, day.
     pub interval: usize,
     pub count: u32,
     pub burst: u32,
+    /// Counts tokens, not requests.
+    pub tokens: bool,
 }
 
 impl RateSpec {
-    /// The spec of a `rate_limit` block; `None` when it sets no request rate.
+    /// The spec of a `rate_limit` block; `None` when it sets no rate.
     pub fn from_config(c: &RateLimitConfig) -> Option<RateSpec> {
         let counts = c.request_counts().map(|n| n.unwrap_or(0));
-        counts.iter().any(|n| *n > 0).then_some(RateSpec {
+        let tokens = c.token_counts().map(|n| n.unwrap_or(0));
+        (counts.iter().chain(&tokens).any(|n| *n > 0)).then_some(RateSpec {
             counts,
             burst: c.burst.filter(|b| *b > 0),
+            tokens,
         })
     }
 
-    /// The gates, shortest interval first. The shortest takes `burst`;
-    /// longer intervals allow their whole count at once (each is a quota
-    /// over a sliding window of its length).
+    /// The request gates, shortest interval first, then the token gates.
+    /// The shortest request gate takes `burst`; longer intervals and token
+    /// gates allow their whole count at once (each is a quota over a
+    /// sliding window of its length).
     pub fn gates(&self) -> impl Iterator<Item = GateSpec> + '_ {
         let first = self.counts.iter().position(|n| *n > 0);
         let burst = self.burst;
-        self.counts
-            .iter()
-            .enumerate()
-            .filter(|(_, n)| **n > 0)
-            .map(move |(interval, &count)| GateSpec {
+        let requests = self.counts.iter().enumerate().filter(|(_, n)| **n > 0).map(
+            move |(interval, &count)| GateSpec {
                 interval,
                 count,
                 burst: match burst {
                     Some(b) if Some(interval) == first => b,
                     _ => count,
                 },
-            })
+                tokens: false,
+            },
+        );
+        let tokens =
+            self.tokens
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| **n > 0)
+                .map(|(interval, &count)| GateSpec {
+                    interval,
+                    count,
+                    burst: count,
+                    tokens: true,
+                });
+        requests.chain(tokens)
+    }
+
+    /// Whether any gate counts tokens.
+    pub fn counts_tokens(&self) -> bool {
+        self.tokens.iter().any(|n| *n > 0)
     }
 }
 
@@ -193,21 +220,28 @@ impl RateRule {
         (self.buckets.0..self.buckets.1).contains(&bucket)
     }
 
-    fn hit(&self) -> Hit {
+    fn hit(&self, tokens: bool) -> Hit {
         Hit {
             label: self.label.clone(),
             kind: self.key.kind,
             per: self.key.per,
+            tokens,
         }
     }
 
-    /// The 429 for a refusal by `gate`, naming the limit (never another
-    /// caller's data: no end user or IP is echoed).
-    fn refusal(&self, gate: GateSpec, wait: Duration) -> GatewayError {
-        let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+    /// The 429 for a refusal by `gate` of a request reserving `cost`
+    /// tokens, naming the limit (never another caller's data: no end user
+    /// or IP is echoed).
+    fn refusal(&self, gate: GateSpec, refused: Refused, cost: u32) -> GatewayError {
+        let secs = refused.wait.as_secs_f64().ceil().max(1.0) as u64;
+        let kind = if gate.tokens {
+            "token rate limit"
+        } else {
+            "rate limit"
+        };
         let subject = match self.key.kind {
-            ScopeKind::Global => "the gateway-wide rate limit".to_owned(),
-            _ => format!("rate limit of {}", self.label),
+            ScopeKind::Global => format!("the gateway-wide {kind}"),
+            _ => format!("{kind} of {}", self.label),
         };
         let policy = self
             .policy
@@ -220,24 +254,35 @@ impl RateRule {
             None => "",
         };
         let (count, unit) = (gate.count, gate.unit());
-        let noun = if count == 1 { "request" } else { "requests" };
+        let what = match (gate.tokens, count) {
+            (true, _) => "tokens",
+            (false, 1) => "request",
+            (false, _) => "requests",
+        };
         let burst = if gate.burst == count {
             String::new()
         } else {
             format!(", at most {} at once", gate.burst)
         };
-        let mut e = GatewayError::new(
-            ErrorKind::RateLimited,
-            format!("{subject}{policy}{per}: {count} {noun} per {unit}{burst}; retry in {secs} s"),
-        );
+        let message = if refused.never {
+            format!("this request needs about {cost} tokens (prompt + maximum output), more than the {subject}{policy}{per} allows at all: {count} {what} per {unit}; lower `max_tokens` or shorten the prompt")
+        } else if gate.tokens {
+            format!("{subject}{policy}{per}: {count} {what} per {unit}; this request reserves about {cost} tokens (prompt + maximum output); retry in {secs} s")
+        } else {
+            format!("{subject}{policy}{per}: {count} {what} per {unit}{burst}; retry in {secs} s")
+        };
+        let mut e = GatewayError::new(ErrorKind::RateLimited, message);
         e.retry_after = Some(Duration::from_secs(secs));
         e
     }
 }
 
-/// Who a request is for, as partitioned rules see it.
+/// Who a request is for, as partitioned rules see it, and what it costs.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Who<'a> {
+    /// Tokens the request reserves (prompt + maximum output); 0 when it
+    /// is not a token-counted request.
+    pub tokens: u32,
     /// The end user; requests without one share one bucket (`-`).
     pub user: Option<&'a str>,
     /// The client IP; unknown ones share one bucket.
@@ -250,8 +295,13 @@ pub struct Who<'a> {
 #[derive(Clone, Debug, Default)]
 pub struct RateNote {
     /// The enforced limit with the fewest requests remaining, for the
-    /// `x-ratelimit-*` headers.
+    /// `x-ratelimit-*-requests` headers.
     pub tightest: Option<Standing>,
+    /// The enforced token limit with the fewest tokens remaining, for the
+    /// `x-ratelimit-*-tokens` headers.
+    pub tightest_tokens: Option<Standing>,
+    /// The token reservations to settle when the request ends.
+    pub holds: Vec<TokenHold>,
     /// The enforced rule that refused the request.
     pub limited: Option<Hit>,
     /// The first shadow rule that would have refused it (admitted requests only).
@@ -275,6 +325,8 @@ pub struct Hit {
     pub label: Arc<str>,
     pub kind: ScopeKind,
     pub per: Option<RatePer>,
+    /// A token limit, not a request limit.
+    pub tokens: bool,
 }
 
 impl Hit {
@@ -286,27 +338,71 @@ impl Hit {
             Some(RatePer::Ip) => "ip",
         }
     }
+
+    /// The metric label value of what the limit counts.
+    pub fn limit_label(&self) -> &'static str {
+        if self.tokens {
+            "tokens"
+        } else {
+            "requests"
+        }
+    }
+}
+
+/// A token reservation one rule holds for a request until it settles.
+#[derive(Clone, Debug)]
+pub struct TokenHold {
+    pub key: RuleKey,
+    /// The partition counted.
+    pub part: u64,
+    /// Tokens reserved.
+    pub reserved: u32,
 }
 
 impl RateNote {
-    fn tighten(&mut self, s: Standing) {
-        if self.tightest.is_none_or(|t| s.remaining < t.remaining) {
-            self.tightest = Some(s);
+    fn tighten(&mut self, requests: Option<Standing>, tokens: Option<Standing>) {
+        for (slot, s) in [
+            (&mut self.tightest, requests),
+            (&mut self.tightest_tokens, tokens),
+        ] {
+            if let Some(s) = s {
+                if slot.is_none_or(|t| s.remaining < t.remaining) {
+                    *slot = Some(s);
+                }
+            }
+        }
+    }
+
+    /// The `x-ratelimit-*` headers of the tightest request and token limits.
+    pub fn write_headers(&self, h: &mut HeaderMap) {
+        use http::HeaderName as N;
+        static REQUESTS: [N; 3] = [
+            N::from_static("x-ratelimit-limit-requests"),
+            N::from_static("x-ratelimit-remaining-requests"),
+            N::from_static("x-ratelimit-reset-requests"),
+        ];
+        static TOKENS: [N; 3] = [
+            N::from_static("x-ratelimit-limit-tokens"),
+            N::from_static("x-ratelimit-remaining-tokens"),
+            N::from_static("x-ratelimit-reset-tokens"),
+        ];
+        if let Some(s) = &self.tightest {
+            s.write_headers(h, &REQUESTS);
+        }
+        if let Some(s) = &self.tightest_tokens {
+            s.write_headers(h, &TOKENS);
         }
     }
 }
 
 impl Standing {
-    /// `x-ratelimit-limit-requests`, `-remaining-requests`, `-reset-requests`.
-    pub fn write_headers(&self, h: &mut HeaderMap) {
-        h.insert("x-ratelimit-limit-requests", HeaderValue::from(self.limit));
-        h.insert(
-            "x-ratelimit-remaining-requests",
-            HeaderValue::from(self.remaining),
-        );
+    /// The limit, remaining and reset headers under `names`.
+    fn write_headers(&self, h: &mut HeaderMap, names: &[http::HeaderName; 3]) {
+        h.insert(names[0].clone(), HeaderValue::from(self.limit));
+        h.insert(names[1].clone(), HeaderValue::from(self.remaining));
         let mut buf = [0u8; 32];
         if let Ok(v) = HeaderValue::from_bytes(reset_text(self.reset, &mut buf)) {
-            h.insert("x-ratelimit-reset-requests", v);
+            h.insert(names[2].clone(), v);
         }
     }
 }

@@ -93,6 +93,7 @@ fn rate_metrics(m: &Metrics, ctx: &RequestCtx) {
                 .get_or_create(&RateLabels {
                     scope: h.kind.as_str(),
                     per: h.per_label(),
+                    limit: h.limit_label(),
                     mode,
                 })
                 .inc();

@@ -55,6 +55,8 @@ pub struct TokenLabels {
 pub struct RateLabels {
     pub scope: &'static str,
     pub per: &'static str,
+    /// `requests` or `tokens`.
+    pub limit: &'static str,
     pub mode: &'static str,
 }
 

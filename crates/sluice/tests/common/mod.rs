@@ -11,6 +11,7 @@ use sluice::state::App;
 use tokio::sync::oneshot;
 
 pub mod db;
+pub mod log;
 
 pub const KEY: &str = "sk-test-key-0001";
 pub const ADMIN_KEY: &str = "sk-test-admin-0001";

@@ -9,6 +9,13 @@
 //! it: exactly — a compare-and-swap back to the old value — when no other
 //! request touched the counter since, otherwise not at all. Capacity can so
 //! be lost under a race, never created: the GCRA bound always holds.
+//!
+//! Token gates count one cell per token: a request takes its reservation
+//! (`check_n`) at admission and [`Gate::settle`]s to its real usage at the
+//! end, which moves the counter back by what it did not use or forward by
+//! what it used beyond (unchecked: it was already spent). Over any window,
+//! the tokens admitted so exceed the quota by at most what requests used
+//! beyond their reservations.
 
 use std::cell::Cell;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
@@ -90,6 +97,9 @@ pub trait Cells: Default + Send + Sync + 'static {
         F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>;
     /// Puts the cell of `part` back to before `w` if it still holds `w`'s result.
     fn undo(&self, part: u64, w: Write) -> bool;
+    /// Replaces the cell of `part` by `f` of it (0 = never used); a
+    /// missing partition cell is created only when `create`.
+    fn adjust(&self, part: u64, create: bool, f: impl Fn(u64) -> u64);
     /// Forgets cells idle since `drop_below`: they are indistinguishable
     /// from new ones.
     fn retain_recent(&self, drop_below: u64);
@@ -117,6 +127,10 @@ where
     }
 }
 
+fn update(cell: &AtomicU64, f: impl Fn(u64) -> u64) {
+    let _ = cell.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| Some(f(v)));
+}
+
 fn put_back(cell: &AtomicU64, w: Write) -> bool {
     cell.compare_exchange(w.after, w.before, Ordering::AcqRel, Ordering::Acquire)
         .is_ok()
@@ -136,6 +150,10 @@ impl Cells for One {
 
     fn undo(&self, _part: u64, w: Write) -> bool {
         put_back(&self.0, w)
+    }
+
+    fn adjust(&self, _part: u64, _create: bool, f: impl Fn(u64) -> u64) {
+        update(&self.0, f);
     }
 
     fn retain_recent(&self, drop_below: u64) {
@@ -179,6 +197,15 @@ impl Cells for Many {
 
     fn undo(&self, part: u64, w: Write) -> bool {
         self.0.get(&part).is_some_and(|c| put_back(&c, w))
+    }
+
+    fn adjust(&self, part: u64, create: bool, f: impl Fn(u64) -> u64) {
+        if let Some(cell) = self.0.get(&part) {
+            return update(&cell, f);
+        }
+        if create {
+            update(&self.0.entry(part).or_default(), f);
+        }
     }
 
     fn retain_recent(&self, drop_below: u64) {
@@ -237,11 +264,13 @@ pub struct Passed {
     pub reset: Duration,
 }
 
-/// A refusal: when one request would be admitted, and when the counter is full.
+/// A refusal: when one request would be admitted, and when the counter is
+/// full; `never` when the request asks for more than the whole quota.
 #[derive(Clone, Copy, Debug)]
 pub struct Refused {
     pub wait: Duration,
     pub reset: Duration,
+    pub never: bool,
 }
 
 /// One GCRA counter (shared or partitioned) with its quota.
@@ -251,6 +280,9 @@ pub struct Gate<S: Cells, C: RateClock> {
     /// Read just before the limiter was built; governor keeps its own start
     /// private (ours is at most nanoseconds earlier: `reset` rounds down).
     start: C::Instant,
+    quota: Quota,
+    /// Nanoseconds one cell is worth (the emission interval).
+    cell_ns: u64,
 }
 
 impl<S: Cells, C: RateClock> Gate<S, C> {
@@ -268,16 +300,37 @@ impl<S: Cells, C: RateClock> Gate<S, C> {
             limiter,
             cells,
             start,
+            quota,
+            cell_ns: quota.replenish_interval().as_nanos() as u64,
         }
     }
 
     /// Counts one request of partition `part`, or says when to retry.
     pub fn check(&self, part: u64) -> Result<Passed, Refused> {
+        self.check_n(part, 1)
+    }
+
+    /// Counts `n` cells (tokens) of partition `part` at once, or says when
+    /// to retry; `n` over the burst is refused for good (`never`).
+    pub fn check_n(&self, part: u64, n: u32) -> Result<Passed, Refused> {
         let probe = Probe {
             part,
             wrote: Cell::new(None),
         };
-        match self.limiter.check_key(&probe) {
+        let n = NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
+        let outcome = match self.limiter.check_key_n(&probe, n) {
+            Ok(o) => o,
+            Err(_) => {
+                let q = self.quota;
+                let full = q.replenish_interval() * q.burst_size().get();
+                return Err(Refused {
+                    wait: full,
+                    reset: full,
+                    never: true,
+                });
+            }
+        };
+        match outcome {
             Ok(state) => {
                 let write = probe.wrote.get();
                 let now = self.limiter.clock().now().duration_since(self.start);
@@ -295,8 +348,33 @@ impl<S: Cells, C: RateClock> Gate<S, C> {
                 Err(Refused {
                     wait,
                     reset: wait + tau,
+                    never: false,
                 })
             }
+        }
+    }
+
+    /// Settles an admission of partition `part` that counted `reserved`
+    /// cells to `actual`: gives back the difference (the counter's
+    /// theoretical arrival time moves back; reaching 0, "unused", is the
+    /// same as a full counter), or
+    /// counts the excess without a check (it was already spent).
+    pub fn settle(&self, part: u64, reserved: u32, actual: u64) {
+        let cell = self.cell_ns;
+        if actual < u64::from(reserved) {
+            let back = (u64::from(reserved) - actual).saturating_mul(cell);
+            self.cells
+                .adjust(part, false, |tat| tat.saturating_sub(back));
+        } else if actual > u64::from(reserved) {
+            let more = (actual - u64::from(reserved)).saturating_mul(cell);
+            let now = self
+                .limiter
+                .clock()
+                .now()
+                .duration_since(self.start)
+                .as_u64();
+            self.cells
+                .adjust(part, true, |tat| tat.max(now.max(1)).saturating_add(more));
         }
     }
 

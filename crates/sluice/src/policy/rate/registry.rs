@@ -16,7 +16,7 @@ use dashmap::DashMap;
 use governor::clock::DefaultClock;
 
 use super::gcra::{Cells, Gate, PassThroughState, Passed, RateClock, Refused, Write};
-use super::{GateSpec, Many, One, RateNote, RateRule, RuleKey, Standing, Who};
+use super::{GateSpec, Many, One, RateNote, RateRule, RuleKey, Standing, TokenHold, Who};
 use crate::config::raw::RatePer;
 use crate::policy::Decision;
 
@@ -24,8 +24,13 @@ use crate::policy::Decision;
 pub trait RateStore: Send + Sync {
     /// Admits the request under every applicable rule — counting it only
     /// if all admit — or refuses it, naming the first enforced rule that
-    /// does not. `rules` are the caller's then the model's.
+    /// does not. `rules` are the caller's then the model's. Token gates
+    /// count `who.tokens`; the note's `holds` say what to settle.
     fn acquire(&self, rules: [&[RateRule]; 2], who: &Who<'_>) -> Decision<RateNote>;
+
+    /// Settles the token reservations of an admitted request to the
+    /// tokens it really used (0 when it failed before any answer).
+    fn settle(&self, holds: &[TokenHold], actual: u64);
 
     /// Forgets idle counters (run on a timer): memory stays bounded by the
     /// callers active within each rule's longest interval.
@@ -48,13 +53,15 @@ fn gates<S: Cells, C: RateClock>(key: &RuleKey, clock: &C) -> Vec<Gate<S, C>> {
         .collect()
 }
 
-/// What one rule counted for the request.
-type Writes = [Option<Write>; 4];
+/// What one rule counted for the request (four request gates and four
+/// token gates at most).
+type Writes = [Option<Write>; 8];
 
-/// A rule's admission: its writes and its tightest gate.
+/// A rule's admission: its writes and its tightest request and token gates.
 struct RuleOk {
     writes: Writes,
     standing: Option<Standing>,
+    tokens: Option<Standing>,
 }
 
 /// A rule's refusal: the refusing gate, and what it says.
@@ -71,10 +78,17 @@ impl<C: RateClock> Counters<C> {
         }
     }
 
-    fn check(&self, key: &RuleKey, part: u64) -> Result<RuleOk, RuleRefused> {
+    fn check(&self, key: &RuleKey, part: u64, cost: u32) -> Result<RuleOk, RuleRefused> {
         match self {
-            Counters::Shared(g) => check_gates(g, key, part),
-            Counters::Partitioned(g) => check_gates(g, key, part),
+            Counters::Shared(g) => check_gates(g, key, part, cost),
+            Counters::Partitioned(g) => check_gates(g, key, part, cost),
+        }
+    }
+
+    fn settle(&self, key: &RuleKey, part: u64, reserved: u32, actual: u64) {
+        match self {
+            Counters::Shared(g) => settle_gates(g, key, part, reserved, actual),
+            Counters::Partitioned(g) => settle_gates(g, key, part, reserved, actual),
         }
     }
 
@@ -101,18 +115,26 @@ impl<C: RateClock> Counters<C> {
     }
 }
 
-/// Checks the gates in order; a refusal undoes the gates before it.
+/// Checks the gates in order — request gates count one, token gates
+/// `cost` (skipped when 0) — and a refusal undoes the gates before it.
 fn check_gates<S: Cells, C: RateClock>(
     gates: &[Gate<S, C>],
     key: &RuleKey,
     part: u64,
+    cost: u32,
 ) -> Result<RuleOk, RuleRefused> {
     let mut ok = RuleOk {
-        writes: [None; 4],
+        writes: [None; 8],
         standing: None,
+        tokens: None,
     };
     for (i, (gate, spec)) in gates.iter().zip(key.spec.gates()).enumerate() {
-        match gate.check(part) {
+        let checked = match (spec.tokens, cost) {
+            (false, _) => gate.check(part),
+            (true, 0) => continue,
+            (true, n) => gate.check_n(part, n),
+        };
+        match checked {
             Ok(Passed {
                 write,
                 remaining,
@@ -124,8 +146,13 @@ fn check_gates<S: Cells, C: RateClock>(
                     remaining,
                     reset,
                 };
-                if ok.standing.is_none_or(|t| s.remaining < t.remaining) {
-                    ok.standing = Some(s);
+                let slot = if spec.tokens {
+                    &mut ok.tokens
+                } else {
+                    &mut ok.standing
+                };
+                if slot.is_none_or(|t| s.remaining < t.remaining) {
+                    *slot = Some(s);
                 }
             }
             Err(refused) => {
@@ -138,6 +165,21 @@ fn check_gates<S: Cells, C: RateClock>(
         }
     }
     Ok(ok)
+}
+
+/// Settles the token gates of one admission.
+fn settle_gates<S: Cells, C: RateClock>(
+    gates: &[Gate<S, C>],
+    key: &RuleKey,
+    part: u64,
+    reserved: u32,
+    actual: u64,
+) {
+    for (gate, spec) in gates.iter().zip(key.spec.gates()) {
+        if spec.tokens {
+            gate.settle(part, reserved, actual);
+        }
+    }
 }
 
 /// Prunes each gate (all of them: no short circuit); true when all are idle.
@@ -288,25 +330,39 @@ impl<C: RateClock> RateStore for LocalRates<C> {
                 continue;
             }
             let part = parts.of(rule.key.per);
-            match self.with(&rule.key, |c| c.check(&rule.key, part)) {
+            match self.with(&rule.key, |c| c.check(&rule.key, part, who.tokens)) {
                 Ok(ok) => {
-                    if let (false, Some(s)) = (rule.shadow, ok.standing) {
-                        note.tighten(s);
+                    if !rule.shadow {
+                        note.tighten(ok.standing, ok.tokens);
+                    }
+                    if who.tokens > 0 && rule.key.spec.counts_tokens() {
+                        note.holds.push(TokenHold {
+                            key: rule.key.clone(),
+                            part,
+                            reserved: who.tokens,
+                        });
                     }
                     taken.push(&rule.key, part, ok.writes);
                 }
-                Err(_) if rule.shadow => {
-                    note.would_block.get_or_insert_with(|| rule.hit());
+                Err(RuleRefused { gate, .. }) if rule.shadow => {
+                    note.would_block
+                        .get_or_insert_with(|| rule.hit(gate.tokens));
                 }
                 Err(RuleRefused { gate, refused }) => {
                     self.undo(&taken);
-                    return refuse(rule, gate, refused);
+                    return refuse(rule, gate, refused, who.tokens);
                 }
             }
         }
         Decision {
             note,
             refusal: None,
+        }
+    }
+
+    fn settle(&self, holds: &[TokenHold], actual: u64) {
+        for h in holds {
+            self.with(&h.key, |c| c.settle(&h.key, h.part, h.reserved, actual));
         }
     }
 
@@ -318,18 +374,23 @@ impl<C: RateClock> RateStore for LocalRates<C> {
     }
 }
 
-fn refuse(rule: &RateRule, gate: GateSpec, refused: Refused) -> Decision<RateNote> {
-    let note = RateNote {
-        tightest: Some(Standing {
-            limit: gate.count,
-            remaining: 0,
-            reset: refused.reset,
-        }),
-        limited: Some(rule.hit()),
-        would_block: None,
+fn refuse(rule: &RateRule, gate: GateSpec, refused: Refused, cost: u32) -> Decision<RateNote> {
+    let standing = Some(Standing {
+        limit: gate.count,
+        remaining: 0,
+        reset: refused.reset,
+    });
+    let mut note = RateNote {
+        limited: Some(rule.hit(gate.tokens)),
+        ..RateNote::default()
     };
+    if gate.tokens {
+        note.tightest_tokens = standing;
+    } else {
+        note.tightest = standing;
+    }
     Decision {
         note,
-        refusal: Some(rule.refusal(gate, refused.wait)),
+        refusal: Some(rule.refusal(gate, refused, cost)),
     }
 }

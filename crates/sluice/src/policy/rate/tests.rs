@@ -15,7 +15,11 @@ use crate::policy::{Decision, ROLLOUT_BUCKETS};
 const SECOND: u64 = 1_000_000_000;
 
 fn spec(counts: [u32; 4], burst: Option<u32>) -> RateSpec {
-    RateSpec { counts, burst }
+    RateSpec {
+        counts,
+        burst,
+        tokens: [0; 4],
+    }
 }
 
 fn rule(kind: ScopeKind, id: &str, spec: RateSpec, per: Option<RatePer>) -> RateRule {
@@ -61,12 +65,14 @@ fn burst_applies_to_the_shortest_interval_and_periods_round_up() {
             GateSpec {
                 interval: 1,
                 count: 600,
-                burst: 50
+                burst: 50,
+                tokens: false,
             },
             GateSpec {
                 interval: 2,
                 count: 10_000,
-                burst: 10_000
+                burst: 10_000,
+                tokens: false,
             },
         ]
     );
@@ -74,6 +80,7 @@ fn burst_applies_to_the_shortest_interval_and_periods_round_up() {
         interval: 0,
         count: 3,
         burst: 3,
+        tokens: false,
     };
     assert_eq!(third.period(), Duration::from_nanos(333_333_334));
     assert_eq!(
@@ -362,7 +369,12 @@ proptest! {
         burst in 1u32..30,
         gaps in arrivals(),
     ) {
-        let g = GateSpec { interval, count, burst };
+        let g = GateSpec {
+            interval,
+            count,
+            burst,
+            tokens: false,
+        };
         let clock = FakeRelativeClock::default();
         let gate: Gate<One, _> = Gate::new(g.period(), burst.try_into().unwrap(), clock.clone());
         let step = g.period().as_nanos() as u64 / 1000;
