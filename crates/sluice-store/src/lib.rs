@@ -7,7 +7,8 @@
 //! Every mutation takes the [`Actor`] making it, writes its audit entry and
 //! bumps the store's revision in the same transaction, so a change is never
 //! unaudited and every gateway instance can notice it by polling
-//! [`Store::revision`].
+//! [`Store::revision`]. Budget spend ([`Store::add_spend`]) is accounting,
+//! not an admin change: it is neither audited nor counted in the revision.
 
 mod apps;
 mod audit;
@@ -19,6 +20,7 @@ mod keys;
 mod migrations;
 pub mod model;
 mod rows;
+mod spend;
 mod subscriptions;
 mod tenants;
 mod users;
@@ -31,6 +33,7 @@ use sqlx::{Connection, Executor};
 
 pub use error::StoreError;
 pub use model::*;
+pub use spend::{SpendDelta, SpendRow};
 
 /// The SQL dialect behind a [`Store`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -30,6 +30,12 @@ const MIGRATIONS: &[Embedded] = &[
         sqlite: include_str!("../migrations/sqlite/0002_subscriptions.sql"),
         postgres: include_str!("../migrations/postgres/0002_subscriptions.sql"),
     },
+    Embedded {
+        version: 3,
+        description: "spend",
+        sqlite: include_str!("../migrations/sqlite/0003_spend.sql"),
+        postgres: include_str!("../migrations/postgres/0003_spend.sql"),
+    },
 ];
 
 /// The newest schema version this build knows.

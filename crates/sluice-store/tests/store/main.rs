@@ -9,6 +9,7 @@ mod common;
 mod connect;
 mod directory;
 mod keys;
+mod spend;
 mod subscriptions;
 mod tenants;
 mod users;

@@ -1,0 +1,38 @@
+//! USD budgets (`budget` in a policy): what a request costs, the UTC
+//! calendar periods budgets count over, and the in-process ledger that
+//! admits, settles and persists spend. Config resolution and the request
+//! stage that uses them live elsewhere; this module is pure accounting.
+//!
+//! - `budget/cost.rs`: [`cost_micro_usd`] (the real cost of an answer) and
+//!   [`max_cost_micro_usd`] (the most a request can cost, reserved at
+//!   admission), in whole millionths of a dollar, rounded up; [`micro_usd`]
+//!   converts a configured USD limit.
+//! - `budget/period.rs`: [`Period`] — day, ISO week, month — with UTC
+//!   calendar boundaries in Unix milliseconds (civil-date arithmetic by hand).
+//! - `budget/ledger.rs`: [`LocalLedger`], counters per (scope, period,
+//!   period start) of `spent` and `reserved` micro-USD. A request reserves
+//!   its maximum cost ([`LocalLedger::reserve`]); the [`Reservation`] it gets
+//!   is settled to the real cost when the answer ends, and released if it is
+//!   dropped unsettled (an error, a panic, a disconnect). Settling reports
+//!   the `alert_at` fractions newly crossed. Settled spend accumulates as
+//!   unflushed deltas for the store.
+//! - `budget/flush.rs`: [`flush`] and [`spawn_flusher`], which write those
+//!   deltas with `Store::add_spend` on a timer and once more at shutdown.
+//!
+//! The guarantee (config.md, "Policy semantics"): a reservation is admitted
+//! only when `spent + reserved + amount <= limit`, so concurrent requests
+//! whose real cost does not exceed their reservation can never overspend; a
+//! request costing more than it reserved (an underestimated prompt) adds at
+//! most its own excess.
+
+mod cost;
+mod flush;
+mod ledger;
+mod period;
+#[cfg(test)]
+mod tests;
+
+pub use cost::{cost_micro_usd, max_cost_micro_usd, micro_usd};
+pub use flush::{flush, spawn_flusher};
+pub use ledger::{Exceeded, LocalLedger, Reservation, Standing};
+pub use period::Period;
