@@ -1,13 +1,15 @@
 //! Resource policies enforced on the request path, one per file: `rate.rs`
-//! (request rate limits). This module holds what they share: the scope a
-//! rule is attached to, the stable rollout hash, and the decision a policy
-//! returns for one request.
+//! (request rate limits), `queue.rs` (the admission queue of a
+//! `concurrency` policy: slots, priority classes, fair queueing by flow).
+//! This module holds what they share: the scope a rule is attached to, the
+//! stable rollout hash, and the decision a policy returns for one request.
 //!
 //! Rules are resolved from the config when the snapshot (static keys,
 //! models) or the directory (store keys) is built; their live state
 //! (counters) lives outside both, keyed by scope and rule, so a reload that
 //! keeps a rule keeps its state.
 
+pub mod queue;
 pub mod rate;
 
 use std::sync::Arc;
