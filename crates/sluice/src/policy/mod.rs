@@ -1,8 +1,10 @@
 //! Resource policies enforced on the request path, one per file: `rate.rs`
-//! (request rate limits), `budget.rs` (USD budgets: cost, periods, the
-//! spend ledger and its persistence). This module holds what they share:
-//! the scope a rule is attached to, the stable rollout hash, and the
-//! decision a policy returns for one request.
+//! (request and token rate limits), `budget.rs` (USD budgets: cost,
+//! periods, the spend ledger and its persistence), `queue.rs` (the
+//! admission queue of a `concurrency` policy: slots, priority classes, fair
+//! queueing by flow). This module holds what they share: the scope a rule
+//! is attached to, the stable rollout hash, and the decision a policy
+//! returns for one request.
 //!
 //! Rules are resolved from the config when the snapshot (static keys,
 //! models) or the directory (store keys) is built; their live state
@@ -10,6 +12,7 @@
 //! keeps a rule keeps its state.
 
 pub mod budget;
+pub mod queue;
 pub mod rate;
 
 use std::sync::Arc;
