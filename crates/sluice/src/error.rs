@@ -37,6 +37,10 @@ pub enum ErrorKind {
     ModelNotFound,
     /// A rate limit of a policy refused the request (429, `Retry-After`).
     RateLimited,
+    /// A concurrency queue was full (429, `Retry-After`).
+    QueueFull,
+    /// No concurrency slot came free in time (503, `Retry-After`).
+    QueueTimeout,
     /// Body over the size limit.
     PayloadTooLarge,
     /// A parameter the chosen provider cannot honour.
@@ -113,7 +117,8 @@ impl GatewayError {
             ErrorKind::Conflict => StatusCode::CONFLICT,
             ErrorKind::ModelNotFound | ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ErrorKind::RateLimited | ErrorKind::QueueFull => StatusCode::TOO_MANY_REQUESTS,
+            ErrorKind::QueueTimeout => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::Upstream(class) => match class {
                 ErrorClass::RateLimited => StatusCode::TOO_MANY_REQUESTS,
                 ErrorClass::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
@@ -140,7 +145,7 @@ impl GatewayError {
                 "upstream"
             }
             ErrorKind::Internal | ErrorKind::Unavailable => "internal",
-            ErrorKind::RateLimited => "policy",
+            ErrorKind::RateLimited | ErrorKind::QueueFull | ErrorKind::QueueTimeout => "policy",
             _ => "client",
         }
     }
@@ -163,6 +168,8 @@ impl GatewayError {
             ErrorKind::Conflict => "conflict",
             ErrorKind::ModelNotFound => "model_not_found",
             ErrorKind::RateLimited => "rate_limited",
+            ErrorKind::QueueFull => "queue_full",
+            ErrorKind::QueueTimeout => "queue_timeout",
             ErrorKind::PayloadTooLarge => "payload_too_large",
             ErrorKind::Unsupported => "unsupported_parameter",
             ErrorKind::NotFound => "not_found",

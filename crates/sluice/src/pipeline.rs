@@ -8,6 +8,7 @@
 //! | 3 | body + parse     | body (size guard), inbound format       | typed request                   |
 //! | 4 | model + guards   | `model`, key allow-list, policy limits  | `ctx.model`, clamped max tokens |
 //! | 5 | rate limits      | key's and model's rules, end user, IP   | counters, `ctx.rate` (or 429)   |
+//! | 5b| concurrency      | key's and model's queues, priority      | `ctx.held` slots (or 429 / 503) |
 //! | 6 | route + dispatch | model deployments, fallbacks            | answer, `ctx.attempts`          |
 //! | 7 | relay (per chunk)| each streamed chunk                     | `ctx.usage`, `ctx.ttft`         |
 //! | 8 | complete (once)  | the whole ctx                           | access log, metrics             |
@@ -34,7 +35,9 @@ use crate::config::raw::LimitsConfig;
 use crate::directory::Directory;
 use crate::dispatch::Attempts;
 use crate::error::{ErrorKind, GatewayError};
+use crate::policy::concurrency::{Ask, Flows, Held, QueueRule};
 use crate::policy::rate::{RateNote, Who};
+use crate::policy::ScopeKind;
 use crate::snapshot::{hash_secret, tighter, KeyInfo, Managed, Model, Snapshot};
 use crate::state::App;
 use crate::telemetry::access_log;
@@ -70,6 +73,10 @@ pub struct RequestCtx {
     pub client_ip: Option<IpAddr>,
     /// What the rate-limit stage recorded (headers, refusing rule).
     pub rate: RateNote,
+    /// The concurrency slots held until the answer ends, and the wait.
+    pub held: Held,
+    /// The level and reason of a concurrency refusal.
+    pub queue_refused: Option<(ScopeKind, &'static str)>,
     /// Effective guards: the key's, tightened by the model's once it is known.
     pub limits: LimitsConfig,
     /// Size of the request body read.
@@ -122,6 +129,8 @@ impl RequestCtx {
             user_header: header(&snap.end_user_header).cloned(),
             client_ip,
             rate: RateNote::default(),
+            held: Held::default(),
+            queue_refused: None,
             snap,
             app: app.clone(),
             id,
@@ -415,19 +424,62 @@ impl RequestCtx {
         if key.rates.is_empty() && model.rates.is_empty() {
             return Ok(());
         }
-        let header_user = self.user_header.as_ref().and_then(|v| v.to_str().ok());
         let who = Who {
             tokens: u32::try_from(self.reserved_tokens).unwrap_or(u32::MAX),
-            user: [self.user.as_deref(), body_user, header_user]
-                .into_iter()
-                .flatten()
-                .find(|u| !u.is_empty()),
+            user: self.end_user(body_user),
             ip: self.client_ip,
             bucket: key.rollout_bucket,
         };
         let decision = self.app.rates.acquire([&key.rates, &model.rates], &who);
         self.rate = decision.note;
         decision.refusal.map_or(Ok(()), Err)
+    }
+
+    /// The end user: the JWT's, else the request's own (`body_user`), else
+    /// the `server.end_user_header` one.
+    fn end_user<'a>(&'a self, body_user: Option<&'a str>) -> Option<&'a str> {
+        let header_user = self.user_header.as_ref().and_then(|v| v.to_str().ok());
+        [self.user.as_deref(), body_user, header_user]
+            .into_iter()
+            .flatten()
+            .find(|u| !u.is_empty())
+    }
+
+    /// Stage 5b: a concurrency slot at every level of the caller and of
+    /// `model` that limits concurrency, waiting in their queues by the
+    /// caller's priority (`policy::concurrency`). Refused: 429 (queue
+    /// full) or 503 (no slot in time), with `Retry-After`.
+    pub async fn wait_for_slots(
+        &mut self,
+        model: &Model,
+        body_user: Option<&str>,
+    ) -> Result<(), GatewayError> {
+        let Some(key) = self.key.clone() else {
+            return Ok(());
+        };
+        if key.queues.is_empty() && model.queues.is_empty() {
+            return Ok(());
+        }
+        let rules: Vec<&QueueRule> = key.queues.iter().chain(model.queues.iter()).collect();
+        let mut flows = key.flows;
+        flows.user = self.end_user(body_user).map_or(0, Flows::hash);
+        let ask = Ask {
+            class: key.priority,
+            flows,
+            cost: self.reserved_tokens.max(self.estimated_input),
+            deadline: self.deadline().map(Into::into),
+        };
+        let app = self.app.clone();
+        match app.queues.admit(&rules, &ask).await {
+            Ok(held) => {
+                self.held = held;
+                Ok(())
+            }
+            Err(r) => {
+                self.queue_refused = Some((r.scope.kind, r.refusal.reason()));
+                Err(r.refusal.to_error(&r.scope.label))
+            }
+        }
     }
 
     /// The request's own deadline, from the policy's `limits.timeout`.

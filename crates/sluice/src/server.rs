@@ -145,7 +145,11 @@ fn spawn_rate_pruner(app: App) -> tokio::task::JoinHandle<()> {
         loop {
             tick.tick().await;
             let app = app.clone();
-            let _ = tokio::task::spawn_blocking(move || app.rates.prune()).await;
+            let _ = tokio::task::spawn_blocking(move || {
+                app.rates.prune();
+                app.queues.prune();
+            })
+            .await;
         }
     })
 }
@@ -198,6 +202,7 @@ pub async fn build_app(cfg: &RawConfig, config_path: Option<PathBuf>) -> anyhow:
         },
         redis_ok: AtomicBool::new(true),
         rates: Box::new(crate::policy::rate::LocalRates::default()),
+        queues: Default::default(),
     });
     // Store-managed keys work from the first request.
     crate::directory::refresh(&app, true)

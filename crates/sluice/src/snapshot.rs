@@ -18,6 +18,8 @@ use sluice_providers::{Adapter, Target};
 use crate::config::merge::{flatten, items};
 use crate::config::raw::{self, LimitsConfig, PolicyRef, ProviderKind, RawConfig};
 use crate::mock::MockProvider;
+use crate::policy::concurrency::{Flows, QueueRule};
+use crate::policy::queue::Priority;
 use crate::policy::rate::RateRule;
 use crate::policy::{rollout_bucket, Scope};
 
@@ -61,6 +63,8 @@ pub struct Model {
     /// The rate limits of the model's own policy (counters per model), for
     /// every rollout bucket range.
     pub rates: Box<[RateRule]>,
+    /// The concurrency limit of the model's own policy.
+    pub queues: Box<[QueueRule]>,
     /// Apps need an approved `model:<name>` subscription.
     pub requires_approval: bool,
     /// How its prompts are counted (`tokens.rs`).
@@ -108,6 +112,12 @@ pub struct KeyInfo {
     /// apply to this caller's rollout bucket, in that order, each counted for
     /// everything under its level.
     pub rates: Box<[RateRule]>,
+    /// Concurrency limits of every attached level, in level order.
+    pub queues: Box<[QueueRule]>,
+    /// The class its requests wait in.
+    pub priority: Priority,
+    /// Its fair-queueing flows (the end user's is per request).
+    pub flows: Flows,
     /// Stable bucket of the key (or app) id for policies' `rollout`.
     pub rollout_bucket: u16,
     /// Set for store-managed keys and app identities (JWT); `None` for the
@@ -305,6 +315,10 @@ pub struct Combined {
     /// The levels' rate rules in level order (per level at most an enforced
     /// rule and a shadow overlay).
     pub rates: Box<[RateRule]>,
+    /// The levels' concurrency limits, one per level that sets one.
+    pub queues: Box<[QueueRule]>,
+    /// The caller's priority class: the most specific level's.
+    pub priority: Priority,
 }
 
 /// Every level holds: the tighter guard and the intersection of
@@ -315,16 +329,22 @@ pub fn combine_levels(cfg: &RawConfig, levels: &[Level<'_>], bucket: Option<u16>
     let mut limits = LimitsConfig::default();
     let mut allowed: Option<Vec<String>> = None;
     let mut rates = Vec::new();
+    let mut queues = Vec::new();
+    let mut priority = None;
     for (scope, r) in levels {
         let flat = flatten(cfg, *r);
         limits = tighter(limits, flat.limits.unwrap_or_default());
         allowed = intersect(allowed, flat.models);
         rates.extend(RateRule::of_level(scope, &items(cfg, *r), bucket));
+        queues.extend(QueueRule::of_level(scope, flat.concurrency.as_ref()));
+        priority = flat.priority.or(priority);
     }
     Combined {
         limits,
         models: allowed,
         rates: rates.into_boxed_slice(),
+        queues: queues.into_boxed_slice(),
+        priority: priority.unwrap_or_default(),
     }
 }
 
@@ -386,6 +406,7 @@ impl Snapshot {
                 },
                 limits: own.limits,
                 rates: own.rates,
+                queues: own.queues,
             };
             models.insert(model.name.clone(), Arc::new(model));
         }
@@ -412,6 +433,14 @@ impl Snapshot {
                     .map(|v| v.iter().map(|s| s.as_str().into()).collect()),
                 limits: c.limits,
                 rates: c.rates,
+                queues: c.queues,
+                priority: c.priority,
+                flows: Flows {
+                    tenant: Flows::hash(k.tenant.as_deref().unwrap_or(&id)),
+                    app: Flows::hash(&id),
+                    key: Flows::hash(&id),
+                    user: 0,
+                },
                 rollout_bucket: bucket,
                 managed: None,
             };

@@ -1,6 +1,6 @@
 //! Process-wide state shared by every request: the current config snapshot
 //! (swapped atomically on reload), the dispatcher, metrics, live policy
-//! state (rate counters) and reload status.
+//! state (rate counters, concurrency queues) and reload status.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64};
@@ -54,6 +54,8 @@ pub struct AppState {
     /// Rate-limit counters, outside the snapshot: keyed by scope and rule,
     /// so a reload that keeps a rule keeps its counters.
     pub rates: Box<dyn crate::policy::rate::RateStore>,
+    /// Concurrency queues, keyed by scope (outside the snapshot too).
+    pub queues: crate::policy::concurrency::Queues,
 }
 
 pub type App = Arc<AppState>;

@@ -4,7 +4,10 @@
 //! whole `limits`; `rate_limit` merges the same way, see `policy::rate`).
 //! Used by validation and the snapshot, so both see the same result.
 
-use super::raw::{LimitsConfig, PolicyConfig, PolicyItem, PolicyRef, RateLimitConfig, RawConfig};
+use super::raw::{
+    ConcurrencyConfig, LimitsConfig, PolicyConfig, PolicyItem, PolicyRef, RateLimitConfig,
+    RawConfig,
+};
 
 /// One item of a level's policy reference: its name (when named) and body.
 pub type Item<'a> = (Option<&'a str>, &'a PolicyConfig);
@@ -52,17 +55,13 @@ impl PolicyConfig {
         if let Some(l) = &later.limits {
             self.limits.get_or_insert_default().merge(l);
         }
-        for (mine, theirs) in [
-            (&mut self.concurrency, &later.concurrency),
-            (&mut self.budget, &later.budget),
-        ] {
-            if theirs.is_some() {
-                mine.clone_from(theirs);
-            }
+        if let Some(c) = &later.concurrency {
+            self.concurrency.get_or_insert_default().merge(c);
         }
-        if later.priority.is_some() {
-            self.priority.clone_from(&later.priority);
+        if later.budget.is_some() {
+            self.budget.clone_from(&later.budget);
         }
+        self.priority = later.priority.or(self.priority);
         if later.models.is_some() {
             self.models.clone_from(&later.models);
         }
@@ -103,6 +102,15 @@ impl RateLimitConfig {
             None,
             t(self.tokens_per_day),
         ]
+    }
+}
+
+impl ConcurrencyConfig {
+    /// Applies `later` over `self`, field by field.
+    pub fn merge(&mut self, later: &ConcurrencyConfig) {
+        self.max_in_flight = later.max_in_flight.or(self.max_in_flight);
+        self.queue = later.queue.or(self.queue);
+        self.queue_timeout = later.queue_timeout.or(self.queue_timeout);
     }
 }
 

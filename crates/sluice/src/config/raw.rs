@@ -395,10 +395,15 @@ pub struct PolicyConfig {
     /// Request rate limits (GCRA), counted per level the policy is attached to.
     #[serde(default)]
     pub rate_limit: Option<RateLimitConfig>,
+    /// Requests in flight at once per level, and the admission queue for
+    /// the excess.
     #[serde(default)]
-    pub concurrency: Option<serde_json::Value>,
+    pub concurrency: Option<ConcurrencyConfig>,
+    /// The class a caller's requests wait in when a concurrency queue
+    /// holds them: `critical` > `high` > `normal` (default) > `low` >
+    /// `batch`. The most specific level that sets it wins.
     #[serde(default)]
-    pub priority: Option<String>,
+    pub priority: Option<crate::policy::queue::Priority>,
     #[serde(default)]
     pub budget: Option<serde_json::Value>,
     /// Guards on each request.
@@ -450,6 +455,23 @@ pub struct RateLimitConfig {
     /// within the level the limit is attached to. Default: one counter.
     #[serde(default)]
     pub per: Option<RatePer>,
+}
+
+/// `concurrency` of a policy: slots per level, and the queue for the excess.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConcurrencyConfig {
+    /// Requests of the level holding a slot at once (until their answer,
+    /// stream included, ends). Required.
+    #[serde(default)]
+    pub max_in_flight: Option<u32>,
+    /// Requests that may wait for a slot; the next is refused (429).
+    /// Default 0: the excess is refused at once.
+    #[serde(default)]
+    pub queue: Option<u32>,
+    /// The longest a request waits for a slot before a 503. Default 30s.
+    #[serde(default)]
+    pub queue_timeout: Option<Dur>,
 }
 
 /// What a partitioned rate limit counts separately.

@@ -535,9 +535,15 @@ fn every_validation_rule_fails_its_case() {
         (with("", "", "server: { client_ip_header: \"x forwarded\" }\n"), "server.client_ip_header", "not a valid HTTP header name"),
         (with("", "", "policies: { p: { models: [a, gpt-5] } }\n"), "policies.p.models[1]", "unknown model `gpt-5` in allow-list"),
         (with("", "", "policies: { p: { rate_limit: { requests_per_minute: 1, burst: 0 } } }\n"), "policies.p.rate_limit.burst", "must be at least 1: the number of requests that may arrive at once"),
-        (with("", "", "policies: { p: { concurrency: { max_in_flight: 2 } } }\n"), "policies.p.concurrency", "not supported"),
+        (with("", "", "policies: { p: { concurrency: { queue: 10 } } }\nglobal_policy: p\n"), "global_policy", "`concurrency` sets no `max_in_flight`: a queue needs a concurrency limit"),
+        (with("", "", "global_policy: { concurrency: { queue: 10 } }\n"), "global_policy.concurrency", "sets no `max_in_flight`"),
+        (with("", "", "policies: { p: { concurrency: { max_in_flight: 0 } } }\n"), "policies.p.concurrency.max_in_flight", "must be at least 1"),
+        (with("", "", "policies: { p: { concurrency: { max_in_flight: 2, queue_timeout: 0s } } }\n"), "policies.p.concurrency.queue_timeout", "longer than 0s"),
+        (with("", "", "policies: { p: { concurrency: { max_in_flight: 2, queue_size: 3 } } }\n"), "policies.p.concurrency.queue_size", "unknown field `queue_size`"),
+        (with("", "", "policies: { p: { priority: urgent } }\n"), "policies.p.priority", "unknown variant `urgent`, expected one of `critical`, `high`, `normal`, `low`, `batch`"),
+        (with("", "  z: { policy: { priority: high }, deployments: [{ provider: m, model: x }] }\n", ""), "models.z.policy", "`priority` is the class of a caller's requests"),
+        (with("", "", "global_policy: { mode: shadow, rate_limit: { requests_per_day: 9 }, concurrency: { max_in_flight: 1 } }\n"), "global_policy.mode", "applies to rate limits only"),
         (with("", "", "policies: { p: { budget: { usd_per_day: 1 } } }\n"), "policies.p.budget", "not supported"),
-        (with("", "", "policies: { p: { priority: high } }\n"), "policies.p.priority", "not supported"),
         (key("{ name: k1, key: secret-1111, policy: [{ limits: { timeout: 5s }, rate_limit: { requests_per_second: 1 } }, { mode: shadow }] }"), "keys[1].policy[1].mode", "`mode: shadow` applies to this policy's `rate_limit` and it sets none"),
         (key("{ name: k1, key: secret-1111, policy: [p, { mode: shadow, rate_limit: { burst: 2 } }] }"), "keys[1].policy", "`rate_limit` sets no rate"),
         (with("", "", "listen: localhost\n"), "listen", "not a socket address"),
@@ -707,4 +713,34 @@ fn references_to_an_entry_that_failed_to_parse_add_no_noise() {
         msgs[1].starts_with("models.n.deployments[0].provider: unknown provider `q`"),
         "{msgs:?}"
     );
+}
+
+#[test]
+fn concurrency_merges_field_by_field_and_the_most_specific_priority_wins() {
+    use crate::policy::queue::Priority;
+    use crate::policy::ScopeKind;
+    let cfg = load(&with(
+        "",
+        "",
+        "policies: { p: { concurrency: { max_in_flight: 4, queue: 10 } } }\ntenants: { t: { policy: { priority: low, concurrency: { max_in_flight: 9 } } } }\nkeys:\n  - { name: k, key: secret-0000, tenant: t, policy: [p, { concurrency: { queue: 20 }, priority: high }] }\n  - { name: l, key: secret-1111, tenant: t }\n",
+    ))
+    .unwrap();
+    let snap = crate::snapshot::Snapshot::build(&cfg, 1).unwrap();
+    let key = |s: &str| snap.keys[&crate::snapshot::hash_secret(s)].clone();
+    let k = key("secret-0000");
+    let specs: Vec<_> = k.queues.iter().map(|q| (q.scope.kind, q.spec)).collect();
+    let spec = |max_in_flight, queue| crate::policy::queue::QueueSpec {
+        max_in_flight,
+        queue,
+        timeout: std::time::Duration::from_secs(30),
+    };
+    assert_eq!(
+        specs,
+        [
+            (ScopeKind::Tenant, spec(9, 0)),
+            (ScopeKind::Key, spec(4, 20))
+        ]
+    );
+    assert_eq!(k.priority, Priority::High);
+    assert_eq!(key("secret-1111").priority, Priority::Low);
 }

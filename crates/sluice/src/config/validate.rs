@@ -13,10 +13,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 
-use super::merge::items;
+use super::merge::{flatten, items};
 use super::raw::{
-    MockConfig, PolicyConfig, PolicyItem, PolicyMode, PolicyRef, ProviderKind, RateLimitConfig,
-    RawConfig, Strategy,
+    ConcurrencyConfig, MockConfig, PolicyConfig, PolicyItem, PolicyMode, PolicyRef, ProviderKind,
+    RateLimitConfig, RawConfig, Strategy,
 };
 use super::yaml::join_key;
 
@@ -373,6 +373,9 @@ fn model(cfg: &RawConfig, name: &str, m: &super::raw::ModelConfig, out: &mut Out
     }
     if let Some(r) = &m.policy {
         policy_ref(cfg, &format!("{path}.policy"), r, out);
+        if flatten(cfg, Some(r)).priority.is_some() {
+            out.push(format!("{path}.policy"), "`priority` is the class of a caller's requests; set it on a key, app, tenant or the global policy, not on a model");
+        }
     }
 }
 
@@ -388,11 +391,7 @@ fn strategy_name(s: Strategy) -> &'static str {
 
 /// Checks a named or inline policy.
 fn policy_body(cfg: &RawConfig, path: &str, p: &PolicyConfig, out: &mut Out) {
-    let planned = [
-        ("concurrency", p.concurrency.is_some()),
-        ("budget", p.budget.is_some()),
-        ("priority", p.priority.is_some()),
-    ];
+    let planned = [("budget", p.budget.is_some())];
     for (field, set) in planned {
         if set {
             out.push(
@@ -403,6 +402,9 @@ fn policy_body(cfg: &RawConfig, path: &str, p: &PolicyConfig, out: &mut Out) {
     }
     if let Some(r) = &p.rate_limit {
         rate_limit(&join_key(path, "rate_limit"), r, out);
+    }
+    if let Some(c) = &p.concurrency {
+        concurrency(&join_key(path, "concurrency"), c, out);
     }
     if p.rollout.is_some_and(|r| !(0.0..=100.0).contains(&r)) {
         out.push(
@@ -458,6 +460,23 @@ fn rate_limit(path: &str, r: &RateLimitConfig, out: &mut Out) {
     }
 }
 
+/// The fields of one `concurrency` block (whether the level sets
+/// `max_in_flight` is checked on the merged level, see [`merged_level`]).
+fn concurrency(path: &str, c: &ConcurrencyConfig, out: &mut Out) {
+    if c.max_in_flight == Some(0) {
+        out.push(
+            join_key(path, "max_in_flight"),
+            "must be at least 1 (leave `concurrency` out for no limit)",
+        );
+    }
+    if c.queue_timeout.is_some_and(|t| t.0.is_zero()) {
+        out.push(
+            join_key(path, "queue_timeout"),
+            "must be longer than 0s (set `queue: 0` to never wait)",
+        );
+    }
+}
+
 /// `mode: shadow` and `rollout` govern the policy's own rate limit only:
 /// without one they do nothing, and guards beside them would be enforced
 /// for everybody — both refused rather than misunderstood.
@@ -476,8 +495,13 @@ fn rate_only_fields(path: &str, p: &PolicyConfig, out: &mut Out) {
                 join_key(path, field),
                 format!("{what} applies to this policy's `rate_limit` and it sets none; remove it"),
             );
-        } else if p.limits.is_some() || p.models.is_some() {
-            out.push(join_key(path, field), format!("{what} applies to rate limits only, but this policy also sets `limits` or `models`, which would be enforced for everybody; move them to a policy of their own"));
+        } else if p.limits.is_some()
+            || p.models.is_some()
+            || p.concurrency.is_some()
+            || p.priority.is_some()
+            || p.budget.is_some()
+        {
+            out.push(join_key(path, field), format!("{what} applies to rate limits only, but this policy also sets `limits`, `models`, `concurrency`, `priority` or `budget`, which would apply to everybody; move them to a policy of their own"));
         }
     }
 }
@@ -497,6 +521,17 @@ fn merged_level(cfg: &RawConfig, path: &str, r: &PolicyRef, out: &mut Out) {
         });
     if no_rate {
         out.push(here, "`rate_limit` sets no rate; set requests_per_second, requests_per_minute, requests_per_hour, requests_per_day, tokens_per_minute or tokens_per_day");
+    }
+    let flat = flatten(cfg, Some(r));
+    if flat.concurrency.is_some_and(|c| c.max_in_flight.is_none()) {
+        let here = match r {
+            PolicyRef::Inline(_) => join_key(path, "concurrency"),
+            _ => path.to_owned(),
+        };
+        out.push(
+            here,
+            "`concurrency` sets no `max_in_flight`: a queue needs a concurrency limit",
+        );
     }
 }
 

@@ -18,6 +18,7 @@ use sluice_store::SubState;
 use crate::config::raw::PolicyRef;
 use crate::config::RawConfig;
 use crate::error::{ErrorKind, GatewayError};
+use crate::policy::concurrency::Flows;
 use crate::policy::{rollout_bucket, Scope};
 use crate::snapshot::{combine_levels, intersect, DigestMap, KeyInfo, Level, Managed};
 
@@ -225,6 +226,14 @@ impl<'a> Levels<'a> {
             models: allowed.map(|v| v.iter().map(|s| s.as_str().into()).collect()),
             limits: c.limits,
             rates: c.rates,
+            queues: c.queues,
+            priority: c.priority,
+            flows: Flows {
+                tenant: Flows::hash(self.tenant_name),
+                app: Flows::hash(self.app_id),
+                key: Flows::hash(key.map_or(self.app_id, |k| k.id.as_str())),
+                user: 0,
+            },
             rollout_bucket: bucket,
             managed: Some(Managed {
                 key_id: key.map(|k| k.id.as_str().into()),

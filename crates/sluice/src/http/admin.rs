@@ -29,6 +29,13 @@ pub fn metrics_router(app: App) -> Router {
 }
 
 async fn metrics(axum::extract::State(app): axum::extract::State<App>) -> Response {
+    let totals: Vec<(&'static str, u64, u64)> = app
+        .queues
+        .totals()
+        .into_iter()
+        .map(|(k, f, w)| (k.as_str(), f, w))
+        .collect();
+    app.metrics.set_queue_totals(&totals);
     let mut resp = app.metrics.render().into_response();
     resp.headers_mut().insert(
         http::header::CONTENT_TYPE,

@@ -63,8 +63,8 @@ async fn parse(
     Ok(req)
 }
 
-/// Stages 4–6 for any inbound format: model, guards, rate limits, dispatch
-/// under the deadline.
+/// Stages 4–6 for any inbound format: model, guards, rate limits,
+/// concurrency slots, dispatch under the deadline.
 pub async fn run(
     ctx: &mut RequestCtx,
     mut req: ChatRequest,
@@ -73,6 +73,7 @@ pub async fn run(
     let model = ctx.resolve_model(&req.model)?;
     ctx.apply_guards(&model, &mut req)?;
     ctx.limit_rate(&model, req.user.as_deref())?;
+    ctx.wait_for_slots(&model, req.user.as_deref()).await?;
     let app = ctx.app.clone();
     let snap = ctx.snap.clone();
     let deadline = ctx.deadline();

@@ -37,6 +37,7 @@ async fn serve(
     ctx.count_embeddings(&model, &req.input);
     let user = req.extra.get("user").and_then(serde_json::Value::as_str);
     ctx.limit_rate(&model, user)?;
+    ctx.wait_for_slots(&model, user).await?;
     let app = ctx.app.clone();
     let snap = ctx.snap.clone();
     let (body, usage) = app

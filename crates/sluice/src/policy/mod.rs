@@ -2,7 +2,8 @@
 //! (request and token rate limits), `budget.rs` (USD budgets: cost,
 //! periods, the spend ledger and its persistence), `queue.rs` (the
 //! admission queue of a `concurrency` policy: slots, priority classes, fair
-//! queueing by flow). This module holds what they share: the scope a rule
+//! queueing by flow), `concurrency.rs` (the queues of a request's levels).
+//! This module holds what they share: the scope a rule
 //! is attached to, the stable rollout hash, and the decision a policy
 //! returns for one request.
 //!
@@ -12,6 +13,7 @@
 //! keeps a rule keeps its state.
 
 pub mod budget;
+pub mod concurrency;
 pub mod queue;
 pub mod rate;
 

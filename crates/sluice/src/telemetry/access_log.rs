@@ -8,7 +8,8 @@ use crate::config::raw::LogFormat;
 use crate::pipeline::RequestCtx;
 use crate::policy::rate::Hit;
 use crate::telemetry::metrics::{
-    Label, Metrics, ModelLabels, RateLabels, RequestLabels, SeriesHandles,
+    Label, Metrics, ModelLabels, QueueLabels, QueueRefusalLabels, RateLabels, RequestLabels,
+    SeriesHandles,
 };
 use crate::telemetry::sink::LogSink;
 
@@ -77,6 +78,7 @@ pub fn complete(ctx: &RequestCtx, usage: TokenUsage) {
         }
     }
     rate_metrics(m, ctx);
+    queue_metrics(m, ctx);
     if !ctx.snap.access_log {
         return;
     }
@@ -101,6 +103,29 @@ fn rate_metrics(m: &Metrics, ctx: &RequestCtx) {
     };
     count(&ctx.rate.limited, "enforce");
     count(&ctx.rate.would_block, "shadow");
+}
+
+/// The wait of a request admitted through concurrency limits, or its
+/// refusal. The wait is labelled with the widest level it queued at.
+fn queue_metrics(m: &Metrics, ctx: &RequestCtx) {
+    let priority = ctx.key.as_ref().map_or("normal", |k| k.priority.as_str());
+    if let Some((scope, reason)) = ctx.queue_refused {
+        m.queue_refused
+            .get_or_create(&QueueRefusalLabels {
+                scope: scope.as_str(),
+                priority,
+                reason,
+            })
+            .inc();
+    }
+    if let Some(widest) = ctx.held.widest {
+        m.queue_wait
+            .get_or_create(&QueueLabels {
+                scope: widest.as_str(),
+                priority,
+            })
+            .observe(ctx.held.waited.as_secs_f64());
+    }
 }
 
 /// One access-log line, JSON or text per `log.format`, ending in `\n`.
@@ -131,6 +156,7 @@ fn line(ctx: &RequestCtx, usage: TokenUsage, total: std::time::Duration) -> Vec<
         usage_estimated: !ctx.usage_reported && usage.total() > 0,
         rate_limited: ctx.rate.limited.as_ref().map(|h| &*h.label),
         would_block: ctx.rate.would_block.as_ref().map(|h| &*h.label),
+        queue_wait_ms: ctx.held.widest.map(|_| ms(ctx.held.waited)),
         target: "sluice::access",
     };
     let mut out = Vec::with_capacity(512);
@@ -173,6 +199,8 @@ struct Record<'a> {
     rate_limited: Option<&'a str>,
     /// The shadow rate limit that would have refused it.
     would_block: Option<&'a str>,
+    /// Time spent waiting for concurrency slots (requests under a limit).
+    queue_wait_ms: Option<f64>,
     target: &'static str,
 }
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
@@ -60,6 +61,28 @@ pub struct RateLabels {
     pub mode: &'static str,
 }
 
+/// A concurrency queue's level and the waiting request's class.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueueLabels {
+    pub scope: &'static str,
+    pub priority: &'static str,
+}
+
+/// A concurrency refusal: level, class and reason (`queue_full`,
+/// `queue_timeout`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueueRefusalLabels {
+    pub scope: &'static str,
+    pub priority: &'static str,
+    pub reason: &'static str,
+}
+
+/// A level (`global`, `tenant`, `app`, `key`, `model`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ScopeLabels {
+    pub scope: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
     pub result: &'static str,
@@ -90,6 +113,10 @@ pub struct Metrics {
     pub attempts_failed: Family<ModelLabels, Counter>,
     pub reloads: Family<ResultLabels, Counter>,
     pub rate_limited: Family<RateLabels, Counter>,
+    pub queue_wait: HistFamily<QueueLabels>,
+    pub queue_refused: Family<QueueRefusalLabels, Counter>,
+    pub queue_in_flight: Family<ScopeLabels, Gauge>,
+    pub queue_waiting: Family<ScopeLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -155,6 +182,30 @@ impl Metrics {
             "Requests refused by a rate limit (mode enforce) or that a shadow one would have refused (mode shadow), by scope and partition",
             rate_limited.clone(),
         );
+        let queue_wait: HistFamily<QueueLabels> = Family::new_with_constructor(latency_hist);
+        registry.register(
+            "queue_wait_seconds",
+            "Time requests admitted through a concurrency limit waited for their slots, by narrowest-first level and priority class",
+            queue_wait.clone(),
+        );
+        let queue_refused = Family::default();
+        registry.register(
+            "queue_refused",
+            "Requests refused by a concurrency queue: full (429) or no slot in time (503), by level and priority class",
+            queue_refused.clone(),
+        );
+        let queue_in_flight = Family::default();
+        registry.register(
+            "queue_in_flight",
+            "Concurrency slots held, summed over the queues of each level",
+            queue_in_flight.clone(),
+        );
+        let queue_waiting = Family::default();
+        registry.register(
+            "queue_waiting",
+            "Requests waiting for a concurrency slot, summed over the queues of each level",
+            queue_waiting.clone(),
+        );
         registry.register(
             "log_lines_dropped",
             "Log lines dropped because the output could not keep up",
@@ -171,6 +222,24 @@ impl Metrics {
             attempts_failed,
             reloads,
             rate_limited,
+            queue_wait,
+            queue_refused,
+            queue_in_flight,
+            queue_waiting,
+        }
+    }
+
+    /// Sets the queue gauges from `(level, in flight, waiting)` sums (read
+    /// at scrape time; levels without a live queue read 0).
+    pub fn set_queue_totals(&self, totals: &[(&'static str, u64, u64)]) {
+        for scope in ["global", "tenant", "app", "key", "model"] {
+            let (f, w) = totals
+                .iter()
+                .find(|t| t.0 == scope)
+                .map_or((0, 0), |t| (t.1, t.2));
+            let l = ScopeLabels { scope };
+            self.queue_in_flight.get_or_create(&l).set(f as i64);
+            self.queue_waiting.get_or_create(&l).set(w as i64);
         }
     }
 

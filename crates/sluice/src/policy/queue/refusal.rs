@@ -41,11 +41,11 @@ impl QueueRefusal {
         let secs = self.retry_after().as_secs_f64().ceil().max(1.0) as u64;
         let (kind, what) = match *self {
             QueueRefusal::Full { .. } => (
-                ErrorKind::RateLimited,
+                ErrorKind::QueueFull,
                 format!("the concurrency queue of {label} is full"),
             ),
             QueueRefusal::Timeout { waited, .. } => (
-                ErrorKind::Unavailable,
+                ErrorKind::QueueTimeout,
                 format!(
                     "no concurrency slot of {label} came free within {:.1} s",
                     waited.as_secs_f64()

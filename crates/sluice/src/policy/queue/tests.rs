@@ -491,6 +491,7 @@ fn refusals_answer_429_and_503_with_retry_after() {
         "the concurrency queue of tenant `acme` is full; retry in 3 s"
     );
     assert_eq!(full.reason(), "queue_full");
+    assert_eq!((e.code(), e.source()), ("queue_full", "policy"));
     let timeout = QueueRefusal::Timeout {
         retry_after: MIN_RETRY,
         waited: Duration::from_millis(5000),
@@ -503,6 +504,7 @@ fn refusals_answer_429_and_503_with_retry_after() {
         "no concurrency slot of model `smart` came free within 5.0 s; retry in 1 s"
     );
     assert_eq!(timeout.reason(), "queue_timeout");
+    assert_eq!((e.code(), e.source()), ("queue_timeout", "policy"));
 }
 
 #[test]

@@ -1,0 +1,206 @@
+//! Concurrency limits (`concurrency` in a policy) on the request path: the
+//! rule each level contributes, the live admission queues keyed by scope,
+//! and one request's admission through all of them.
+//!
+//! A level with a merged `concurrency` gets one [`QueueRule`]; its queue
+//! ([`AdmissionQueue`], `queue.rs`) is shared by everything under the level
+//! (a tenant's queue by all its apps and keys) and lives outside the
+//! snapshot, so a reload keeps it (a changed spec applies at once).
+//!
+//! A request takes a slot at every level that limits it, narrowest first —
+//! key, app, tenant, model, global — so a request waiting for a wide slot
+//! holds only narrow ones (its own key's), never a slot others share while
+//! it waits for a narrower one. The slots are held until the answer ends
+//! (stream included) or the client goes away. Within a priority class a
+//! queue is fair across the *next level down* (its flows): the global and
+//! model queues across tenants, a tenant's across its apps (keys, for
+//! static keys), an app's across its keys, a key's across end users.
+
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use dashmap::DashMap;
+use tokio::time::Instant;
+
+use super::queue::{AdmissionQueue, Permit, Priority, QueueRefusal, QueueSpec, DEFAULT_QUANTUM};
+use super::{Scope, ScopeKind};
+use crate::config::raw::ConcurrencyConfig;
+
+/// `queue_timeout` when the policy sets none.
+pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One level's concurrency limit.
+#[derive(Clone, Debug)]
+pub struct QueueRule {
+    pub scope: Scope,
+    pub spec: QueueSpec,
+}
+
+impl QueueRule {
+    /// The rule of a level's merged `concurrency`, if it limits anything.
+    pub fn of_level(scope: &Scope, c: Option<&ConcurrencyConfig>) -> Option<QueueRule> {
+        let c = c?;
+        Some(QueueRule {
+            scope: scope.clone(),
+            spec: QueueSpec {
+                max_in_flight: c.max_in_flight.filter(|n| *n > 0)?,
+                queue: c.queue.unwrap_or(0),
+                timeout: c.queue_timeout.map_or(DEFAULT_QUEUE_TIMEOUT, |d| d.0),
+            },
+        })
+    }
+
+    /// Admission order: narrowest level first.
+    fn rank(&self) -> u8 {
+        match self.scope.kind {
+            ScopeKind::Key => 0,
+            ScopeKind::App => 1,
+            ScopeKind::Tenant => 2,
+            ScopeKind::Model => 3,
+            ScopeKind::Global => 4,
+        }
+    }
+}
+
+/// The flows of one request at each level (see the module docs): stable
+/// hashes of the tenant, app, key and end user it comes from.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Flows {
+    pub tenant: u64,
+    pub app: u64,
+    pub key: u64,
+    pub user: u64,
+}
+
+impl Flows {
+    /// A stable hash of an id (the same in every process).
+    pub fn hash(id: &str) -> u64 {
+        BuildHasherDefault::<DefaultHasher>::default().hash_one(id)
+    }
+
+    fn of(&self, kind: ScopeKind) -> u64 {
+        match kind {
+            ScopeKind::Global | ScopeKind::Model => self.tenant,
+            ScopeKind::Tenant => self.app,
+            ScopeKind::App => self.key,
+            ScopeKind::Key => self.user,
+        }
+    }
+}
+
+/// What one request asks of the queues.
+#[derive(Clone, Copy, Debug)]
+pub struct Ask {
+    pub class: Priority,
+    pub flows: Flows,
+    /// Its weight in the fair share: estimated tokens, at least 1.
+    pub cost: u64,
+    /// The request's own deadline; each queue also bounds the wait by its
+    /// `queue_timeout`.
+    pub deadline: Option<Instant>,
+}
+
+/// Slots a request holds (released on drop), and how long it waited.
+#[derive(Debug, Default)]
+pub struct Held {
+    pub permits: Vec<Permit>,
+    pub waited: Duration,
+    /// The widest level it holds a slot of (for metrics).
+    pub widest: Option<ScopeKind>,
+}
+
+/// A refusal by the queue of `scope`.
+#[derive(Debug)]
+pub struct Refused {
+    pub scope: Scope,
+    pub refusal: QueueRefusal,
+}
+
+/// The live queues, keyed by scope.
+#[derive(Default)]
+pub struct Queues {
+    map: DashMap<(ScopeKind, Arc<str>), Arc<AdmissionQueue>>,
+}
+
+impl Queues {
+    /// The queue of `rule`'s scope, created on first use; a changed spec
+    /// (reload) applies at once.
+    fn queue(&self, rule: &QueueRule) -> Arc<AdmissionQueue> {
+        let key = (rule.scope.kind, rule.scope.id.clone());
+        let q = self
+            .map
+            .entry(key)
+            .or_insert_with(|| Arc::new(AdmissionQueue::new(rule.spec, DEFAULT_QUANTUM)))
+            .clone();
+        if q.spec() != rule.spec {
+            q.set_spec(rule.spec);
+        }
+        q
+    }
+
+    /// Takes a slot of every rule, narrowest level first, waiting as the
+    /// queues say; on a refusal the slots taken so far are released.
+    pub async fn admit(&self, rules: &[&QueueRule], ask: &Ask) -> Result<Held, Refused> {
+        let mut order: Vec<&QueueRule> = rules.to_vec();
+        order.sort_by_key(|r| r.rank());
+        let far = Instant::now() + Duration::from_secs(86_400);
+        let deadline = ask.deadline.unwrap_or(far);
+        let mut held = Held {
+            permits: Vec::with_capacity(order.len()),
+            ..Held::default()
+        };
+        for rule in order {
+            let q = self.queue(rule);
+            let flow = ask.flows.of(rule.scope.kind);
+            match q.acquire(ask.class, flow, ask.cost.max(1), deadline).await {
+                Ok(p) => {
+                    held.waited += p.waited();
+                    held.permits.push(p);
+                    held.widest = Some(rule.scope.kind);
+                }
+                Err(refusal) => {
+                    return Err(Refused {
+                        scope: rule.scope.clone(),
+                        refusal,
+                    })
+                }
+            }
+        }
+        Ok(held)
+    }
+
+    /// Slots taken and requests waiting, summed per level (for metrics).
+    pub fn totals(&self) -> Vec<(ScopeKind, u64, u64)> {
+        let mut out: Vec<(ScopeKind, u64, u64)> = Vec::new();
+        for e in self.map.iter() {
+            let (kind, q) = (e.key().0, e.value());
+            let (f, w) = (u64::from(q.in_flight()), u64::from(q.waiting()));
+            match out.iter_mut().find(|t| t.0 == kind) {
+                Some(t) => {
+                    t.1 += f;
+                    t.2 += w;
+                }
+                None => out.push((kind, f, w)),
+            }
+        }
+        out
+    }
+
+    /// Forgets idle queues (no slot taken, nobody waiting). A queue in use
+    /// elsewhere (an `Arc` held by a request between lookup and acquire)
+    /// is kept.
+    pub fn prune(&self) {
+        self.map
+            .retain(|_, q| !(q.is_idle() && Arc::strong_count(q) == 1));
+    }
+
+    /// Queues alive.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
