@@ -41,6 +41,8 @@ pub enum ErrorKind {
     QueueFull,
     /// No concurrency slot came free in time (503, `Retry-After`).
     QueueTimeout,
+    /// A USD budget would be exceeded (402, `Retry-After` until it resets).
+    BudgetExceeded,
     /// Body over the size limit.
     PayloadTooLarge,
     /// A parameter the chosen provider cannot honour.
@@ -119,6 +121,7 @@ impl GatewayError {
             ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorKind::RateLimited | ErrorKind::QueueFull => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::QueueTimeout => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::BudgetExceeded => StatusCode::PAYMENT_REQUIRED,
             ErrorKind::Upstream(class) => match class {
                 ErrorClass::RateLimited => StatusCode::TOO_MANY_REQUESTS,
                 ErrorClass::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
@@ -145,7 +148,10 @@ impl GatewayError {
                 "upstream"
             }
             ErrorKind::Internal | ErrorKind::Unavailable => "internal",
-            ErrorKind::RateLimited | ErrorKind::QueueFull | ErrorKind::QueueTimeout => "policy",
+            ErrorKind::RateLimited
+            | ErrorKind::QueueFull
+            | ErrorKind::QueueTimeout
+            | ErrorKind::BudgetExceeded => "policy",
             _ => "client",
         }
     }
@@ -170,6 +176,7 @@ impl GatewayError {
             ErrorKind::RateLimited => "rate_limited",
             ErrorKind::QueueFull => "queue_full",
             ErrorKind::QueueTimeout => "queue_timeout",
+            ErrorKind::BudgetExceeded => "budget_exceeded",
             ErrorKind::PayloadTooLarge => "payload_too_large",
             ErrorKind::Unsupported => "unsupported_parameter",
             ErrorKind::NotFound => "not_found",
@@ -185,6 +192,7 @@ impl GatewayError {
     fn openai_type(&self) -> &'static str {
         match self.status().as_u16() {
             401 => "authentication_error",
+            402 => "insufficient_quota",
             403 => "permission_error",
             404 => "not_found_error",
             409 => "conflict_error",
@@ -199,6 +207,7 @@ impl GatewayError {
         match self.status().as_u16() {
             400 => "invalid_request_error",
             401 => "authentication_error",
+            402 => "billing_error",
             403 => "permission_error",
             404 => "not_found_error",
             413 => "request_too_large",

@@ -7,6 +7,7 @@
 //! | 2 | auth             | `Authorization` / `x-api-key`, snapshot | `ctx.key`                       |
 //! | 3 | body + parse     | body (size guard), inbound format       | typed request                   |
 //! | 4 | model + guards   | `model`, key allow-list, policy limits  | `ctx.model`, clamped max tokens |
+//! | 4b| budgets          | levels' budgets, model price            | `ctx.budget` (or 402, downgrade)|
 //! | 5 | rate limits      | key's and model's rules, end user, IP   | counters, `ctx.rate` (or 429)   |
 //! | 5b| concurrency      | key's and model's queues, priority      | `ctx.held` slots (or 429 / 503) |
 //! | 6 | route + dispatch | model deployments, fallbacks            | answer, `ctx.attempts`          |
@@ -35,12 +36,14 @@ use crate::config::raw::LimitsConfig;
 use crate::directory::Directory;
 use crate::dispatch::Attempts;
 use crate::error::{ErrorKind, GatewayError};
+use crate::policy::budget::{self, BudgetRule, Charges};
 use crate::policy::concurrency::{Ask, Flows, Held, QueueRule};
 use crate::policy::rate::{RateNote, Who};
 use crate::policy::ScopeKind;
 use crate::snapshot::{hash_secret, tighter, KeyInfo, Managed, Model, Snapshot};
 use crate::state::App;
 use crate::telemetry::access_log;
+use crate::telemetry::metrics::{BudgetLabels, ScopeLabels};
 use crate::tokens::{count_chat_input, count_embedding_input};
 
 /// The identity behind a presented secret: a static key of the config, else
@@ -77,6 +80,12 @@ pub struct RequestCtx {
     pub held: Held,
     /// The level and reason of a concurrency refusal.
     pub queue_refused: Option<(ScopeKind, &'static str)>,
+    /// Budget reservations, settled when the request ends.
+    pub budget: Charges,
+    /// The model the request asked for, when a budget moved it to another.
+    pub downgraded_from: Option<Arc<str>>,
+    /// What the answer cost, at the serving model's price.
+    pub cost_micro_usd: Option<u64>,
     /// Effective guards: the key's, tightened by the model's once it is known.
     pub limits: LimitsConfig,
     /// Size of the request body read.
@@ -88,9 +97,12 @@ pub struct RequestCtx {
     /// Whether the upstream reported usage (else it is estimated).
     pub usage_reported: bool,
     pub estimated_input: u64,
-    /// Tokens the request reserves under token limits (prompt + maximum
-    /// output); 0 when no token limit applies.
+    /// Tokens the request reserves under token limits and budgets (prompt
+    /// + maximum output); 0 when neither applies.
     pub reserved_tokens: u64,
+    /// The most output it may produce (its `max_tokens`, else
+    /// [`DEFAULT_OUTPUT_RESERVATION`]), when counted.
+    pub max_output: u64,
     /// Characters of content relayed, to estimate output when usage is missing.
     pub streamed_chars: u64,
     /// Time to the answer's start (headers) as the client saw it.
@@ -131,6 +143,9 @@ impl RequestCtx {
             rate: RateNote::default(),
             held: Held::default(),
             queue_refused: None,
+            budget: Charges::default(),
+            downgraded_from: None,
+            cost_micro_usd: None,
             snap,
             app: app.clone(),
             id,
@@ -148,6 +163,7 @@ impl RequestCtx {
             usage_reported: false,
             estimated_input: 0,
             reserved_tokens: 0,
+            max_output: 0,
             streamed_chars: 0,
             answer_started: None,
             ttft: None,
@@ -341,13 +357,17 @@ impl RequestCtx {
         }
     }
 
-    /// Whether a token limit of the caller's levels or of `model` applies.
+    /// Whether a token limit or a budget of the caller's levels or of
+    /// `model` applies (both need the request's tokens).
     fn counts_tokens(&self, model: &Model) -> bool {
         let key = self.key();
-        key.rates
-            .iter()
-            .chain(model.rates.iter())
-            .any(|r| r.key.spec.counts_tokens())
+        !key.budgets.is_empty()
+            || !model.budgets.is_empty()
+            || key
+                .rates
+                .iter()
+                .chain(model.rates.iter())
+                .any(|r| r.key.spec.counts_tokens())
     }
 
     /// Stage 4: per-request guards of the key's and the model's policies,
@@ -393,10 +413,10 @@ impl RequestCtx {
             }
         }
         if counted {
-            let output = req
+            self.max_output = req
                 .max_output()
                 .map_or(DEFAULT_OUTPUT_RESERVATION, u64::from);
-            self.reserved_tokens = self.estimated_input + output;
+            self.reserved_tokens = self.estimated_input + self.max_output;
         }
         Ok(())
     }
@@ -433,6 +453,131 @@ impl RequestCtx {
         let decision = self.app.rates.acquire([&key.rates, &model.rates], &who);
         self.rate = decision.note;
         decision.refusal.map_or(Ok(()), Err)
+    }
+
+    /// Stage 4b: reserves the request's maximum cost (prompt and maximum
+    /// output at `model`'s price) under every budget of the caller's
+    /// levels and of the model. Returns the model a `downgrade:` budget
+    /// moves the request to; a `block` budget refuses (402).
+    pub fn charge_budgets(
+        &mut self,
+        model: &Model,
+        downgraded: bool,
+    ) -> Result<Option<String>, GatewayError> {
+        let key = self.key.clone().expect("authenticated before use");
+        if key.budgets.is_empty() && model.budgets.is_empty() {
+            return Ok(None);
+        }
+        let rules: Vec<Arc<BudgetRule>> = key
+            .budgets
+            .iter()
+            .chain(model.budgets.iter())
+            .cloned()
+            .collect();
+        let amount = model.price.as_ref().map_or(0, |p| {
+            budget::max_cost_micro_usd(p, self.estimated_input, self.max_output)
+        });
+        let exceeded = |kind: ScopeKind, action| {
+            self.app
+                .metrics
+                .budget_exceeded
+                .get_or_create(&BudgetLabels {
+                    scope: kind.as_str(),
+                    action,
+                })
+                .inc();
+        };
+        match budget::admit(
+            &self.app.ledger,
+            &rules,
+            amount,
+            crate::mock::now_ms(),
+            downgraded,
+        ) {
+            budget::Verdict::Admitted(charges) => {
+                if let Some((_, kind)) = &charges.over {
+                    exceeded(
+                        *kind,
+                        if downgraded {
+                            "downgrade"
+                        } else {
+                            "alert_only"
+                        },
+                    );
+                }
+                self.budget = charges;
+                Ok(None)
+            }
+            budget::Verdict::Downgrade(to, kind) => {
+                exceeded(kind, "downgrade");
+                Ok(Some(to))
+            }
+            budget::Verdict::Refused(e, kind) => {
+                exceeded(kind, "block");
+                Err(e)
+            }
+        }
+    }
+
+    /// Moves the request to the model `to` a budget downgrades it to: the
+    /// key must be allowed to use it; the model's own guards replace the
+    /// first model's.
+    pub fn downgrade(&mut self, from: &Model, to: &str) -> Result<Arc<Model>, GatewayError> {
+        let key = self.key();
+        let model = self
+            .snap
+            .models
+            .get(to)
+            .filter(|_| key.may_use(to))
+            .cloned()
+            .ok_or_else(|| {
+                GatewayError::new(
+                    ErrorKind::BudgetExceeded,
+                    format!("the budget for `{}` is exhausted and its downgrade model `{to}` is not available to this key", from.name),
+                )
+            })?;
+        self.limits = tighter(key.limits, model.limits);
+        self.downgraded_from = Some(from.name.clone());
+        Ok(model)
+    }
+
+    /// Stage 8: settles the budget reservations at the serving model's
+    /// price of `usage` (nothing when no model served), and reports the
+    /// alert thresholds crossed.
+    fn settle_budgets(&mut self, usage: TokenUsage) {
+        let price = self.attempts.served.as_ref().and_then(|(m, _)| m.price);
+        let answered = self.used_tokens(usage) > 0;
+        let cost = price.map(|p| {
+            if answered {
+                budget::cost_micro_usd(&p, &usage)
+            } else {
+                0
+            }
+        });
+        self.cost_micro_usd = cost;
+        let held = std::mem::take(&mut self.budget.held);
+        if held.is_empty() {
+            return;
+        }
+        let charges = Charges { held, over: None };
+        let cost = cost.unwrap_or(0);
+        let mut counted: Vec<ScopeKind> = Vec::new();
+        for c in &charges.held {
+            let kind = c.rule.scope.kind;
+            if cost > 0 && !counted.contains(&kind) {
+                counted.push(kind);
+                self.app
+                    .metrics
+                    .budget_spend
+                    .get_or_create(&ScopeLabels {
+                        scope: kind.as_str(),
+                    })
+                    .inc_by(cost);
+            }
+        }
+        for crossed in budget::settle(charges, cost) {
+            report_alert(&self.app, &crossed);
+        }
     }
 
     /// The end user: the JWT's, else the request's own (`body_user`), else
@@ -533,6 +678,12 @@ impl RequestCtx {
         if self.attempts.count > 0 {
             h.insert(ATTEMPTS.clone(), HeaderValue::from(self.attempts.count));
         }
+        if let Some(from) = &self.downgraded_from {
+            static DOWNGRADED: HeaderName = HeaderName::from_static("x-sluice-downgraded-from");
+            if let Ok(v) = HeaderValue::from_str(from) {
+                h.insert(DOWNGRADED.clone(), v);
+            }
+        }
     }
 
     /// Stage 7 hook: one relayed chunk.
@@ -591,6 +742,18 @@ impl RequestCtx {
     }
 }
 
+/// A budget threshold was crossed: a warning in the log (and, with
+/// `alerts.webhook`, a signed POST).
+fn report_alert(_app: &App, c: &budget::Crossed) {
+    tracing::warn!(
+        scope = %c.rule.scope.label,
+        period = c.period.as_str(),
+        fraction = c.fraction,
+        limit_usd = c.limit as f64 / 1e6,
+        "budget threshold reached"
+    );
+}
+
 /// Output tokens reserved for a request that sets no `max_tokens` (and
 /// whose policy sets no `max_output_tokens`); settled to the real count.
 pub const DEFAULT_OUTPUT_RESERVATION: u64 = 4096;
@@ -615,6 +778,7 @@ impl Drop for RequestCtx {
             self.error_source.get_or_insert("client");
         }
         let usage = self.final_usage();
+        self.settle_budgets(usage);
         if !self.rate.holds.is_empty() {
             let used = self.used_tokens(usage);
             self.app.rates.settle(&self.rate.holds, used);

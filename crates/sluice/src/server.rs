@@ -78,6 +78,12 @@ impl Server {
         let sync = crate::directory::spawn_sync(&app);
         let pruner = spawn_rate_pruner(app.clone());
         warm_tokenizers(&app);
+        // Budget spend goes to the store every second and once more after
+        // the last request drained (`drained` turns true at the very end).
+        let (drained, drained_rx) = watch::channel(false);
+        let flusher = app.store.clone().map(|store| {
+            crate::policy::budget::spawn_flusher(app.ledger.clone(), store, FLUSH_EVERY, drained_rx)
+        });
         if let Some(jwt) = app.jwt.load_full() {
             jwt.spawn_refresher();
         }
@@ -129,9 +135,16 @@ impl Server {
             sync.abort();
         }
         pruner.abort();
+        let _ = drained.send(true);
+        if let Some(f) = flusher {
+            let _ = f.await;
+        }
         Ok(())
     }
 }
+
+/// How often settled budget spend is written to the store.
+const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How often idle rate counters are forgotten.
 const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
@@ -203,12 +216,35 @@ pub async fn build_app(cfg: &RawConfig, config_path: Option<PathBuf>) -> anyhow:
         redis_ok: AtomicBool::new(true),
         rates: Box::new(crate::policy::rate::LocalRates::default()),
         queues: Default::default(),
+        ledger: Default::default(),
     });
     // Store-managed keys work from the first request.
     crate::directory::refresh(&app, true)
         .await
         .map_err(|e| anyhow::anyhow!("loading keys from the store: {e}"))?;
+    restore_spend(&app).await?;
     Ok(app)
+}
+
+/// Loads the budget spend of the current periods from the store, so budgets
+/// hold across restarts.
+async fn restore_spend(app: &App) -> anyhow::Result<()> {
+    use crate::policy::budget::Period;
+    let Some(store) = &app.store else {
+        return Ok(());
+    };
+    let now = crate::mock::now_ms();
+    let since = Period::ALL
+        .iter()
+        .map(|p| p.start_of(now))
+        .min()
+        .unwrap_or(now);
+    let rows = store
+        .spend_since(since)
+        .await
+        .map_err(|e| anyhow::anyhow!("loading budget spend from the store: {e}"))?;
+    app.ledger.restore(&rows);
+    Ok(())
 }
 
 /// A listener with `SO_REUSEPORT`, so every worker thread can accept on the

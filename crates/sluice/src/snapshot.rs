@@ -18,6 +18,7 @@ use sluice_providers::{Adapter, Target};
 use crate::config::merge::{flatten, items};
 use crate::config::raw::{self, LimitsConfig, PolicyRef, ProviderKind, RawConfig};
 use crate::mock::MockProvider;
+use crate::policy::budget::BudgetRule;
 use crate::policy::concurrency::{Flows, QueueRule};
 use crate::policy::queue::Priority;
 use crate::policy::rate::RateRule;
@@ -65,6 +66,8 @@ pub struct Model {
     pub rates: Box<[RateRule]>,
     /// The concurrency limit of the model's own policy.
     pub queues: Box<[QueueRule]>,
+    /// The budget of the model's own policy (spend on this model).
+    pub budgets: Box<[Arc<BudgetRule>]>,
     /// Apps need an approved `model:<name>` subscription.
     pub requires_approval: bool,
     /// How its prompts are counted (`tokens.rs`).
@@ -116,6 +119,8 @@ pub struct KeyInfo {
     pub queues: Box<[QueueRule]>,
     /// The class its requests wait in.
     pub priority: Priority,
+    /// USD budgets of every attached level.
+    pub budgets: Box<[Arc<BudgetRule>]>,
     /// Its fair-queueing flows (the end user's is per request).
     pub flows: Flows,
     /// Stable bucket of the key (or app) id for policies' `rollout`.
@@ -319,6 +324,8 @@ pub struct Combined {
     pub queues: Box<[QueueRule]>,
     /// The caller's priority class: the most specific level's.
     pub priority: Priority,
+    /// The levels' USD budgets, one per level that sets one.
+    pub budgets: Box<[Arc<BudgetRule>]>,
 }
 
 /// Every level holds: the tighter guard and the intersection of
@@ -331,6 +338,7 @@ pub fn combine_levels(cfg: &RawConfig, levels: &[Level<'_>], bucket: Option<u16>
     let mut rates = Vec::new();
     let mut queues = Vec::new();
     let mut priority = None;
+    let mut budgets = Vec::new();
     for (scope, r) in levels {
         let flat = flatten(cfg, *r);
         limits = tighter(limits, flat.limits.unwrap_or_default());
@@ -338,6 +346,7 @@ pub fn combine_levels(cfg: &RawConfig, levels: &[Level<'_>], bucket: Option<u16>
         rates.extend(RateRule::of_level(scope, &items(cfg, *r), bucket));
         queues.extend(QueueRule::of_level(scope, flat.concurrency.as_ref()));
         priority = flat.priority.or(priority);
+        budgets.extend(BudgetRule::of_level(scope, flat.budget.as_ref()).map(Arc::new));
     }
     Combined {
         limits,
@@ -345,6 +354,7 @@ pub fn combine_levels(cfg: &RawConfig, levels: &[Level<'_>], bucket: Option<u16>
         rates: rates.into_boxed_slice(),
         queues: queues.into_boxed_slice(),
         priority: priority.unwrap_or_default(),
+        budgets: budgets.into_boxed_slice(),
     }
 }
 
@@ -407,6 +417,7 @@ impl Snapshot {
                 limits: own.limits,
                 rates: own.rates,
                 queues: own.queues,
+                budgets: own.budgets,
             };
             models.insert(model.name.clone(), Arc::new(model));
         }
@@ -435,6 +446,7 @@ impl Snapshot {
                 rates: c.rates,
                 queues: c.queues,
                 priority: c.priority,
+                budgets: c.budgets,
                 flows: Flows {
                     tenant: Flows::hash(k.tenant.as_deref().unwrap_or(&id)),
                     app: Flows::hash(&id),

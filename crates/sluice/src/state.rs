@@ -1,6 +1,6 @@
 //! Process-wide state shared by every request: the current config snapshot
 //! (swapped atomically on reload), the dispatcher, metrics, live policy
-//! state (rate counters, concurrency queues) and reload status.
+//! state (rate counters, concurrency queues, budget spend) and reload status.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64};
@@ -56,6 +56,8 @@ pub struct AppState {
     pub rates: Box<dyn crate::policy::rate::RateStore>,
     /// Concurrency queues, keyed by scope (outside the snapshot too).
     pub queues: crate::policy::concurrency::Queues,
+    /// USD budget counters (spend restored from the store at start).
+    pub ledger: Arc<crate::policy::budget::LocalLedger>,
 }
 
 pub type App = Arc<AppState>;

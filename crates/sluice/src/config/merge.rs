@@ -5,8 +5,8 @@
 //! Used by validation and the snapshot, so both see the same result.
 
 use super::raw::{
-    ConcurrencyConfig, LimitsConfig, PolicyConfig, PolicyItem, PolicyRef, RateLimitConfig,
-    RawConfig,
+    BudgetConfig, ConcurrencyConfig, LimitsConfig, PolicyConfig, PolicyItem, PolicyRef,
+    RateLimitConfig, RawConfig,
 };
 
 /// One item of a level's policy reference: its name (when named) and body.
@@ -58,8 +58,8 @@ impl PolicyConfig {
         if let Some(c) = &later.concurrency {
             self.concurrency.get_or_insert_default().merge(c);
         }
-        if later.budget.is_some() {
-            self.budget.clone_from(&later.budget);
+        if let Some(b) = &later.budget {
+            self.budget.get_or_insert_default().merge(b);
         }
         self.priority = later.priority.or(self.priority);
         if later.models.is_some() {
@@ -102,6 +102,26 @@ impl RateLimitConfig {
             None,
             t(self.tokens_per_day),
         ]
+    }
+}
+
+impl BudgetConfig {
+    /// Applies `later` over `self`, field by field.
+    pub fn merge(&mut self, later: &BudgetConfig) {
+        self.usd_per_day = later.usd_per_day.or(self.usd_per_day);
+        self.usd_per_week = later.usd_per_week.or(self.usd_per_week);
+        self.usd_per_month = later.usd_per_month.or(self.usd_per_month);
+        if later.alert_at.is_some() {
+            self.alert_at.clone_from(&later.alert_at);
+        }
+        if later.on_exceed.is_some() {
+            self.on_exceed.clone_from(&later.on_exceed);
+        }
+    }
+
+    /// The limits by period: day, week, month.
+    pub fn limits(&self) -> [Option<f64>; 3] {
+        [self.usd_per_day, self.usd_per_week, self.usd_per_month]
     }
 }
 

@@ -404,8 +404,9 @@ pub struct PolicyConfig {
     /// `batch`. The most specific level that sets it wins.
     #[serde(default)]
     pub priority: Option<crate::policy::queue::Priority>,
+    /// USD budgets of the level the policy is attached to.
     #[serde(default)]
-    pub budget: Option<serde_json::Value>,
+    pub budget: Option<BudgetConfig>,
     /// Guards on each request.
     #[serde(default)]
     pub limits: Option<LimitsConfig>,
@@ -472,6 +473,59 @@ pub struct ConcurrencyConfig {
     /// The longest a request waits for a slot before a 503. Default 30s.
     #[serde(default)]
     pub queue_timeout: Option<Dur>,
+}
+
+/// `budget` of a policy: USD per UTC calendar period, spent at the models'
+/// prices.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetConfig {
+    /// USD per UTC day.
+    #[serde(default)]
+    pub usd_per_day: Option<f64>,
+    /// USD per ISO week (from Monday 00:00 UTC).
+    #[serde(default)]
+    pub usd_per_week: Option<f64>,
+    /// USD per calendar month (from the 1st, 00:00 UTC).
+    #[serde(default)]
+    pub usd_per_month: Option<f64>,
+    /// Fractions of a budget (0 < f ≤ 1) whose crossing emits an alert.
+    #[serde(default)]
+    pub alert_at: Option<Vec<f64>>,
+    /// What happens when a request would exceed the budget: `block`
+    /// (default), `alert_only`, or `downgrade:<model>`.
+    #[serde(default)]
+    pub on_exceed: Option<OnExceed>,
+}
+
+/// What a budget does when a request would exceed it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(try_from = "String")]
+#[schemars(with = "String")]
+pub enum OnExceed {
+    /// Refuse the request (402).
+    Block,
+    /// Let it through, spend is still counted; alert.
+    AlertOnly,
+    /// Serve it with this (cheaper) model instead.
+    Downgrade(String),
+}
+
+impl TryFrom<String> for OnExceed {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        match s.as_str() {
+            "block" => Ok(OnExceed::Block),
+            "alert_only" => Ok(OnExceed::AlertOnly),
+            _ => match s.strip_prefix("downgrade:").map(str::trim) {
+                Some(m) if !m.is_empty() => Ok(OnExceed::Downgrade(m.to_owned())),
+                _ => Err(format!(
+                    "`{s}` is not one of `block`, `alert_only`, `downgrade:<model>`"
+                )),
+            },
+        }
+    }
 }
 
 /// What a partitioned rate limit counts separately.

@@ -15,8 +15,8 @@ use std::net::SocketAddr;
 
 use super::merge::{flatten, items};
 use super::raw::{
-    ConcurrencyConfig, MockConfig, PolicyConfig, PolicyItem, PolicyMode, PolicyRef, ProviderKind,
-    RateLimitConfig, RawConfig, Strategy,
+    BudgetConfig, ConcurrencyConfig, MockConfig, OnExceed, PolicyConfig, PolicyItem, PolicyMode,
+    PolicyRef, ProviderKind, RateLimitConfig, RawConfig, Strategy,
 };
 use super::yaml::join_key;
 
@@ -391,20 +391,14 @@ fn strategy_name(s: Strategy) -> &'static str {
 
 /// Checks a named or inline policy.
 fn policy_body(cfg: &RawConfig, path: &str, p: &PolicyConfig, out: &mut Out) {
-    let planned = [("budget", p.budget.is_some())];
-    for (field, set) in planned {
-        if set {
-            out.push(
-                join_key(path, field),
-                format!("{UNSUPPORTED}; it would not be enforced"),
-            );
-        }
-    }
     if let Some(r) = &p.rate_limit {
         rate_limit(&join_key(path, "rate_limit"), r, out);
     }
     if let Some(c) = &p.concurrency {
         concurrency(&join_key(path, "concurrency"), c, out);
+    }
+    if let Some(b) = &p.budget {
+        budget(cfg, &join_key(path, "budget"), b, out);
     }
     if p.rollout.is_some_and(|r| !(0.0..=100.0).contains(&r)) {
         out.push(
@@ -477,6 +471,44 @@ fn concurrency(path: &str, c: &ConcurrencyConfig, out: &mut Out) {
     }
 }
 
+/// The fields of one `budget` block (whether the level sets a period is
+/// checked on the merged level, see [`merged_level`]). Spend is counted at
+/// the models' prices, so every model needs one.
+fn budget(cfg: &RawConfig, path: &str, b: &BudgetConfig, out: &mut Out) {
+    for (field, usd) in ["usd_per_day", "usd_per_week", "usd_per_month"]
+        .into_iter()
+        .zip(b.limits())
+    {
+        if usd.is_some_and(|u| !u.is_finite() || u <= 0.0) {
+            out.push(join_key(path, field), "must be a positive number of USD");
+        }
+    }
+    for (i, f) in b.alert_at.iter().flatten().enumerate() {
+        if !(*f > 0.0 && *f <= 1.0) {
+            out.push(
+                format!("{}[{i}]", join_key(path, "alert_at")),
+                "must be a fraction of the budget, above 0 and at most 1 (0.8 = 80 %)",
+            );
+        }
+    }
+    if let Some(OnExceed::Downgrade(m)) = &b.on_exceed {
+        if !cfg.models.contains_key(m) {
+            let msg = format!("unknown model `{m}` ({})", known(&cfg.models, "models"));
+            out.push(join_key(path, "on_exceed"), msg);
+        }
+    }
+    let unpriced: Vec<&str> = cfg
+        .models
+        .iter()
+        .filter(|(_, m)| m.price.is_none())
+        .map(|(n, _)| n.as_str())
+        .collect();
+    if !unpriced.is_empty() {
+        let msg = format!("budgets count spend at the models' prices, and these models have no `price`: {}; give each a price (0 for free models)", unpriced.join(", "));
+        out.push(path, msg);
+    }
+}
+
 /// `mode: shadow` and `rollout` govern the policy's own rate limit only:
 /// without one they do nothing, and guards beside them would be enforced
 /// for everybody — both refused rather than misunderstood.
@@ -531,6 +563,19 @@ fn merged_level(cfg: &RawConfig, path: &str, r: &PolicyRef, out: &mut Out) {
         out.push(
             here,
             "`concurrency` sets no `max_in_flight`: a queue needs a concurrency limit",
+        );
+    }
+    if flat
+        .budget
+        .is_some_and(|b| b.limits().iter().all(Option::is_none))
+    {
+        let here = match r {
+            PolicyRef::Inline(_) => join_key(path, "budget"),
+            _ => path.to_owned(),
+        };
+        out.push(
+            here,
+            "`budget` sets no period; set usd_per_day, usd_per_week or usd_per_month",
         );
     }
 }

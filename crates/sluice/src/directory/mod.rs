@@ -228,6 +228,7 @@ impl<'a> Levels<'a> {
             rates: c.rates,
             queues: c.queues,
             priority: c.priority,
+            budgets: c.budgets,
             flows: Flows {
                 tenant: Flows::hash(self.tenant_name),
                 app: Flows::hash(self.app_id),

@@ -63,15 +63,21 @@ async fn parse(
     Ok(req)
 }
 
-/// Stages 4–6 for any inbound format: model, guards, rate limits,
-/// concurrency slots, dispatch under the deadline.
+/// Stages 4–6 for any inbound format: model, guards, budgets (which may
+/// move the request to a cheaper model), rate limits, concurrency slots,
+/// dispatch under the deadline.
 pub async fn run(
     ctx: &mut RequestCtx,
     mut req: ChatRequest,
     want_raw: bool,
 ) -> Result<ChatAnswer, GatewayError> {
-    let model = ctx.resolve_model(&req.model)?;
+    let mut model = ctx.resolve_model(&req.model)?;
     ctx.apply_guards(&model, &mut req)?;
+    if let Some(to) = ctx.charge_budgets(&model, false)? {
+        model = ctx.downgrade(&model, &to)?;
+        ctx.apply_guards(&model, &mut req)?;
+        ctx.charge_budgets(&model, true)?;
+    }
     ctx.limit_rate(&model, req.user.as_deref())?;
     ctx.wait_for_slots(&model, req.user.as_deref()).await?;
     let app = ctx.app.clone();

@@ -16,6 +16,10 @@
 //!   dropped unsettled (an error, a panic, a disconnect). Settling reports
 //!   the `alert_at` fractions newly crossed. Settled spend accumulates as
 //!   unflushed deltas for the store.
+//! - `budget/rule.rs`: [`BudgetRule`] (a level's merged `budget`), and a
+//!   request's [`admit`]ion under its levels' rules — a reservation per rule
+//!   and period, `on_exceed` when one does not fit — and [`settle`]ment,
+//!   which returns the alerts due.
 //! - `budget/flush.rs`: [`flush`] and [`spawn_flusher`], which write those
 //!   deltas with `Store::add_spend` on a timer and once more at shutdown.
 //!
@@ -29,6 +33,9 @@ mod cost;
 mod flush;
 mod ledger;
 mod period;
+mod rule;
+#[cfg(test)]
+mod rule_tests;
 #[cfg(test)]
 mod tests;
 
@@ -36,3 +43,4 @@ pub use cost::{cost_micro_usd, max_cost_micro_usd, micro_usd};
 pub use flush::{flush, spawn_flusher};
 pub use ledger::{Exceeded, LocalLedger, Reservation, Standing};
 pub use period::Period;
+pub use rule::{admit, settle, usd, BudgetRule, Charge, Charges, Crossed, Verdict};

@@ -157,6 +157,9 @@ fn line(ctx: &RequestCtx, usage: TokenUsage, total: std::time::Duration) -> Vec<
         rate_limited: ctx.rate.limited.as_ref().map(|h| &*h.label),
         would_block: ctx.rate.would_block.as_ref().map(|h| &*h.label),
         queue_wait_ms: ctx.held.widest.map(|_| ms(ctx.held.waited)),
+        cost_usd: ctx.cost_micro_usd.map(|c| c as f64 / 1e6),
+        budget_over: ctx.budget.over.as_ref().map(|(label, _)| &**label),
+        downgraded_from: ctx.downgraded_from.as_deref(),
         target: "sluice::access",
     };
     let mut out = Vec::with_capacity(512);
@@ -201,6 +204,12 @@ struct Record<'a> {
     would_block: Option<&'a str>,
     /// Time spent waiting for concurrency slots (requests under a limit).
     queue_wait_ms: Option<f64>,
+    /// What the answer cost at the serving model's price.
+    cost_usd: Option<f64>,
+    /// The `alert_only` budget this request went over.
+    budget_over: Option<&'a str>,
+    /// The model asked for, when a budget moved the request to another.
+    downgraded_from: Option<&'a str>,
     target: &'static str,
 }
 

@@ -77,6 +77,14 @@ pub struct QueueRefusalLabels {
     pub reason: &'static str,
 }
 
+/// A budget a request would exceed: its level and what `on_exceed` did
+/// (`block`, `alert_only`, `downgrade`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BudgetLabels {
+    pub scope: &'static str,
+    pub action: &'static str,
+}
+
 /// A level (`global`, `tenant`, `app`, `key`, `model`).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ScopeLabels {
@@ -117,6 +125,8 @@ pub struct Metrics {
     pub queue_refused: Family<QueueRefusalLabels, Counter>,
     pub queue_in_flight: Family<ScopeLabels, Gauge>,
     pub queue_waiting: Family<ScopeLabels, Gauge>,
+    pub budget_exceeded: Family<BudgetLabels, Counter>,
+    pub budget_spend: Family<ScopeLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -206,6 +216,18 @@ impl Metrics {
             "Requests waiting for a concurrency slot, summed over the queues of each level",
             queue_waiting.clone(),
         );
+        let budget_exceeded = Family::default();
+        registry.register(
+            "budget_exceeded",
+            "Requests that would have exceeded a USD budget, by level and what on_exceed did (block, alert_only, downgrade)",
+            budget_exceeded.clone(),
+        );
+        let budget_spend = Family::default();
+        registry.register(
+            "budget_spend_microdollars",
+            "Spend charged to budgets, in millionths of a USD, by level (a request under several levels counts at each)",
+            budget_spend.clone(),
+        );
         registry.register(
             "log_lines_dropped",
             "Log lines dropped because the output could not keep up",
@@ -226,6 +248,8 @@ impl Metrics {
             queue_refused,
             queue_in_flight,
             queue_waiting,
+            budget_exceeded,
+            budget_spend,
         }
     }
 

@@ -140,6 +140,34 @@ impl LocalLedger {
         })
     }
 
+    /// Reserves `amount` without checking the limit: for budgets that only
+    /// alert (`on_exceed: alert_only`) and requests already downgraded. It
+    /// is counted, settled and alerted like any other reservation.
+    pub fn reserve_unchecked(
+        self: &Arc<Self>,
+        scope: &Arc<str>,
+        period: Period,
+        limit: u64,
+        amount: u64,
+        now_ms: i64,
+    ) -> Reservation {
+        let key = CounterKey {
+            scope: scope.clone(),
+            period,
+            start: period.start_of(now_ms),
+        };
+        let mut counter = self.counters.entry(key.clone()).or_default();
+        counter.reserved = counter.reserved.saturating_add(amount);
+        drop(counter);
+        Reservation {
+            ledger: self.clone(),
+            key,
+            amount,
+            limit,
+            open: true,
+        }
+    }
+
     /// Where `scope` stands in the period containing `now_ms`.
     pub fn standing(&self, scope: &Arc<str>, period: Period, now_ms: i64) -> Standing {
         let key = CounterKey {

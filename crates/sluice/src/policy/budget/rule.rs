@@ -1,0 +1,186 @@
+//! From a level's merged `budget` to its rule, and one request's admission
+//! under the rules of its levels: a reservation of its maximum cost per
+//! rule and period, what `on_exceed` says when one does not fit, and the
+//! settlement at the end, which reports the alerts to send.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{micro_usd, Exceeded, LocalLedger, Period, Reservation};
+use crate::config::raw::{BudgetConfig, OnExceed};
+use crate::error::{ErrorKind, GatewayError};
+use crate::policy::{Scope, ScopeKind};
+
+/// One level's budget.
+#[derive(Clone, Debug)]
+pub struct BudgetRule {
+    /// Names the level in messages and events.
+    pub scope: Scope,
+    /// The store's name of the scope: `global`, `tenant:<name>`,
+    /// `app:<id>`, `key:<id>`, `model:<name>`.
+    pub key: Arc<str>,
+    /// Micro-USD per period, for the periods set.
+    pub limits: Box<[(Period, u64)]>,
+    pub alert_at: Arc<[f64]>,
+    pub on_exceed: OnExceed,
+}
+
+impl BudgetRule {
+    /// The rule of a level's merged `budget`, if it sets a period.
+    pub fn of_level(scope: &Scope, b: Option<&BudgetConfig>) -> Option<BudgetRule> {
+        let b = b?;
+        let limits: Box<[(Period, u64)]> = [Period::Day, Period::Week, Period::Month]
+            .into_iter()
+            .zip(b.limits())
+            .filter_map(|(p, usd)| Some((p, micro_usd(usd?))))
+            .collect();
+        if limits.is_empty() {
+            return None;
+        }
+        let key = match scope.kind {
+            ScopeKind::Global => "global".to_owned(),
+            kind => format!("{}:{}", kind.as_str(), scope.id),
+        };
+        Some(BudgetRule {
+            scope: scope.clone(),
+            key: key.into(),
+            limits,
+            alert_at: b.alert_at.clone().unwrap_or_default().into(),
+            on_exceed: b.on_exceed.clone().unwrap_or(OnExceed::Block),
+        })
+    }
+}
+
+/// One reservation a request holds, with what its settlement reports.
+#[derive(Debug)]
+pub struct Charge {
+    pub reservation: Reservation,
+    pub rule: Arc<BudgetRule>,
+}
+
+/// A request's budget admission.
+#[derive(Debug, Default)]
+pub struct Charges {
+    pub held: Vec<Charge>,
+    /// The first `alert_only` budget it went over (label, level), for the
+    /// log and metrics.
+    pub over: Option<(Arc<str>, ScopeKind)>,
+}
+
+/// What the budgets say about a request.
+#[derive(Debug)]
+pub enum Verdict {
+    Admitted(Charges),
+    /// Serve it with this model instead (a budget's `downgrade:<model>` at
+    /// this level).
+    Downgrade(String, ScopeKind),
+    /// A `block` budget at this level refused it.
+    Refused(GatewayError, ScopeKind),
+}
+
+/// An alert to send: `fraction` of `rule`'s budget for `period` was reached.
+#[derive(Clone, Debug)]
+pub struct Crossed {
+    pub rule: Arc<BudgetRule>,
+    pub period: Period,
+    pub period_start: i64,
+    pub fraction: f64,
+    pub limit: u64,
+}
+
+/// Reserves `amount` micro-USD under every period of every rule. When one
+/// does not fit, its `on_exceed` decides: `block` refuses (releasing what
+/// was reserved), `alert_only` admits it anyway, `downgrade` asks for
+/// another model — unless `downgraded`: a request already moved to a
+/// cheaper model is admitted like `alert_only`, so it keeps being served.
+pub fn admit(
+    ledger: &Arc<LocalLedger>,
+    rules: &[Arc<BudgetRule>],
+    amount: u64,
+    now_ms: i64,
+    downgraded: bool,
+) -> Verdict {
+    let mut charges = Charges::default();
+    for rule in rules {
+        for &(period, limit) in rule.limits.iter() {
+            let reservation = match ledger.reserve(&rule.key, period, limit, amount, now_ms) {
+                Ok(r) => r,
+                Err(ex) => match (&rule.on_exceed, downgraded) {
+                    (OnExceed::Block, _) => {
+                        let e = refusal(rule, period, &ex, now_ms);
+                        return Verdict::Refused(e, rule.scope.kind);
+                    }
+                    (OnExceed::Downgrade(to), false) => {
+                        return Verdict::Downgrade(to.clone(), rule.scope.kind)
+                    }
+                    (OnExceed::AlertOnly, _) | (OnExceed::Downgrade(_), true) => {
+                        charges
+                            .over
+                            .get_or_insert_with(|| (rule.scope.label.clone(), rule.scope.kind));
+                        ledger.reserve_unchecked(&rule.key, period, limit, amount, now_ms)
+                    }
+                },
+            };
+            charges.held.push(Charge {
+                reservation,
+                rule: rule.clone(),
+            });
+        }
+    }
+    Verdict::Admitted(charges)
+}
+
+/// Settles every reservation at `cost` micro-USD; returns the alerts due.
+pub fn settle(charges: Charges, cost: u64) -> Vec<Crossed> {
+    let mut due = Vec::new();
+    for Charge { reservation, rule } in charges.held {
+        let (period, period_start, limit) = (
+            reservation.period(),
+            reservation.period_start(),
+            reservation.limit(),
+        );
+        for fraction in reservation.settle(cost, &rule.alert_at) {
+            due.push(Crossed {
+                rule: rule.clone(),
+                period,
+                period_start,
+                fraction,
+                limit,
+            });
+        }
+    }
+    due
+}
+
+/// Dollars with cents (and more digits below a cent).
+pub fn usd(micro: u64) -> String {
+    if micro < 10_000 && micro > 0 {
+        format!("${:.4}", micro as f64 / 1e6)
+    } else {
+        format!("${:.2}", micro as f64 / 1e6)
+    }
+}
+
+/// The 402 of a `block` budget, naming it, with `Retry-After` until the
+/// period resets.
+fn refusal(rule: &BudgetRule, period: Period, ex: &Exceeded, now_ms: i64) -> GatewayError {
+    let wait_s = u64::try_from((ex.resets_at_ms - now_ms).max(1000) / 1000).unwrap_or(1);
+    let mut e = GatewayError::new(
+        ErrorKind::BudgetExceeded,
+        format!(
+            "budget of {} exceeded: {} of {} per {} spent and {} held by requests in flight; this request may cost up to {}; the budget resets at {}",
+            rule.scope.label,
+            usd(ex.spent),
+            usd(ex.limit),
+            period.as_str(),
+            usd(ex.reserved),
+            usd(ex.amount),
+            crate::telemetry::rfc3339(
+                std::time::UNIX_EPOCH
+                    + Duration::from_millis(u64::try_from(ex.resets_at_ms).unwrap_or(0))
+            ),
+        ),
+    );
+    e.retry_after = Some(Duration::from_secs(wait_s));
+    e
+}
