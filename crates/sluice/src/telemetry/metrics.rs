@@ -65,6 +65,19 @@ pub struct ResultLabels {
     pub result: &'static str,
 }
 
+/// An alert event: its kind and the level of the scope it is about
+/// (`tenant`, `app`, …), never the scope's id.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AlertLabels {
+    pub kind: &'static str,
+    pub scope: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: &'static str,
+}
+
 type HistFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn overhead_hist() -> Histogram {
@@ -90,6 +103,9 @@ pub struct Metrics {
     pub attempts_failed: Family<ModelLabels, Counter>,
     pub reloads: Family<ResultLabels, Counter>,
     pub rate_limited: Family<RateLabels, Counter>,
+    pub alerts: Family<AlertLabels, Counter>,
+    pub alerts_dropped: Family<ReasonLabels, Counter>,
+    pub alert_deliveries: Family<ResultLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -155,6 +171,24 @@ impl Metrics {
             "Requests refused by a rate limit (mode enforce) or that a shadow one would have refused (mode shadow), by scope and partition",
             rate_limited.clone(),
         );
+        let alerts = Family::default();
+        registry.register(
+            "alerts",
+            "Alert events emitted (logged, and queued for the webhook when one is configured), by kind and scope level",
+            alerts.clone(),
+        );
+        let alerts_dropped = Family::default();
+        registry.register(
+            "alerts_dropped",
+            "Alert events that never reached a delivery attempt, by reason (queue_full, closed, shutdown_timeout, unconfigured)",
+            alerts_dropped.clone(),
+        );
+        let alert_deliveries = Family::default();
+        registry.register(
+            "alert_deliveries",
+            "Alert webhook deliveries by final result (ok, failed: every attempt failed or a 4xx answer)",
+            alert_deliveries.clone(),
+        );
         registry.register(
             "log_lines_dropped",
             "Log lines dropped because the output could not keep up",
@@ -171,6 +205,9 @@ impl Metrics {
             attempts_failed,
             reloads,
             rate_limited,
+            alerts,
+            alerts_dropped,
+            alert_deliveries,
         }
     }
 
