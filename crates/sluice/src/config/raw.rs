@@ -68,6 +68,36 @@ pub struct RawConfig {
     /// Static API keys.
     #[serde(default)]
     pub keys: Vec<KeyConfig>,
+    /// Where alert events (budget thresholds crossed, budgets exceeded) go
+    /// besides the log and the metrics: a signed webhook.
+    #[serde(default)]
+    pub alerts: Option<AlertsConfig>,
+}
+
+/// Alert delivery (`alerts:`). Every event is also logged at WARN and
+/// counted in `sluice_alerts_total`, with or without this section.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// POST each event as JSON, signed with HMAC-SHA256, to this receiver.
+    pub webhook: WebhookConfig,
+}
+
+/// A webhook receiving alert events (see `docs/configuration.md`, "alerts",
+/// for the body and how to verify the signature).
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// `http://` or `https://` URL the events are POSTed to.
+    pub url: String,
+    /// Signs each body (`x-sluice-signature`, HMAC-SHA256); at least 16
+    /// characters. Never logged or printed.
+    #[schemars(with = "String")]
+    pub secret: Secret,
+    /// Time allowed for one delivery attempt (connect, send, answer).
+    /// Default 5s.
+    #[serde(default = "d5s")]
+    pub timeout: Dur,
 }
 
 /// Log output.

@@ -749,3 +749,88 @@ fn concurrency_merges_field_by_field_and_the_most_specific_priority_wins() {
     assert_eq!(k.priority, Priority::High);
     assert_eq!(key("secret-1111").priority, Priority::Low);
 }
+
+fn alerts(webhook: &str) -> String {
+    format!("alerts:\n  webhook: {webhook}\n")
+}
+
+#[test]
+fn alerts_webhook_parses_with_defaults_and_hides_its_secret() {
+    let text = "alerts:\n  webhook:\n    url: https://hooks.example.com/sluice\n    secret: ${SLUICE_WEBHOOK_SECRET}\n";
+    let env =
+        |n: &str| (n == "SLUICE_WEBHOOK_SECRET").then(|| "whsec-canary-0123456789".to_string());
+    let cfg = load_str(text, Path::new("sluice.yaml"), &env).unwrap();
+    let hook = &cfg.alerts.as_ref().unwrap().webhook;
+    assert_eq!(hook.url, "https://hooks.example.com/sluice");
+    assert_eq!(hook.secret.expose(), "whsec-canary-0123456789");
+    assert_eq!(hook.timeout.0, std::time::Duration::from_secs(5));
+    assert!(
+        !format!("{cfg:?}").contains("canary"),
+        "the secret shows in Debug"
+    );
+    let cfg = load(&alerts(
+        "{ url: \"http://10.0.0.9:8080/h?x=1\", secret: 0123456789abcdef, timeout: 250ms }",
+    ))
+    .unwrap();
+    assert_eq!(
+        cfg.alerts.unwrap().webhook.timeout.0,
+        std::time::Duration::from_millis(250)
+    );
+    assert!(load("").unwrap().alerts.is_none());
+    assert!(json_schema().contains("\"alerts\""));
+}
+
+#[test]
+fn alerts_webhook_problems_are_explained() {
+    let ok_secret = "secret: 0123456789abcdef";
+    let cases: Vec<(String, &str, &str)> = vec![
+        (
+            alerts(&format!("{{ url: ftp://h/x, {ok_secret} }}")),
+            "alerts.webhook.url",
+            "must start with http:// or https://",
+        ),
+        (
+            alerts(&format!("{{ url: \"https:///x\", {ok_secret} }}")),
+            "alerts.webhook.url",
+            "has no host",
+        ),
+        (
+            alerts(&format!("{{ url: \"https://h:99999/x\", {ok_secret} }}")),
+            "alerts.webhook.url",
+            "not a valid URL",
+        ),
+        (
+            alerts("{ url: https://h/x, secret: short }"),
+            "alerts.webhook.secret",
+            "is 5 characters; use at least 16",
+        ),
+        (
+            alerts(&format!("{{ url: https://h/x, {ok_secret}, timeout: 0s }}")),
+            "alerts.webhook.timeout",
+            "more than 0",
+        ),
+        (
+            alerts(&format!("{{ url: https://h/x, {ok_secret}, timeout: 2m }}")),
+            "alerts.webhook.timeout",
+            "at most 60s",
+        ),
+        (
+            alerts(&format!("{{ url: https://h/x, {ok_secret}, retries: 3 }}")),
+            "alerts.webhook.retries",
+            "unknown field",
+        ),
+        (
+            alerts(&format!("{{ {ok_secret} }}")),
+            "alerts.webhook",
+            "missing field `url`",
+        ),
+        (
+            "alerts: {}\n".to_string(),
+            "alerts",
+            "missing field `webhook`",
+        ),
+    ];
+    for (text, path, needle) in cases {
+        issue_at(&text, path, needle);
+    }
+}

@@ -23,6 +23,12 @@ use super::yaml::join_key;
 /// Shortest accepted static key secret.
 pub const MIN_KEY_LEN: usize = 8;
 
+/// Shortest accepted webhook signing secret.
+pub const MIN_WEBHOOK_SECRET_LEN: usize = 16;
+
+/// Longest accepted webhook attempt timeout.
+const MAX_WEBHOOK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 const UNSUPPORTED: &str = "not supported by this build yet; remove it (planned)";
 
 /// One semantic problem: the key path it is about and what is wrong.
@@ -66,6 +72,9 @@ pub fn validate(cfg: &RawConfig) -> Vec<PathIssue> {
         }
     }
     keys(cfg, &mut out);
+    if let Some(a) = &cfg.alerts {
+        webhook("alerts.webhook", &a.webhook, &mut out);
+    }
     out.0
 }
 
@@ -207,6 +216,36 @@ fn check_url(url: &str) -> Result<(), String> {
         return Err(format!("`{url}` has no host"));
     }
     Ok(())
+}
+
+/// `alerts.webhook`: a usable URL, a long enough secret, a sane timeout.
+fn webhook(path: &str, w: &super::raw::WebhookConfig, out: &mut Out) {
+    if let Err(e) = check_url(&w.url).and_then(|()| parse_url(&w.url)) {
+        out.push(format!("{path}.url"), e);
+    }
+    let len = w.secret.expose().chars().count();
+    if len < MIN_WEBHOOK_SECRET_LEN {
+        out.push(
+            format!("{path}.secret"),
+            format!(
+                "is {len} characters; use at least {MIN_WEBHOOK_SECRET_LEN} (e.g. `openssl rand -hex 32`)"
+            ),
+        );
+    }
+    let timeout = w.timeout.0;
+    if timeout.is_zero() || timeout > MAX_WEBHOOK_TIMEOUT {
+        out.push(
+            format!("{path}.timeout"),
+            format!("must be more than 0 and at most 60s (got {timeout:?})"),
+        );
+    }
+}
+
+/// What the HTTP client will make of the URL (catches a bad port or host).
+fn parse_url(url: &str) -> Result<(), String> {
+    reqwest::Url::parse(url)
+        .map(drop)
+        .map_err(|e| format!("`{url}` is not a valid URL: {e}"))
 }
 
 fn provider(path: &str, p: &super::raw::ProviderConfig, out: &mut Out) {

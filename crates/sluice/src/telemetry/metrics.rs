@@ -96,6 +96,19 @@ pub struct ResultLabels {
     pub result: &'static str,
 }
 
+/// An alert event: its kind and the level of the scope it is about
+/// (`tenant`, `app`, …), never the scope's id.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AlertLabels {
+    pub kind: &'static str,
+    pub scope: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: &'static str,
+}
+
 type HistFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn overhead_hist() -> Histogram {
@@ -127,6 +140,9 @@ pub struct Metrics {
     pub queue_waiting: Family<ScopeLabels, Gauge>,
     pub budget_exceeded: Family<BudgetLabels, Counter>,
     pub budget_spend: Family<ScopeLabels, Counter>,
+    pub alerts: Family<AlertLabels, Counter>,
+    pub alerts_dropped: Family<ReasonLabels, Counter>,
+    pub alert_deliveries: Family<ResultLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -228,6 +244,24 @@ impl Metrics {
             "Spend charged to budgets, in millionths of a USD, by level (a request under several levels counts at each)",
             budget_spend.clone(),
         );
+        let alerts = Family::default();
+        registry.register(
+            "alerts",
+            "Alert events emitted (logged, and queued for the webhook when one is configured), by kind and scope level",
+            alerts.clone(),
+        );
+        let alerts_dropped = Family::default();
+        registry.register(
+            "alerts_dropped",
+            "Alert events that never reached a delivery attempt, by reason (queue_full, closed, shutdown_timeout, unconfigured)",
+            alerts_dropped.clone(),
+        );
+        let alert_deliveries = Family::default();
+        registry.register(
+            "alert_deliveries",
+            "Alert webhook deliveries by final result (ok, failed: every attempt failed or a 4xx answer)",
+            alert_deliveries.clone(),
+        );
         registry.register(
             "log_lines_dropped",
             "Log lines dropped because the output could not keep up",
@@ -250,6 +284,9 @@ impl Metrics {
             queue_waiting,
             budget_exceeded,
             budget_spend,
+            alerts,
+            alerts_dropped,
+            alert_deliveries,
         }
     }
 
