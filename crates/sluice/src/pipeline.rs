@@ -742,16 +742,22 @@ impl RequestCtx {
     }
 }
 
-/// A budget threshold was crossed: a warning in the log (and, with
-/// `alerts.webhook`, a signed POST).
-fn report_alert(_app: &App, c: &budget::Crossed) {
-    tracing::warn!(
-        scope = %c.rule.scope.label,
-        period = c.period.as_str(),
-        fraction = c.fraction,
-        limit_usd = c.limit as f64 / 1e6,
-        "budget threshold reached"
-    );
+/// A budget threshold was crossed: an alert event (a warning in the log, a
+/// metric and, with `alerts.webhook`, a signed POST).
+fn report_alert(app: &App, c: &budget::Crossed) {
+    use crate::alerts::{AlertEvent, AlertKind};
+    let spent = app
+        .ledger
+        .standing(&c.rule.key, c.period, c.period_start)
+        .spent;
+    let kind = if c.fraction >= 1.0 {
+        AlertKind::BudgetExceeded
+    } else {
+        AlertKind::BudgetThreshold
+    };
+    let event = AlertEvent::budget(kind, &c.rule.scope, c.period, c.period_start)
+        .with_spend(c.fraction, spent, c.limit);
+    app.alerts.emit(event);
 }
 
 /// Output tokens reserved for a request that sets no `max_tokens` (and

@@ -35,6 +35,8 @@ pub fn try_reload(app: &App) -> Result<u64, String> {
     let version = app.versions.fetch_add(1, Ordering::Relaxed);
     let snap = Snapshot::build(&raw, version)?;
     app.snapshot.store(Arc::new(snap));
+    app.alerts
+        .set_webhook(raw.alerts.as_ref().map(|a| a.webhook.clone()));
     crate::directory::config_changed(app);
     Ok(version)
 }

@@ -81,6 +81,9 @@ impl Server {
         // Budget spend goes to the store every second and once more after
         // the last request drained (`drained` turns true at the very end).
         let (drained, drained_rx) = watch::channel(false);
+        let (alerts_stop, alerts_rx) = watch::channel(false);
+        let alerts_worker = app.alerts_worker.lock().ok().and_then(|mut w| w.take());
+        let alerts_task = alerts_worker.map(|w| w.spawn(alerts_rx));
         let flusher = app.store.clone().map(|store| {
             crate::policy::budget::spawn_flusher(app.ledger.clone(), store, FLUSH_EVERY, drained_rx)
         });
@@ -139,6 +142,11 @@ impl Server {
         if let Some(f) = flusher {
             let _ = f.await;
         }
+        // Alerts of the last requests go out before the process ends.
+        let _ = alerts_stop.send(true);
+        if let Some(t) = alerts_task {
+            let _ = t.await;
+        }
         Ok(())
     }
 }
@@ -192,10 +200,16 @@ pub async fn build_app(cfg: &RawConfig, config_path: Option<PathBuf>) -> anyhow:
         )),
         None => None,
     };
+    let metrics = Metrics::new();
+    let webhook = cfg.alerts.as_ref().map(|a| a.webhook.clone());
+    let (alerts, alerts_worker) = crate::alerts::Alerts::new(webhook, &metrics)
+        .map_err(|e| anyhow::anyhow!("alerts: {e}"))?;
     let app = Arc::new(AppState {
         snapshot: ArcSwap::from_pointee(snap),
         dispatcher: Dispatcher::new(&cfg.server),
-        metrics: Metrics::new(),
+        metrics,
+        alerts,
+        alerts_worker: Mutex::new(Some(alerts_worker)),
         config_path,
         last_reload: Mutex::new(ReloadStatus::default()),
         versions: AtomicU64::new(2),

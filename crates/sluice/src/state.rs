@@ -58,6 +58,11 @@ pub struct AppState {
     pub queues: crate::policy::concurrency::Queues,
     /// USD budget counters (spend restored from the store at start).
     pub ledger: Arc<crate::policy::budget::LocalLedger>,
+    /// Alert events (log, metric, webhook); `alerts.webhook` is swapped on
+    /// reload.
+    pub alerts: crate::alerts::Alerts,
+    /// The webhook delivery task, until `Server::run` starts it.
+    pub alerts_worker: Mutex<Option<crate::alerts::AlertsWorker>>,
 }
 
 pub type App = Arc<AppState>;

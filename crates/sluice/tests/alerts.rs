@@ -5,15 +5,11 @@
 //! shutdown flush and its deadline, switching the webhook on reload, and
 //! the secret staying out of `Debug` output and logs.
 
-use std::collections::VecDeque;
 use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
 use sluice::alerts::{verify, AlertEvent, AlertKind, Alerts, Tuning, SIGNATURE_HEADER};
 use sluice::config::raw::WebhookConfig;
 use sluice::config::Dur;
@@ -23,59 +19,11 @@ use sluice::telemetry::metrics::{Metrics, ReasonLabels, ResultLabels};
 use sluice_types::Secret;
 use tokio::sync::watch;
 
+mod common;
+
+use common::webhook::{Hit, Receiver};
+
 const SECRET: &str = "whsec-canary-0123456789";
-
-/// One request the receiver got.
-#[derive(Clone, Debug)]
-struct Hit {
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-/// A webhook receiver: answers each request with the next scripted status
-/// (200 once the script is used up), or never when `hang` is set.
-#[derive(Clone, Default)]
-struct Receiver {
-    hits: Arc<Mutex<Vec<Hit>>>,
-    script: Arc<Mutex<VecDeque<u16>>>,
-    hang: bool,
-}
-
-impl Receiver {
-    async fn start(script: &[u16]) -> (Receiver, String) {
-        Receiver::serve(Receiver {
-            script: Arc::new(Mutex::new(script.iter().copied().collect())),
-            ..Receiver::default()
-        })
-        .await
-    }
-
-    async fn serve(r: Receiver) -> (Receiver, String) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!(
-            "http://{}/hooks/tok-path-canary",
-            listener.local_addr().unwrap()
-        );
-        let app = axum::Router::new()
-            .route("/hooks/tok-path-canary", axum::routing::post(answer))
-            .with_state(r.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        (r, url)
-    }
-
-    fn hits(&self) -> Vec<Hit> {
-        self.hits.lock().unwrap().clone()
-    }
-}
-
-async fn answer(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    r.hits.lock().unwrap().push(Hit { headers, body });
-    if r.hang {
-        tokio::time::sleep(Duration::from_secs(60)).await;
-    }
-    let next = r.script.lock().unwrap().pop_front().unwrap_or(200);
-    StatusCode::from_u16(next).unwrap()
-}
 
 /// A URL where nothing listens.
 async fn dead_url() -> String {

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use common::db::{Backend, FreshStore};
 use common::log::{access_log, log_line};
+use common::webhook::Receiver;
 use common::{TestGateway, ADMIN_KEY, KEY};
 use serde_json::{json, Value};
 use sluice_testkit::{MockUpstream, Script};
@@ -22,12 +23,17 @@ const PROMPT: u64 = 8;
 
 fn config(mock: &MockUpstream, budget: &str, store: Option<&str>) -> String {
     let store = store.map(|s| format!("store: {s}\n")).unwrap_or_default();
+    config_with(mock, budget, &store)
+}
+
+/// The config with `rest` added at the top level.
+fn config_with(mock: &MockUpstream, budget: &str, rest: &str) -> String {
     format!(
         r#"
 listen: 127.0.0.1:0
 admin_listen: 127.0.0.1:0
 admin_key: {ADMIN_KEY}
-{store}log: {{ access_log: true }}
+{rest}log: {{ access_log: true }}
 providers:
   up: {{ kind: openai, base_url: "{}/v1", api_key: sk-upstream-secret }}
 models:
@@ -244,3 +250,78 @@ async fn spend_survives_a_restart(backend: Backend) {
 }
 
 both_backends!(spend_survives_a_restart);
+
+#[tokio::test]
+async fn crossing_alert_at_posts_one_signed_event_per_fraction() {
+    let (receiver, url) = Receiver::start(&[]).await;
+    let secret = "whsec-budget-test-0123456789";
+    let mock = MockUpstream::start().await;
+    mock.set_default(Script::text("answer").with_usage(PROMPT, 50));
+    access_log();
+    let alerts = format!("alerts: {{ webhook: {{ url: \"{url}\", secret: {secret} }} }}\n");
+    let gw = TestGateway::start(&config_with(
+        &mock,
+        "{ usd_per_day: 0.004, alert_at: [0.125, 0.25] }",
+        &alerts,
+    ))
+    .await;
+    // Of 4000: 580 spent crosses 0.125, 1160 crosses 0.25, 1740 nothing new.
+    for i in 0..3 {
+        assert_eq!(
+            send(&gw, "smart", 100, &format!("bud-hook-{i}"))
+                .await
+                .status(),
+            200
+        );
+    }
+    for _ in 0..250 {
+        if receiver.hits().len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Every settlement (and so every emit) happened before its log line.
+    log_line("bud-hook-2").await;
+    let m = TestGateway::client()
+        .get(format!("{}/metrics", gw.admin_url.as_ref().unwrap()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        m.contains(r#"sluice_alerts_total{kind="budget_threshold",scope="key"} 2"#),
+        "{m}"
+    );
+    let hits = receiver.hits();
+    assert_eq!(hits.len(), 2, "one event per fraction");
+    let events: Vec<Value> = hits
+        .iter()
+        .map(|h| serde_json::from_slice(&h.body).unwrap())
+        .collect();
+    assert_eq!(events[0]["kind"], "budget_threshold");
+    assert_eq!(events[0]["scope"], "key `ci`");
+    assert_eq!(events[0]["period"], "day");
+    assert_eq!(events[0]["fraction"], 0.125);
+    assert_eq!(events[0]["spent_usd"], 0.00058);
+    assert_eq!(events[0]["limit_usd"], 0.004);
+    assert_eq!(events[1]["fraction"], 0.25);
+    assert_eq!(events[1]["spent_usd"], 0.00116);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    for h in &hits {
+        let sig = h.headers[sluice::alerts::SIGNATURE_HEADER]
+            .to_str()
+            .unwrap();
+        assert!(sluice::alerts::verify(
+            secret.as_bytes(),
+            sig,
+            &h.body,
+            now,
+            300
+        ));
+    }
+}

@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 
 pub mod db;
 pub mod log;
+pub mod webhook;
 
 pub const KEY: &str = "sk-test-key-0001";
 pub const ADMIN_KEY: &str = "sk-test-admin-0001";
