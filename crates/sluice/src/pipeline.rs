@@ -433,7 +433,7 @@ impl RequestCtx {
     /// The end user is the JWT's, else the request's own (`body_user`:
     /// OpenAI `user`, Anthropic `metadata.user_id`), else the
     /// `server.end_user_header` one. Refused: 429 naming the limit.
-    pub fn limit_rate(
+    pub async fn limit_rate(
         &mut self,
         model: &Model,
         body_user: Option<&str>,
@@ -450,7 +450,8 @@ impl RequestCtx {
             ip: self.client_ip,
             bucket: key.rollout_bucket,
         };
-        let decision = self.app.rates.acquire([&key.rates, &model.rates], &who);
+        let app = self.app.clone();
+        let decision = app.rates.acquire([&key.rates, &model.rates], &who).await;
         self.rate = decision.note;
         decision.refusal.map_or(Ok(()), Err)
     }

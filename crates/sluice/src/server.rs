@@ -201,6 +201,7 @@ pub async fn build_app(cfg: &RawConfig, config_path: Option<PathBuf>) -> anyhow:
         None => None,
     };
     let metrics = Metrics::new();
+    let rates = rate_store(cfg, &metrics)?;
     let webhook = cfg.alerts.as_ref().map(|a| a.webhook.clone());
     let (alerts, alerts_worker) = crate::alerts::Alerts::new(webhook, &metrics)
         .map_err(|e| anyhow::anyhow!("alerts: {e}"))?;
@@ -228,7 +229,7 @@ pub async fn build_app(cfg: &RawConfig, config_path: Option<PathBuf>) -> anyhow:
             None => None,
         },
         redis_ok: AtomicBool::new(true),
-        rates: Box::new(crate::policy::rate::LocalRates::default()),
+        rates,
         queues: Default::default(),
         ledger: Default::default(),
     });
@@ -238,6 +239,28 @@ pub async fn build_app(cfg: &RawConfig, config_path: Option<PathBuf>) -> anyhow:
         .map_err(|e| anyhow::anyhow!("loading keys from the store: {e}"))?;
     restore_spend(&app).await?;
     Ok(app)
+}
+
+/// The rate counters: shared through `shared_state` when it is set.
+fn rate_store(cfg: &RawConfig, metrics: &Metrics) -> anyhow::Result<crate::policy::rate::Rates> {
+    use crate::policy::rate::{LocalRates, Rates, SharedRates};
+    let Some(url) = &cfg.shared_state else {
+        return Ok(Rates::Local(LocalRates::default()));
+    };
+    let redacted = crate::directory::redact_url(url);
+    let client = redis::Client::open(url.as_str())
+        .map_err(|e| anyhow::anyhow!("shared_state `{redacted}`: {e}"))?;
+    let timeout = cfg
+        .shared_state_timeout
+        .map_or(std::time::Duration::from_millis(50), |d| d.0);
+    let shared = SharedRates::new(
+        client,
+        cfg.on_shared_state_failure.unwrap_or_default(),
+        timeout,
+        metrics.shared_state_failures.clone(),
+    )
+    .map_err(|e| anyhow::anyhow!("shared_state `{redacted}`: {e}"))?;
+    Ok(Rates::Shared(shared))
 }
 
 /// Loads the budget spend of the current periods from the store, so budgets

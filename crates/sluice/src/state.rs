@@ -53,7 +53,7 @@ pub struct AppState {
     pub redis_ok: AtomicBool,
     /// Rate-limit counters, outside the snapshot: keyed by scope and rule,
     /// so a reload that keeps a rule keeps its counters.
-    pub rates: Box<dyn crate::policy::rate::RateStore>,
+    pub rates: crate::policy::rate::Rates,
     /// Concurrency queues, keyed by scope (outside the snapshot too).
     pub queues: crate::policy::concurrency::Queues,
     /// USD budget counters (spend restored from the store at start).

@@ -34,6 +34,13 @@ pub struct RawConfig {
     /// (pub/sub) instead of by polling.
     #[serde(default)]
     pub shared_state: Option<String>,
+    /// What rate limits do when `shared_state` errs or is slow: `local`
+    /// (default: this instance's own counters), `fail_open`, `fail_closed`.
+    #[serde(default)]
+    pub on_shared_state_failure: Option<SharedStateFailure>,
+    /// The longest a request waits for `shared_state`. Default 50ms.
+    #[serde(default)]
+    pub shared_state_timeout: Option<Dur>,
     /// Accept JWTs from an identity provider as an alternative to API keys
     /// (needs `store:`: claims name a tenant and an app kept there).
     #[serde(default)]
@@ -554,6 +561,29 @@ impl TryFrom<String> for OnExceed {
                     "`{s}` is not one of `block`, `alert_only`, `downgrade:<model>`"
                 )),
             },
+        }
+    }
+}
+
+/// What shared limits do when the shared state cannot answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SharedStateFailure {
+    /// Count on this instance alone until the shared state is back.
+    #[default]
+    Local,
+    /// Admit the request.
+    FailOpen,
+    /// Refuse it (503).
+    FailClosed,
+}
+
+impl SharedStateFailure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SharedStateFailure::Local => "local",
+            SharedStateFailure::FailOpen => "fail_open",
+            SharedStateFailure::FailClosed => "fail_closed",
         }
     }
 }

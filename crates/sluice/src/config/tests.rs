@@ -557,6 +557,9 @@ fn every_validation_rule_fails_its_case() {
         (with("", "", "store: mysql://db\n"), "store", "not a store URL"),
         (with("", "", "store: sqlite://\n"), "store", "names no file"),
         (with("", "", "shared_state: http://127.0.0.1:6379\n"), "shared_state", "not a Redis URL"),
+        (with("", "", "on_shared_state_failure: fail_open\n"), "on_shared_state_failure", "has no effect without `shared_state`"),
+        (with("", "", "shared_state: redis://127.0.0.1:6379\non_shared_state_failure: ignore\n"), "on_shared_state_failure", "unknown variant `ignore`, expected one of `local`, `fail_open`, `fail_closed`"),
+        (with("", "", "shared_state: redis://127.0.0.1:6379\nshared_state_timeout: 10s\n"), "shared_state_timeout", "at most 5s"),
         (with("", "", "apis: { chats: { requires_approval: true } }\n"), "apis.chats", "unknown API `chats`"),
         (with("", "", "routes:\n  - { match: { model: a }, to: a }\n"), "routes", "not supported"),
     ];

@@ -118,6 +118,26 @@ fn top_level(cfg: &RawConfig, out: &mut Out) {
             );
         }
     }
+    for (field, set) in [
+        (
+            "on_shared_state_failure",
+            cfg.on_shared_state_failure.is_some(),
+        ),
+        ("shared_state_timeout", cfg.shared_state_timeout.is_some()),
+    ] {
+        if set && cfg.shared_state.is_none() {
+            out.push(field, "has no effect without `shared_state`; remove it");
+        }
+    }
+    if cfg
+        .shared_state_timeout
+        .is_some_and(|t| t.0.is_zero() || t.0 > std::time::Duration::from_secs(5))
+    {
+        out.push(
+            "shared_state_timeout",
+            "must be above 0 and at most 5s: it bounds every request's wait for Redis",
+        );
+    }
     if let Some(j) = &cfg.jwt {
         for (field, msg) in j.problems() {
             out.push(format!("jwt.{field}"), msg);

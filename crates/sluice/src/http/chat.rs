@@ -78,7 +78,7 @@ pub async fn run(
         ctx.apply_guards(&model, &mut req)?;
         ctx.charge_budgets(&model, true)?;
     }
-    ctx.limit_rate(&model, req.user.as_deref())?;
+    ctx.limit_rate(&model, req.user.as_deref()).await?;
     ctx.wait_for_slots(&model, req.user.as_deref()).await?;
     let app = ctx.app.clone();
     let snap = ctx.snap.clone();

@@ -43,7 +43,7 @@ async fn serve(
         ));
     }
     let user = req.extra.get("user").and_then(serde_json::Value::as_str);
-    ctx.limit_rate(&model, user)?;
+    ctx.limit_rate(&model, user).await?;
     ctx.wait_for_slots(&model, user).await?;
     let app = ctx.app.clone();
     let snap = ctx.snap.clone();

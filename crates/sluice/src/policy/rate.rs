@@ -22,6 +22,7 @@
 mod gcra;
 mod registry;
 mod resolve;
+mod shared;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -33,9 +34,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue};
+use sha2::Digest;
 
 pub use gcra::{Many, One, RateClock, Refused};
 pub use registry::{LocalRates, RateStore};
+pub use shared::SharedRates;
 
 pub use resolve::{variants, Variant};
 
@@ -43,6 +46,41 @@ use super::{Scope, ScopeKind};
 use crate::config::merge::Item;
 use crate::config::raw::{RateLimitConfig, RatePer};
 use crate::error::{ErrorKind, GatewayError};
+use crate::policy::Decision;
+
+/// Where the rate counters live: in this process, or shared by every
+/// instance through Redis (`shared_state`).
+pub enum Rates {
+    Local(LocalRates),
+    Shared(SharedRates),
+}
+
+impl Rates {
+    /// Admits the request under every applicable rule, or refuses it
+    /// (see [`RateStore::acquire`]); the shared store asks Redis once.
+    pub async fn acquire(&self, rules: [&[RateRule]; 2], who: &Who<'_>) -> Decision<RateNote> {
+        match self {
+            Rates::Local(l) => l.acquire(rules, who),
+            Rates::Shared(s) => s.acquire(rules, who).await,
+        }
+    }
+
+    /// Settles token holds to the tokens really used.
+    pub fn settle(&self, holds: &[TokenHold], actual: u64) {
+        match self {
+            Rates::Local(l) => l.settle(holds, actual),
+            Rates::Shared(s) => s.settle(holds, actual),
+        }
+    }
+
+    /// Forgets idle local counters.
+    pub fn prune(&self) {
+        match self {
+            Rates::Local(l) => l.prune(),
+            Rates::Shared(s) => s.prune(),
+        }
+    }
+}
 
 /// The intervals a rate limit counts over (seconds, unit), shortest first.
 const INTERVALS: [(u64, &str); 4] = [
@@ -151,6 +189,9 @@ pub struct RuleKey {
     pub per: Option<RatePer>,
     /// A shadow rule never shares counters with an enforced one.
     pub shadow: bool,
+    /// The same identity as a hex digest, equal on every instance: the
+    /// rule's name in shared state.
+    pub stable: Arc<str>,
 }
 
 impl RuleKey {
@@ -163,7 +204,16 @@ impl RuleKey {
     ) -> Self {
         let mut h = std::hash::DefaultHasher::new();
         (kind, &*scope, spec, per, shadow).hash(&mut h);
+        let identity = format!(
+            "{}|{scope}|{:?}|{:?}|{:?}|{per:?}|{shadow}",
+            kind.as_str(),
+            spec.counts,
+            spec.burst,
+            spec.tokens
+        );
+        let digest = sha2::Sha256::digest(identity.as_bytes());
         RuleKey {
+            stable: hex::encode(&digest[..10]).into(),
             hash: h.finish(),
             kind,
             scope,

@@ -140,6 +140,7 @@ pub struct Metrics {
     pub queue_waiting: Family<ScopeLabels, Gauge>,
     pub budget_exceeded: Family<BudgetLabels, Counter>,
     pub budget_spend: Family<ScopeLabels, Counter>,
+    pub shared_state_failures: Counter,
     pub alerts: Family<AlertLabels, Counter>,
     pub alerts_dropped: Family<ReasonLabels, Counter>,
     pub alert_deliveries: Family<ResultLabels, Counter>,
@@ -244,6 +245,12 @@ impl Metrics {
             "Spend charged to budgets, in millionths of a USD, by level (a request under several levels counts at each)",
             budget_spend.clone(),
         );
+        let shared_state_failures = Counter::default();
+        registry.register(
+            "shared_state_failures",
+            "Rate-limit checks that got no answer from shared_state in time (or an error) and were decided by on_shared_state_failure",
+            shared_state_failures.clone(),
+        );
         let alerts = Family::default();
         registry.register(
             "alerts",
@@ -284,6 +291,7 @@ impl Metrics {
             queue_waiting,
             budget_exceeded,
             budget_spend,
+            shared_state_failures,
             alerts,
             alerts_dropped,
             alert_deliveries,

@@ -1,9 +1,8 @@
 //! Where rate counters live. [`RateStore`] is the boundary the stage calls;
 //! [`LocalRates`] keeps the counters in this process: GCRA gates in a
 //! concurrent map keyed by [`RuleKey`], created on first use, pruned on a
-//! timer. A Redis-backed store for several instances would implement the
-//! same trait (one script evaluating every rule of a request atomically);
-//! it is not built yet.
+//! timer. Shared counters for several instances live in Redis
+//! (`rate/shared.rs`), which falls back to a [`LocalRates`].
 //!
 //! A rule's gates are checked while holding the map's read guard for that
 //! rule, and pruning removes only idle rules under the write guard, so an
@@ -374,7 +373,12 @@ impl<C: RateClock> RateStore for LocalRates<C> {
     }
 }
 
-fn refuse(rule: &RateRule, gate: GateSpec, refused: Refused, cost: u32) -> Decision<RateNote> {
+pub(super) fn refuse(
+    rule: &RateRule,
+    gate: GateSpec,
+    refused: Refused,
+    cost: u32,
+) -> Decision<RateNote> {
     let standing = Some(Standing {
         limit: gate.count,
         remaining: 0,

@@ -1,0 +1,270 @@
+//! Rate limits shared by several gateway instances through one Redis
+//! (`shared_state`): three instances hold one limit together (within 2 %
+//! of `burst + rate·t`), token reservations made on one instance show on
+//! another, and when Redis is unreachable or stops mid-run each
+//! `on_shared_state_failure` mode does what it says without a request
+//! waiting longer than `shared_state_timeout`.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::db::redis_url;
+use common::{TestGateway, ADMIN_KEY};
+use serde_json::json;
+
+/// A config for one instance; `name` makes the key (and so the Redis
+/// counters) unique to the test run.
+fn config(redis: &str, name: &str, policy: &str, extra: &str) -> String {
+    format!(
+        r#"
+listen: 127.0.0.1:0
+admin_listen: 127.0.0.1:0
+admin_key: {ADMIN_KEY}
+shared_state: {redis}
+{extra}
+providers:
+  mock: {{ kind: mock }}
+models:
+  m: {{ deployments: [ {{ provider: mock, model: m }} ] }}
+keys:
+  - {{ name: {name}, key: sk-{name}-secret, policy: {policy} }}
+"#
+    )
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{:08x}", fastrand::u32(..))
+}
+
+async fn call(gw_url: &str, name: &str) -> reqwest::Response {
+    TestGateway::client()
+        .post(format!("{gw_url}/v1/chat/completions"))
+        .bearer_auth(format!("sk-{name}-secret"))
+        .json(&json!({"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_hold_one_limit_together() {
+    let name = unique("shared");
+    let policy = "{ rate_limit: { requests_per_second: 50 } }";
+    let mut gws = Vec::new();
+    for _ in 0..3 {
+        gws.push(TestGateway::start(&config(&redis_url(), &name, policy, "")).await);
+    }
+    let urls: Vec<String> = gws.iter().map(|g| g.url.clone()).collect();
+    let started = Instant::now();
+    let run = Duration::from_secs(2);
+    let mut clients = Vec::new();
+    for c in 0..30 {
+        let (url, name) = (urls[c % 3].clone(), name.clone());
+        clients.push(tokio::spawn(async move {
+            let (mut ok, mut refused) = (0u32, 0u32);
+            while started.elapsed() < run {
+                match call(&url, &name).await.status().as_u16() {
+                    200 => ok += 1,
+                    429 => refused += 1,
+                    s => panic!("unexpected {s}"),
+                }
+            }
+            (ok, refused)
+        }));
+    }
+    let (mut ok, mut refused) = (0u32, 0u32);
+    for c in clients {
+        let (o, r) = c.await.unwrap();
+        ok += o;
+        refused += r;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    // GCRA: at most burst (50) + 50/s · t; the clients keep it saturated.
+    let bound = 50.0 + 50.0 * elapsed;
+    println!("3 instances, 30 clients, {elapsed:.2} s: {ok} admitted (bound {bound:.1}), {refused} refused");
+    assert!(
+        refused > 10 * ok,
+        "not saturated: {ok} admitted, {refused} refused"
+    );
+    assert!(
+        f64::from(ok) <= bound + 1.0,
+        "{ok} admitted, bound {bound:.1}"
+    );
+    assert!(
+        f64::from(ok) >= 0.98 * (50.0 + 50.0 * run.as_secs_f64()),
+        "{ok} admitted in {elapsed:.2} s, expected about {:.0}",
+        50.0 + 50.0 * run.as_secs_f64()
+    );
+}
+
+#[tokio::test]
+async fn a_token_reservation_on_one_instance_shows_on_another() {
+    let name = unique("tokens");
+    let policy = "{ rate_limit: { tokens_per_day: 100000 } }";
+    let a = TestGateway::start(&config(&redis_url(), &name, policy, "")).await;
+    let b = TestGateway::start(&config(&redis_url(), &name, policy, "")).await;
+    let r = call(&a.url, &name).await;
+    let first: u64 = r.headers()["x-ratelimit-remaining-tokens"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // The mock counts "hi" as 4 prompt tokens and answers in 11: after a's
+    // request settles, b's reservation (prompt + 10) comes off what is left.
+    let mut seen = 0;
+    for _ in 0..100 {
+        let r = call(&b.url, &name).await;
+        seen = r.headers()["x-ratelimit-remaining-tokens"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        if seen < first {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        seen < first,
+        "b's remaining {seen} never went under a's {first}"
+    );
+}
+
+/// A private Redis on a free port, stopped when dropped.
+struct PrivateRedis {
+    child: Child,
+    port: u16,
+}
+
+impl PrivateRedis {
+    fn start(port: u16) -> PrivateRedis {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is not installed (scripts/test-services.sh installs it)");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        PrivateRedis { child, port }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Statuses of `n` calls, and the slowest call.
+async fn statuses(url: &str, name: &str, n: usize) -> (Vec<u16>, Duration) {
+    let (mut out, mut slowest) = (Vec::new(), Duration::ZERO);
+    for _ in 0..n {
+        let t = Instant::now();
+        out.push(call(url, name).await.status().as_u16());
+        slowest = slowest.max(t.elapsed());
+    }
+    (out, slowest)
+}
+
+#[tokio::test]
+async fn each_failure_mode_does_what_it_says_when_redis_is_unreachable() {
+    let policy = "{ rate_limit: { requests_per_minute: 2 } }";
+    let dead = format!("redis://127.0.0.1:{}", free_port());
+    for (mode, want) in [
+        ("local", vec![200, 200, 429, 429]),
+        ("fail_open", vec![200, 200, 200, 200]),
+        ("fail_closed", vec![503, 503, 503, 503]),
+    ] {
+        let name = unique("down");
+        let extra = format!("on_shared_state_failure: {mode}\nshared_state_timeout: 100ms");
+        let gw = TestGateway::start(&config(&dead, &name, policy, &extra)).await;
+        let (got, slowest) = statuses(&gw.url, &name, 4).await;
+        assert_eq!(got, want, "{mode}");
+        assert!(
+            slowest < Duration::from_secs(1),
+            "{mode}: a call took {slowest:?}"
+        );
+        let m = TestGateway::client()
+            .get(format!("{}/metrics", gw.admin_url.as_ref().unwrap()))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            m.contains("sluice_shared_state_failures_total 4"),
+            "{mode}: {m}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn redis_stopping_mid_run_falls_back_and_its_return_shares_again() {
+    let port = free_port();
+    let redis = PrivateRedis::start(port);
+    let name = unique("outage");
+    let policy = "{ rate_limit: { requests_per_minute: 3 } }";
+    let extra = "on_shared_state_failure: local\nshared_state_timeout: 100ms";
+    let a = TestGateway::start(&config(&redis.url(), &name, policy, extra)).await;
+    let b = TestGateway::start(&config(&redis.url(), &name, policy, extra)).await;
+    // Shared: 3 a minute across both instances.
+    assert_eq!(statuses(&a.url, &name, 2).await.0, [200, 200]);
+    assert_eq!(statuses(&b.url, &name, 2).await.0, [200, 429]);
+    drop(redis);
+    // Redis gone: each instance counts alone (3 a minute each), promptly.
+    let (got, slowest) = statuses(&b.url, &name, 4).await;
+    assert_eq!(got, [200, 200, 200, 429]);
+    assert!(slowest < Duration::from_secs(1), "a call took {slowest:?}");
+    // Redis back (empty): once the connection is re-made, counts go to it
+    // again.
+    let redis = PrivateRedis::start(port);
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let started = Instant::now();
+    loop {
+        call(&a.url, &name).await;
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("sluice:rl:*")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if !keys.is_empty() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "never shared again"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
