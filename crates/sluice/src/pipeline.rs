@@ -460,7 +460,7 @@ impl RequestCtx {
     /// output at `model`'s price) under every budget of the caller's
     /// levels and of the model. Returns the model a `downgrade:` budget
     /// moves the request to; a `block` budget refuses (402).
-    pub fn charge_budgets(
+    pub async fn charge_budgets(
         &mut self,
         model: &Model,
         downgraded: bool,
@@ -488,13 +488,13 @@ impl RequestCtx {
                 })
                 .inc();
         };
-        match budget::admit(
-            &self.app.ledger,
-            &rules,
-            amount,
-            crate::mock::now_ms(),
-            downgraded,
-        ) {
+        let app = self.app.clone();
+        let lease = self.lease();
+        let verdict = app
+            .budgets
+            .admit(&rules, amount, crate::mock::now_ms(), downgraded, lease)
+            .await;
+        match verdict {
             budget::Verdict::Admitted(charges) => {
                 if let Some((_, kind)) = &charges.over {
                     exceeded(
@@ -556,15 +556,21 @@ impl RequestCtx {
             }
         });
         self.cost_micro_usd = cost;
-        let held = std::mem::take(&mut self.budget.held);
-        if held.is_empty() {
+        let (held, shared) = (
+            std::mem::take(&mut self.budget.held),
+            self.budget.shared.take(),
+        );
+        if held.is_empty() && shared.is_none() {
             return;
         }
-        let charges = Charges { held, over: None };
         let cost = cost.unwrap_or(0);
         let mut counted: Vec<ScopeKind> = Vec::new();
-        for c in &charges.held {
-            let kind = c.rule.scope.kind;
+        let kinds = held.iter().map(|c| c.rule.scope.kind).chain(
+            shared
+                .iter()
+                .flat_map(|s| s.counters.iter().map(|c| c.rule.scope.kind)),
+        );
+        for kind in kinds {
             if cost > 0 && !counted.contains(&kind) {
                 counted.push(kind);
                 self.app
@@ -576,9 +582,26 @@ impl RequestCtx {
                     .inc_by(cost);
             }
         }
-        for crossed in budget::settle(charges, cost) {
-            report_alert(&self.app, &crossed);
-        }
+        let charges = Charges {
+            held,
+            shared,
+            over: None,
+        };
+        let app = self.app.clone();
+        self.app
+            .budgets
+            .settle(charges, cost, move |c| report_alert(&app, c));
+    }
+
+    /// How long a shared budget hold may outlive a crash of this instance:
+    /// the request's longest life (its deadline, else the upstream total
+    /// timeout) plus a margin.
+    fn lease(&self) -> std::time::Duration {
+        let life = self
+            .deadline()
+            .map(|d| d.saturating_duration_since(std::time::Instant::now()))
+            .unwrap_or(self.snap.timeouts.total);
+        life + budget::LEASE_MARGIN
     }
 
     /// The end user: the JWT's, else the request's own (`body_user`), else
@@ -747,10 +770,12 @@ impl RequestCtx {
 /// metric and, with `alerts.webhook`, a signed POST).
 fn report_alert(app: &App, c: &budget::Crossed) {
     use crate::alerts::{AlertEvent, AlertKind};
-    let spent = app
-        .ledger
-        .standing(&c.rule.key, c.period, c.period_start)
-        .spent;
+    let spent = c.spent.unwrap_or_else(|| {
+        app.budgets
+            .ledger()
+            .standing(&c.rule.key, c.period, c.period_start)
+            .spent
+    });
     let kind = if c.fraction >= 1.0 {
         AlertKind::BudgetExceeded
     } else {

@@ -85,7 +85,12 @@ impl Server {
         let alerts_worker = app.alerts_worker.lock().ok().and_then(|mut w| w.take());
         let alerts_task = alerts_worker.map(|w| w.spawn(alerts_rx));
         let flusher = app.store.clone().map(|store| {
-            crate::policy::budget::spawn_flusher(app.ledger.clone(), store, FLUSH_EVERY, drained_rx)
+            crate::policy::budget::spawn_flusher(
+                app.budgets.ledger().clone(),
+                store,
+                FLUSH_EVERY,
+                drained_rx,
+            )
         });
         if let Some(jwt) = app.jwt.load_full() {
             jwt.spawn_refresher();
@@ -201,7 +206,7 @@ pub async fn build_app(cfg: &RawConfig, config_path: Option<PathBuf>) -> anyhow:
         None => None,
     };
     let metrics = Metrics::new();
-    let rates = rate_store(cfg, &metrics)?;
+    let (rates, budgets) = limit_stores(cfg, &metrics)?;
     let webhook = cfg.alerts.as_ref().map(|a| a.webhook.clone());
     let (alerts, alerts_worker) = crate::alerts::Alerts::new(webhook, &metrics)
         .map_err(|e| anyhow::anyhow!("alerts: {e}"))?;
@@ -231,7 +236,7 @@ pub async fn build_app(cfg: &RawConfig, config_path: Option<PathBuf>) -> anyhow:
         redis_ok: AtomicBool::new(true),
         rates,
         queues: Default::default(),
-        ledger: Default::default(),
+        budgets,
     });
     // Store-managed keys work from the first request.
     crate::directory::refresh(&app, true)
@@ -241,26 +246,38 @@ pub async fn build_app(cfg: &RawConfig, config_path: Option<PathBuf>) -> anyhow:
     Ok(app)
 }
 
-/// The rate counters: shared through `shared_state` when it is set.
-fn rate_store(cfg: &RawConfig, metrics: &Metrics) -> anyhow::Result<crate::policy::rate::Rates> {
+/// The rate and budget counters: shared through `shared_state` when it is
+/// set (one connection for both), else in this process.
+fn limit_stores(
+    cfg: &RawConfig,
+    metrics: &Metrics,
+) -> anyhow::Result<(crate::policy::rate::Rates, crate::policy::budget::Budgets)> {
+    use crate::policy::budget::{Budgets, SharedLedger};
     use crate::policy::rate::{LocalRates, Rates, SharedRates};
+    let ledger = Arc::new(crate::policy::budget::LocalLedger::new());
     let Some(url) = &cfg.shared_state else {
-        return Ok(Rates::Local(LocalRates::default()));
+        return Ok((Rates::Local(LocalRates::default()), Budgets::Local(ledger)));
     };
     let redacted = crate::directory::redact_url(url);
-    let client = redis::Client::open(url.as_str())
-        .map_err(|e| anyhow::anyhow!("shared_state `{redacted}`: {e}"))?;
     let timeout = cfg
         .shared_state_timeout
         .map_or(std::time::Duration::from_millis(50), |d| d.0);
-    let shared = SharedRates::new(
-        client,
-        cfg.on_shared_state_failure.unwrap_or_default(),
-        timeout,
-        metrics.shared_state_failures.clone(),
-    )
-    .map_err(|e| anyhow::anyhow!("shared_state `{redacted}`: {e}"))?;
-    Ok(Rates::Shared(shared))
+    let conn = redis::Client::open(url.as_str())
+        .and_then(|c| crate::policy::rate::connect(c, timeout))
+        .map_err(|e| anyhow::anyhow!("shared_state `{redacted}`: {e}"))?;
+    let on_failure = cfg.on_shared_state_failure.unwrap_or_default();
+    let failures = metrics.shared_state_failures.clone();
+    Ok((
+        Rates::Shared(SharedRates::new(
+            conn.clone(),
+            on_failure,
+            timeout,
+            failures.clone(),
+        )),
+        Budgets::Shared(SharedLedger::new(
+            conn, ledger, on_failure, timeout, failures,
+        )),
+    ))
 }
 
 /// Loads the budget spend of the current periods from the store, so budgets
@@ -280,7 +297,10 @@ async fn restore_spend(app: &App) -> anyhow::Result<()> {
         .spend_since(since)
         .await
         .map_err(|e| anyhow::anyhow!("loading budget spend from the store: {e}"))?;
-    app.ledger.restore(&rows);
+    app.budgets.ledger().restore(&rows);
+    if let crate::policy::budget::Budgets::Shared(s) = &app.budgets {
+        s.seed(&rows).await;
+    }
     Ok(())
 }
 

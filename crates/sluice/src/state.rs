@@ -57,7 +57,7 @@ pub struct AppState {
     /// Concurrency queues, keyed by scope (outside the snapshot too).
     pub queues: crate::policy::concurrency::Queues,
     /// USD budget counters (spend restored from the store at start).
-    pub ledger: Arc<crate::policy::budget::LocalLedger>,
+    pub budgets: crate::policy::budget::Budgets,
     /// Alert events (log, metric, webhook); `alerts.webhook` is swapped on
     /// reload.
     pub alerts: crate::alerts::Alerts,

@@ -73,10 +73,10 @@ pub async fn run(
 ) -> Result<ChatAnswer, GatewayError> {
     let mut model = ctx.resolve_model(&req.model)?;
     ctx.apply_guards(&model, &mut req)?;
-    if let Some(to) = ctx.charge_budgets(&model, false)? {
+    if let Some(to) = ctx.charge_budgets(&model, false).await? {
         model = ctx.downgrade(&model, &to)?;
         ctx.apply_guards(&model, &mut req)?;
-        ctx.charge_budgets(&model, true)?;
+        ctx.charge_budgets(&model, true).await?;
     }
     ctx.limit_rate(&model, req.user.as_deref()).await?;
     ctx.wait_for_slots(&model, req.user.as_deref()).await?;

@@ -35,7 +35,7 @@ async fn serve(
     let req: EmbeddingsRequest = json::parse(&bytes)?;
     let model = ctx.resolve_model(&req.model)?;
     ctx.count_embeddings(&model, &req.input);
-    if let Some(to) = ctx.charge_budgets(&model, false)? {
+    if let Some(to) = ctx.charge_budgets(&model, false).await? {
         // Embeddings are not moved to another model: over budget is over.
         return Err(crate::error::GatewayError::new(
             crate::error::ErrorKind::BudgetExceeded,

@@ -36,6 +36,7 @@ mod period;
 mod rule;
 #[cfg(test)]
 mod rule_tests;
+mod shared;
 #[cfg(test)]
 mod tests;
 
@@ -44,3 +45,48 @@ pub use flush::{flush, spawn_flusher};
 pub use ledger::{Exceeded, LocalLedger, Reservation, Standing};
 pub use period::Period;
 pub use rule::{admit, settle, usd, BudgetRule, Charge, Charges, Crossed, Verdict};
+pub use shared::{HeldCounter, SharedHold, SharedLedger, LEASE_MARGIN};
+
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where budget counters live: in this process, or shared by every
+/// instance through Redis (`shared_state`).
+pub enum Budgets {
+    Local(Arc<LocalLedger>),
+    Shared(SharedLedger),
+}
+
+impl Budgets {
+    /// This instance's ledger: the record flushed to the store (and, for
+    /// a local setup, the counters themselves).
+    pub fn ledger(&self) -> &Arc<LocalLedger> {
+        match self {
+            Budgets::Local(l) => l,
+            Budgets::Shared(s) => s.local(),
+        }
+    }
+
+    /// Reserves a request's maximum cost under its budgets ([`admit`]).
+    pub async fn admit(
+        &self,
+        rules: &[Arc<BudgetRule>],
+        amount: u64,
+        now_ms: i64,
+        downgraded: bool,
+        lease: Duration,
+    ) -> Verdict {
+        match self {
+            Budgets::Local(l) => admit(l, rules, amount, now_ms, downgraded),
+            Budgets::Shared(s) => s.admit(rules, amount, now_ms, downgraded, lease).await,
+        }
+    }
+
+    /// Settles a request at `cost`; `report` gets each alert due.
+    pub fn settle(&self, charges: Charges, cost: u64, report: impl Fn(&Crossed) + Send + 'static) {
+        match self {
+            Budgets::Local(_) => settle(charges, cost).iter().for_each(report),
+            Budgets::Shared(s) => s.settle(charges, cost, report),
+        }
+    }
+}

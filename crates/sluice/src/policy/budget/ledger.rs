@@ -168,6 +168,20 @@ impl LocalLedger {
         }
     }
 
+    /// Records `amount` settled elsewhere (in shared state) for the period
+    /// starting at `start`: it counts here too and goes to the store with
+    /// the next flush.
+    pub fn record(&self, scope: &Arc<str>, period: Period, start: i64, amount: u64) {
+        let key = CounterKey {
+            scope: scope.clone(),
+            period,
+            start,
+        };
+        let mut counter = self.counters.entry(key).or_default();
+        counter.spent = counter.spent.saturating_add(amount);
+        counter.unflushed = counter.unflushed.saturating_add(amount);
+    }
+
     /// Where `scope` stands in the period containing `now_ms`.
     pub fn standing(&self, scope: &Arc<str>, period: Period, now_ms: i64) -> Standing {
         let key = CounterKey {

@@ -62,6 +62,8 @@ pub struct Charge {
 #[derive(Debug, Default)]
 pub struct Charges {
     pub held: Vec<Charge>,
+    /// Its holds in shared state (`shared_state`), when admitted there.
+    pub shared: Option<super::shared::SharedHold>,
     /// The first `alert_only` budget it went over (label, level), for the
     /// log and metrics.
     pub over: Option<(Arc<str>, ScopeKind)>,
@@ -86,6 +88,9 @@ pub struct Crossed {
     pub period_start: i64,
     pub fraction: f64,
     pub limit: u64,
+    /// The spend that crossed it, when the shared state reported it (else
+    /// read it from the local ledger).
+    pub spent: Option<u64>,
 }
 
 /// Reserves `amount` micro-USD under every period of every rule. When one
@@ -146,6 +151,7 @@ pub fn settle(charges: Charges, cost: u64) -> Vec<Crossed> {
                 period_start,
                 fraction,
                 limit,
+                spent: None,
             });
         }
     }
@@ -163,7 +169,12 @@ pub fn usd(micro: u64) -> String {
 
 /// The 402 of a `block` budget, naming it, with `Retry-After` until the
 /// period resets.
-fn refusal(rule: &BudgetRule, period: Period, ex: &Exceeded, now_ms: i64) -> GatewayError {
+pub(super) fn refusal(
+    rule: &BudgetRule,
+    period: Period,
+    ex: &Exceeded,
+    now_ms: i64,
+) -> GatewayError {
     let wait_s = u64::try_from((ex.resets_at_ms - now_ms).max(1000) / 1000).unwrap_or(1);
     let mut e = GatewayError::new(
         ErrorKind::BudgetExceeded,

@@ -52,21 +52,16 @@ struct Sent<'r> {
 }
 
 impl SharedRates {
-    /// Connects lazily (the first request dials); `failures` counts the
-    /// calls that fell back.
+    /// Over `conn` (see [`connect`]); `failures` counts the calls that
+    /// fell back.
     pub fn new(
-        client: redis::Client,
+        conn: ConnectionManager,
         on_failure: SharedStateFailure,
         timeout: Duration,
         failures: Counter,
-    ) -> redis::RedisResult<SharedRates> {
-        let cfg = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout.max(Duration::from_millis(100))))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_secs(1));
-        Ok(SharedRates {
-            conn: ConnectionManager::new_lazy_with_config(client, cfg)?,
+    ) -> SharedRates {
+        SharedRates {
+            conn,
             acquire: redis::Script::new(include_str!("acquire.lua")),
             settle: std::sync::Arc::new(redis::Script::new(include_str!("settle.lua"))),
             fallback: LocalRates::default(),
@@ -74,7 +69,7 @@ impl SharedRates {
             timeout,
             failures,
             last_logged: AtomicU64::new(0),
-        })
+        }
     }
 
     /// Admits the request under every applicable rule, in Redis.
@@ -198,6 +193,18 @@ impl SharedRates {
             },
         }
     }
+}
+
+/// A connection to the shared state that dials lazily (the first request
+/// connects) and re-dials in the background after a failure; each call
+/// gives up after `timeout`.
+pub fn connect(client: redis::Client, timeout: Duration) -> redis::RedisResult<ConnectionManager> {
+    let cfg = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(timeout.max(Duration::from_millis(100))))
+        .set_response_timeout(Some(timeout))
+        .set_number_of_retries(1)
+        .set_max_delay(Duration::from_secs(1));
+    ConnectionManager::new_lazy_with_config(client, cfg)
 }
 
 /// A token gate asked for more than its whole quota: refused for good,
