@@ -32,7 +32,7 @@ use http::{HeaderMap, HeaderValue};
 use sluice_types::{ApiFormat, ChatRequest, TokenUsage};
 use subtle::ConstantTimeEq;
 
-use crate::config::raw::LimitsConfig;
+use crate::config::raw::{LimitsConfig, OverMaxOutput};
 use crate::directory::Directory;
 use crate::dispatch::Attempts;
 use crate::error::{ErrorKind, GatewayError};
@@ -404,8 +404,22 @@ impl RequestCtx {
             }
         }
         if let Some(cap) = limits.max_output_tokens {
-            // Clamp, never reject: the answer is at most `cap` tokens long.
-            let clamped = req.max_output().map_or(cap, |m| m.min(cap));
+            let asked = req.max_output();
+            if limits.on_max_output == Some(OverMaxOutput::Reject) && asked.is_some_and(|m| m > cap)
+            {
+                let field = if req.max_completion_tokens.is_some() {
+                    "max_completion_tokens"
+                } else {
+                    "max_tokens"
+                };
+                return Err(GatewayError::invalid(format!(
+                    "`{field}` is {}, over this key's limit of {cap} output tokens",
+                    asked.unwrap_or_default()
+                ))
+                .with_param(field));
+            }
+            // Clamp: the answer is at most `cap` tokens long.
+            let clamped = asked.map_or(cap, |m| m.min(cap));
             if req.max_completion_tokens.is_some() {
                 req.max_completion_tokens = Some(clamped);
             } else {

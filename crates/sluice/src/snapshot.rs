@@ -305,6 +305,8 @@ pub fn tighter(a: LimitsConfig, b: LimitsConfig) -> LimitsConfig {
         max_body_bytes: min(a.max_body_bytes, b.max_body_bytes),
         max_input_tokens: min(a.max_input_tokens, b.max_input_tokens),
         max_output_tokens: min(a.max_output_tokens, b.max_output_tokens),
+        // `reject` is stricter than `clamp`.
+        on_max_output: a.on_max_output.max(b.on_max_output),
         timeout: min(a.timeout, b.timeout),
     }
 }

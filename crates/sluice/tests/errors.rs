@@ -20,9 +20,12 @@ models:
   tiny:
     deployments: [ { provider: mock, model: t } ]
     policy: { limits: { max_input_tokens: 20, max_body_bytes: 1KiB } }
+  strict:
+    deployments: [ { provider: mock, model: s } ]
+    policy: { limits: { max_output_tokens: 50, on_max_output: reject } }
 policies:
   limited:
-    models: [m1, m2, tiny]
+    models: [m1, m2, tiny, strict]
     limits: { max_body_bytes: 8KiB, max_output_tokens: 5 }
 keys:
   - { name: test, key: sk-test-key-0001, policy: limited }
@@ -142,7 +145,7 @@ async fn unknown_or_forbidden_model_lists_allowed_ones() {
         .iter()
         .map(|m| m["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["m1", "m2", "tiny"]);
+    assert_eq!(ids, ["m1", "m2", "strict", "tiny"]);
 }
 
 #[tokio::test]
@@ -185,6 +188,46 @@ async fn max_output_tokens_is_clamped() {
         v["usage"]["completion_tokens"].as_u64().unwrap() <= 5,
         "{v}"
     );
+}
+
+#[tokio::test]
+async fn on_max_output_reject_refuses_a_larger_max_tokens_with_the_tightest_cap() {
+    let gw = TestGateway::start(CONFIG).await;
+    let msgs = json!([{"role": "user", "content": "one two three"}]);
+    // The key caps at 5 (clamp), the model at 50 (reject): 5, rejecting.
+    let resp = gw
+        .post(
+            "/v1/chat/completions",
+            json!({"model": "strict", "max_tokens": 10, "messages": msgs}),
+        )
+        .await;
+    assert_eq!(resp.status(), 400);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["error"]["param"], "max_tokens", "{v}");
+    assert_eq!(
+        v["error"]["message"],
+        "`max_tokens` is 10, over this key's limit of 5 output tokens"
+    );
+    let resp = gw
+        .post(
+            "/v1/chat/completions",
+            json!({"model": "strict", "max_completion_tokens": 6, "messages": msgs}),
+        )
+        .await;
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["error"]["param"], "max_completion_tokens", "{v}");
+    for body in [
+        json!({"model": "strict", "max_tokens": 5, "messages": msgs}),
+        json!({"model": "strict", "messages": msgs}),
+    ] {
+        let resp = gw.post("/v1/chat/completions", body).await;
+        assert_eq!(resp.status(), 200);
+        let v: Value = resp.json().await.unwrap();
+        assert!(
+            v["usage"]["completion_tokens"].as_u64().unwrap() <= 5,
+            "{v}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -140,6 +140,7 @@ impl LimitsConfig {
         self.max_body_bytes = later.max_body_bytes.or(self.max_body_bytes);
         self.max_input_tokens = later.max_input_tokens.or(self.max_input_tokens);
         self.max_output_tokens = later.max_output_tokens.or(self.max_output_tokens);
+        self.on_max_output = later.on_max_output.or(self.on_max_output);
         self.timeout = later.timeout.or(self.timeout);
     }
 }

@@ -609,12 +609,28 @@ pub struct LimitsConfig {
     /// Largest prompt, in estimated tokens.
     #[serde(default)]
     pub max_input_tokens: Option<u64>,
-    /// Cap on requested output tokens (clamped; absent → set to the cap).
+    /// Cap on requested output tokens (by default clamped; absent → set
+    /// to the cap).
     #[serde(default)]
     pub max_output_tokens: Option<u32>,
+    /// What a request asking for more than `max_output_tokens` gets:
+    /// `clamp` (default: its `max_tokens` is lowered to the cap) or
+    /// `reject` (400). A request that sets no `max_tokens` is clamped.
+    #[serde(default)]
+    pub on_max_output: Option<OverMaxOutput>,
     /// Whole-request timeout.
     #[serde(default)]
     pub timeout: Option<Dur>,
+}
+
+/// What `max_output_tokens` does to a request asking for more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OverMaxOutput {
+    /// Lower the request's `max_tokens` to the cap.
+    Clamp,
+    /// Refuse the request (400).
+    Reject,
 }
 
 /// A seed tenant.

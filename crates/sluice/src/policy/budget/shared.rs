@@ -269,7 +269,12 @@ fn counters(rules: &[Arc<BudgetRule>], now_ms: i64) -> Vec<HeldCounter> {
 
 /// The four keys of a counter: the hash, holds, hold amounts, fired set.
 fn keys(c: &HeldCounter) -> [String; 4] {
-    let base = format!("sluice:bud:{}:{}:{}", c.rule.key, c.period.as_str(), c.start);
+    let base = format!(
+        "sluice:bud:{}:{}:{}",
+        c.rule.key,
+        c.period.as_str(),
+        c.start
+    );
     let (holds, amounts, fired) = (
         format!("{base}:holds"),
         format!("{base}:amounts"),
