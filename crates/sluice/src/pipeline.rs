@@ -651,6 +651,7 @@ impl RequestCtx {
             flows,
             cost: self.reserved_tokens.max(self.estimated_input),
             deadline: self.deadline().map(Into::into),
+            lease: self.lease(),
         };
         let app = self.app.clone();
         match app.queues.admit(&rules, &ask).await {

@@ -206,7 +206,7 @@ pub async fn build_app(cfg: &RawConfig, config_path: Option<PathBuf>) -> anyhow:
         None => None,
     };
     let metrics = Metrics::new();
-    let (rates, budgets) = limit_stores(cfg, &metrics)?;
+    let (rates, budgets, queues) = limit_stores(cfg, &metrics)?;
     let webhook = cfg.alerts.as_ref().map(|a| a.webhook.clone());
     let (alerts, alerts_worker) = crate::alerts::Alerts::new(webhook, &metrics)
         .map_err(|e| anyhow::anyhow!("alerts: {e}"))?;
@@ -235,7 +235,7 @@ pub async fn build_app(cfg: &RawConfig, config_path: Option<PathBuf>) -> anyhow:
         },
         redis_ok: AtomicBool::new(true),
         rates,
-        queues: Default::default(),
+        queues,
         budgets,
     });
     // Store-managed keys work from the first request.
@@ -248,15 +248,14 @@ pub async fn build_app(cfg: &RawConfig, config_path: Option<PathBuf>) -> anyhow:
 
 /// The rate and budget counters: shared through `shared_state` when it is
 /// set (one connection for both), else in this process.
-fn limit_stores(
-    cfg: &RawConfig,
-    metrics: &Metrics,
-) -> anyhow::Result<(crate::policy::rate::Rates, crate::policy::budget::Budgets)> {
+fn limit_stores(cfg: &RawConfig, metrics: &Metrics) -> anyhow::Result<LimitStores> {
     use crate::policy::budget::{Budgets, SharedLedger};
+    use crate::policy::concurrency::{Queues, SharedSlots};
     use crate::policy::rate::{LocalRates, Rates, SharedRates};
     let ledger = Arc::new(crate::policy::budget::LocalLedger::new());
     let Some(url) = &cfg.shared_state else {
-        return Ok((Rates::Local(LocalRates::default()), Budgets::Local(ledger)));
+        let local = (Rates::Local(LocalRates::default()), Budgets::Local(ledger));
+        return Ok((local.0, local.1, Queues::default()));
     };
     let redacted = crate::directory::redact_url(url);
     let timeout = cfg
@@ -267,18 +266,22 @@ fn limit_stores(
         .map_err(|e| anyhow::anyhow!("shared_state `{redacted}`: {e}"))?;
     let on_failure = cfg.on_shared_state_failure.unwrap_or_default();
     let failures = metrics.shared_state_failures.clone();
+    let rates = SharedRates::new(conn.clone(), on_failure, timeout, failures.clone());
+    let slots = SharedSlots::new(conn.clone(), on_failure, timeout, failures.clone());
+    let budgets = SharedLedger::new(conn, ledger, on_failure, timeout, failures);
     Ok((
-        Rates::Shared(SharedRates::new(
-            conn.clone(),
-            on_failure,
-            timeout,
-            failures.clone(),
-        )),
-        Budgets::Shared(SharedLedger::new(
-            conn, ledger, on_failure, timeout, failures,
-        )),
+        Rates::Shared(rates),
+        Budgets::Shared(budgets),
+        Queues::shared(slots),
     ))
 }
+
+/// Rate counters, budget counters and concurrency queues.
+type LimitStores = (
+    crate::policy::rate::Rates,
+    crate::policy::budget::Budgets,
+    crate::policy::concurrency::Queues,
+);
 
 /// Loads the budget spend of the current periods from the store, so budgets
 /// hold across restarts.

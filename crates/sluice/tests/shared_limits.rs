@@ -418,3 +418,40 @@ async fn the_hold_of_a_killed_instance_is_released_when_its_lease_ends() {
         "released too early: {released:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_concurrency_slot_taken_on_one_instance_is_taken_for_all() {
+    use sluice_testkit::{MockUpstream, Script};
+    let upstream = MockUpstream::start().await;
+    upstream.set_default(Script::text("answer"));
+    upstream.push(Script::text("slow").with_delay(Duration::from_millis(1500)));
+    let name = unique("slots");
+    let cfg = format!(
+        r#"
+listen: 127.0.0.1:0
+shared_state: {}
+providers:
+  up: {{ kind: openai, base_url: "{}/v1", api_key: sk-upstream-secret }}
+models:
+  m: {{ deployments: [ {{ provider: up, model: gpt-4o-mini }} ] }}
+keys:
+  - {{ name: {name}, key: sk-{name}-secret, policy: {{ concurrency: {{ max_in_flight: 1, queue: 5, queue_timeout: 300ms }} }} }}
+"#,
+        redis_url(),
+        upstream.url()
+    );
+    let a = TestGateway::start(&cfg).await;
+    let b = TestGateway::start(&cfg).await;
+    let (url, n) = (a.url.clone(), name.clone());
+    let first = tokio::spawn(async move { call(&url, &n).await.status().as_u16() });
+    assert!(upstream.wait_for_hits(1, Duration::from_secs(5)).await);
+    // b's own queue is empty, but the one slot is a's: b waits, then 503.
+    let r = call(&b.url, &name).await;
+    assert_eq!(r.status(), 503);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "queue_timeout", "{v}");
+    assert_eq!(first.await.unwrap(), 200);
+    // Released: b gets it.
+    assert_eq!(call(&b.url, &name).await.status(), 200);
+    assert_eq!(upstream.hits(), 2);
+}

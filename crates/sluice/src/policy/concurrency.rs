@@ -20,6 +20,10 @@ use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 use std::sync::Arc;
 use std::time::Duration;
 
+mod shared;
+
+pub use shared::{SharedSlot, SharedSlots};
+
 use dashmap::DashMap;
 use tokio::time::Instant;
 
@@ -99,6 +103,8 @@ pub struct Ask {
     /// The request's own deadline; each queue also bounds the wait by its
     /// `queue_timeout`.
     pub deadline: Option<Instant>,
+    /// How long a shared slot may outlive a crash of this instance.
+    pub lease: Duration,
 }
 
 /// Slots a request holds (released on drop), and how long it waited.
@@ -108,6 +114,8 @@ pub struct Held {
     pub waited: Duration,
     /// The widest level it holds a slot of (for metrics).
     pub widest: Option<ScopeKind>,
+    /// Its slots in shared state (`shared_state`).
+    pub shared: Vec<SharedSlot>,
 }
 
 /// A refusal by the queue of `scope`.
@@ -117,13 +125,23 @@ pub struct Refused {
     pub refusal: QueueRefusal,
 }
 
-/// The live queues, keyed by scope.
+/// The live queues, keyed by scope, and the shared slots when
+/// `shared_state` is set.
 #[derive(Default)]
 pub struct Queues {
     map: DashMap<(ScopeKind, Arc<str>), Arc<AdmissionQueue>>,
+    shared: Option<SharedSlots>,
 }
 
 impl Queues {
+    /// Queues whose slots are also counted in shared state.
+    pub fn shared(slots: SharedSlots) -> Queues {
+        Queues {
+            map: DashMap::default(),
+            shared: Some(slots),
+        }
+    }
+
     /// The queue of `rule`'s scope, created on first use; a changed spec
     /// (reload) applies at once.
     fn queue(&self, rule: &QueueRule) -> Arc<AdmissionQueue> {
@@ -151,21 +169,28 @@ impl Queues {
             ..Held::default()
         };
         for rule in order {
+            let started = Instant::now();
             let q = self.queue(rule);
             let flow = ask.flows.of(rule.scope.kind);
-            match q.acquire(ask.class, flow, ask.cost.max(1), deadline).await {
-                Ok(p) => {
-                    held.waited += p.waited();
-                    held.permits.push(p);
-                    held.widest = Some(rule.scope.kind);
-                }
-                Err(refusal) => {
-                    return Err(Refused {
-                        scope: rule.scope.clone(),
-                        refusal,
-                    })
+            let refused = |refusal| Refused {
+                scope: rule.scope.clone(),
+                refusal,
+            };
+            let p = q
+                .acquire(ask.class, flow, ask.cost.max(1), deadline)
+                .await
+                .map_err(refused)?;
+            held.permits.push(p);
+            held.widest = Some(rule.scope.kind);
+            if let Some(s) = &self.shared {
+                let until = deadline.min(started + rule.spec.timeout);
+                match s.take(&rule.scope, rule.spec, until, ask.lease).await {
+                    shared::Taken::Slot(slot) => held.shared.push(slot),
+                    shared::Taken::Unchecked => {}
+                    shared::Taken::Refused(r) => return Err(refused(r)),
                 }
             }
+            held.waited += started.elapsed();
         }
         Ok(held)
     }
