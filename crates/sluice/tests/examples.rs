@@ -1,5 +1,6 @@
-//! Every config in `examples/` parses and validates, and builds a runtime
-//! snapshot; the quickstart uses only the offline mock provider.
+//! Every config in `examples/` (and the benchmark's) parses and validates,
+//! and builds a runtime snapshot; the quickstart uses only the offline mock
+//! provider.
 
 use sluice::config::raw::ProviderKind;
 
@@ -11,6 +12,8 @@ fn examples() -> Vec<std::path::PathBuf> {
         .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
         .collect();
     v.sort();
+    // The benchmark's config too (its ${BENCH_*} have defaults).
+    v.push(dir.join("../bench/sluice-bench.yaml"));
     v
 }
 
