@@ -479,7 +479,7 @@ impl RequestCtx {
         model: &Model,
         downgraded: bool,
     ) -> Result<Option<String>, GatewayError> {
-        let key = self.key.clone().expect("authenticated before use");
+        let key = self.key();
         if key.budgets.is_empty() && model.budgets.is_empty() {
             return Ok(None);
         }
@@ -637,12 +637,10 @@ impl RequestCtx {
         model: &Model,
         body_user: Option<&str>,
     ) -> Result<(), GatewayError> {
-        let Some(key) = self.key.clone() else {
+        let limited = |k: &KeyInfo| !k.queues.is_empty() || !model.queues.is_empty();
+        let Some(key) = self.key.as_ref().filter(|k| limited(k)).cloned() else {
             return Ok(());
         };
-        if key.queues.is_empty() && model.queues.is_empty() {
-            return Ok(());
-        }
         let rules: Vec<&QueueRule> = key.queues.iter().chain(model.queues.iter()).collect();
         let mut flows = key.flows;
         flows.user = self.end_user(body_user).map_or(0, Flows::hash);
