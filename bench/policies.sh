@@ -26,7 +26,7 @@ PIDS+=($!)
 wait_port "$PORT"
 BENCH_MOCK_PORT=$PORT BENCH_MOCK_STREAM_PORT=$((PORT + 1)) BENCH_MOCK_SLOW_PORT=$((PORT + 2)) \
 BENCH_SLUICE_PORT=$((PORT + 3)) BENCH_SLUICE_ADMIN_PORT=$((PORT + 4)) \
-    "$BIN/sluice" serve --config bench/sluice-bench.yaml >"$OUT/sluice.log" 2>"$OUT/sluice.stderr" &
+    "$BIN/sluice" serve --config "${BENCH_CONFIG:-bench/sluice-bench.yaml}" >"$OUT/sluice.log" 2>"$OUT/sluice.stderr" &
 PIDS+=($!)
 wait_port $((PORT + 3))
 run() { # name key model

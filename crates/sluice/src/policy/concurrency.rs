@@ -146,11 +146,14 @@ impl Queues {
     /// (reload) applies at once.
     fn queue(&self, rule: &QueueRule) -> Arc<AdmissionQueue> {
         let key = (rule.scope.kind, rule.scope.id.clone());
-        let q = self
-            .map
-            .entry(key)
-            .or_insert_with(|| Arc::new(AdmissionQueue::new(rule.spec, DEFAULT_QUANTUM)))
-            .clone();
+        // A read lock when the queue exists (the common case).
+        let found = self.map.get(&key).map(|q| q.clone());
+        let q = found.unwrap_or_else(|| {
+            self.map
+                .entry(key)
+                .or_insert_with(|| Arc::new(AdmissionQueue::new(rule.spec, DEFAULT_QUANTUM)))
+                .clone()
+        });
         if q.spec() != rule.spec {
             q.set_spec(rule.spec);
         }
