@@ -699,6 +699,8 @@ impl RequestCtx {
         static MODEL: HeaderName = HeaderName::from_static("x-sluice-model");
         static PROVIDER: HeaderName = HeaderName::from_static("x-sluice-provider");
         static ATTEMPTS: HeaderName = HeaderName::from_static("x-sluice-attempts");
+        // Room for ours and the six x-ratelimit-* at once (no regrowth).
+        h.reserve(12);
         if let Ok(v) = HeaderValue::from_str(&self.id) {
             h.insert(REQUEST_ID.clone(), v);
         }

@@ -13,7 +13,14 @@
 //! Texts over [`EXACT_LIMIT`] bytes are estimated even for BPE models, so a
 //! huge prompt never holds a runtime thread for milliseconds; the
 //! reservation settles to the real usage anyway.
+//!
+//! BPE counts are remembered by a hash of the text (SipHash with a key
+//! random per process; at most [`CACHE_ENTRIES`], forgotten all at once
+//! when full): system prompts and few-shot examples repeat from request to
+//! request, and encoding even a short text costs ~10k instructions while a
+//! lookup costs a few hundred.
 
+use std::hash::BuildHasher;
 use std::sync::OnceLock;
 
 use serde_json::Value;
@@ -24,6 +31,12 @@ use crate::config::raw::{ProviderKind, Tokenizer};
 /// Texts longer than this (bytes) are estimated, not encoded.
 pub const EXACT_LIMIT: usize = 256 * 1024;
 
+/// Remembered BPE counts, at most.
+pub const CACHE_ENTRIES: usize = 65_536;
+
+/// Texts shorter than this are encoded each time (the lookup would not pay).
+const CACHE_MIN_BYTES: usize = 8;
+
 /// Tokens per image part (OpenAI's low-detail cost).
 const IMAGE_TOKENS: u64 = 85;
 
@@ -31,6 +44,12 @@ const IMAGE_TOKENS: u64 = 85;
 pub fn estimate_text(text: &str) -> u64 {
     let words = text.split_whitespace().count() as u64;
     words.max((text.len() as u64).div_ceil(4))
+}
+
+/// BPE counts by (tokenizer, text hash).
+fn counts() -> &'static dashmap::DashMap<(Tokenizer, u64), u32> {
+    static COUNTS: OnceLock<dashmap::DashMap<(Tokenizer, u64), u32>> = OnceLock::new();
+    COUNTS.get_or_init(dashmap::DashMap::default)
 }
 
 fn o200k() -> &'static tiktoken_rs::CoreBPE {
@@ -63,9 +82,27 @@ impl Tokenizer {
 
     /// Tokens of one text.
     pub fn count(self, text: &str) -> u64 {
-        if text.len() > EXACT_LIMIT {
+        if text.len() > EXACT_LIMIT || self == Tokenizer::Estimate {
             return estimate_text(text);
         }
+        if text.len() < CACHE_MIN_BYTES {
+            return self.encode_len(text);
+        }
+        let cache = counts();
+        let key = (self, cache.hasher().hash_one(text));
+        if let Some(n) = cache.get(&key) {
+            return u64::from(*n);
+        }
+        let n = self.encode_len(text);
+        if cache.len() >= CACHE_ENTRIES {
+            cache.clear();
+        }
+        cache.insert(key, u32::try_from(n).unwrap_or(u32::MAX));
+        n
+    }
+
+    /// Tokens of one text, encoded.
+    fn encode_len(self, text: &str) -> u64 {
         match self {
             Tokenizer::O200k => o200k().encode_ordinary(text).len() as u64,
             Tokenizer::Cl100k => cl100k().encode_ordinary(text).len() as u64,
@@ -160,6 +197,21 @@ mod tests {
             Tokenizer::Estimate
         );
         assert_eq!(Tokenizer::infer(Mock, "x"), Tokenizer::Estimate);
+    }
+
+    #[test]
+    fn remembered_counts_equal_encoded_ones() {
+        let texts = [
+            "You are a helpful assistant.",
+            "Bonjour, comment ça va ? 你好",
+        ];
+        for t in texts {
+            let encoded = Tokenizer::O200k.encode_len(t);
+            assert_eq!(Tokenizer::O200k.count(t), encoded);
+            assert_eq!(Tokenizer::O200k.count(t), encoded, "from the cache");
+            assert_eq!(Tokenizer::Cl100k.count(t), Tokenizer::Cl100k.encode_len(t));
+        }
+        assert!(counts().len() <= CACHE_ENTRIES);
     }
 
     #[test]

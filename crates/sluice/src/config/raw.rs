@@ -344,7 +344,7 @@ pub struct ModelConfig {
 }
 
 /// A tokenizer family (see `tokens.rs`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Tokenizer {
     /// OpenAI's `o200k_base` (GPT-4o, 4.1, 5, o-series).

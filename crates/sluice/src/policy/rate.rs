@@ -458,21 +458,41 @@ impl Standing {
 }
 
 /// OpenAI's duration style: `12ms`, `1s`, `6m0s`, `1h2m3s` (below a second
-/// in whole milliseconds, above in whole seconds, rounded up). No heap.
+/// in whole milliseconds, above in whole seconds, rounded up). No heap, no
+/// formatting machinery (it runs for every limited answer).
 pub fn reset_text(d: Duration, buf: &mut [u8; 32]) -> &[u8] {
-    use std::io::Write as _;
-    let mut w = std::io::Cursor::new(&mut buf[..]);
-    let _ = if d < Duration::from_secs(1) {
-        let ms = d.as_nanos().div_ceil(1_000_000);
-        write!(w, "{ms}ms")
-    } else {
-        let s = d.as_nanos().div_ceil(1_000_000_000);
-        match (s / 3600, s % 3600 / 60, s % 60) {
-            (0, 0, s) => write!(w, "{s}s"),
-            (0, m, s) => write!(w, "{m}m{s}s"),
-            (h, m, s) => write!(w, "{h}h{m}m{s}s"),
+    let mut n = 0;
+    let mut put = |v: u128, unit: &[u8], buf: &mut [u8; 32]| {
+        let mut digits = [0u8; 40];
+        let mut i = digits.len();
+        let mut v = v;
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        for &b in digits[i..].iter().chain(unit) {
+            if n < buf.len() {
+                buf[n] = b;
+                n += 1;
+            }
         }
     };
-    let n = w.position() as usize;
+    if d < Duration::from_secs(1) {
+        put(d.as_nanos().div_ceil(1_000_000), b"ms", buf);
+    } else {
+        let s = d.as_nanos().div_ceil(1_000_000_000);
+        let (h, m, s) = (s / 3600, s % 3600 / 60, s % 60);
+        if h > 0 {
+            put(h, b"h", buf);
+        }
+        if h > 0 || m > 0 {
+            put(m, b"m", buf);
+        }
+        put(s, b"s", buf);
+    }
     &buf[..n]
 }

@@ -101,6 +101,8 @@ fn reset_reads_like_openai() {
     assert_eq!(text(Duration::from_millis(1001)), "2s");
     assert_eq!(text(Duration::from_secs(360)), "6m0s");
     assert_eq!(text(Duration::from_secs(86_400)), "24h0m0s");
+    assert_eq!(text(Duration::from_secs(3723)), "1h2m3s");
+    assert_eq!(text(Duration::from_secs(59)), "59s");
 }
 
 #[test]
