@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Cost of the resource policies end to end: one sluice (bench/sluice-bench.yaml)
+# Cost of the resource policies end to end: one sluice (bench/sluice-policies.yaml)
 # in front of one sluice-mock-upstream; closed-loop throughput with oha,
 # alternating a key without policies and one under every limit kind (3 rate
 # limits, a token limit, 2 budgets, a concurrency queue), BENCH_ROUNDS times
@@ -26,7 +26,7 @@ PIDS+=($!)
 wait_port "$PORT"
 BENCH_MOCK_PORT=$PORT BENCH_MOCK_STREAM_PORT=$((PORT + 1)) BENCH_MOCK_SLOW_PORT=$((PORT + 2)) \
 BENCH_SLUICE_PORT=$((PORT + 3)) BENCH_SLUICE_ADMIN_PORT=$((PORT + 4)) \
-    "$BIN/sluice" serve --config "${BENCH_CONFIG:-bench/sluice-bench.yaml}" >"$OUT/sluice.log" 2>"$OUT/sluice.stderr" &
+    "$BIN/sluice" serve --config "${BENCH_CONFIG:-bench/sluice-policies.yaml}" >"$OUT/sluice.log" 2>"$OUT/sluice.stderr" &
 PIDS+=($!)
 wait_port $((PORT + 3))
 run() { # name key model

@@ -442,9 +442,15 @@ pub fn spawn_sighup_reloader(app: App) {
 }
 
 /// Loads the BPE tables of the models' tokenizers off the request path, so
-/// the first counted request does not pay for it.
+/// the first counted request does not pay for it — only when the config
+/// counts tokens somewhere (a token limit, a budget, `max_input_tokens`):
+/// the tables take ~35 MiB. Store-managed policies that count load them on
+/// first use.
 fn warm_tokenizers(app: &App) {
     let snap = app.snapshot.load_full();
+    if !counts_tokens(&snap.config) {
+        return;
+    }
     let mut used: Vec<crate::config::raw::Tokenizer> = snap
         .models
         .values()
@@ -454,5 +460,46 @@ fn warm_tokenizers(app: &App) {
     used.dedup();
     if !used.is_empty() {
         tokio::task::spawn_blocking(move || used.into_iter().for_each(|t| t.warm_up()));
+    }
+}
+
+/// Whether any policy of the config needs prompt token counts.
+fn counts_tokens(cfg: &RawConfig) -> bool {
+    use crate::config::merge::items;
+    let refs = std::iter::once(cfg.global_policy.as_ref())
+        .chain(cfg.tenants.values().map(|t| t.policy.as_ref()))
+        .chain(cfg.keys.iter().map(|k| k.policy.as_ref()))
+        .chain(cfg.models.values().map(|m| m.policy.as_ref()));
+    let inline = refs.flat_map(|r| items(cfg, r)).map(|(_, p)| p);
+    cfg.policies.values().chain(inline).any(|p| {
+        p.budget.is_some()
+            || p.limits.is_some_and(|l| l.max_input_tokens.is_some())
+            || p.rate_limit
+                .is_some_and(|r| r.tokens_per_minute.is_some() || r.tokens_per_day.is_some())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::counts_tokens;
+
+    fn cfg(rest: &str) -> crate::config::RawConfig {
+        let text = format!("providers: {{ p: {{ kind: mock }} }}\nmodels: {{ m: {{ price: {{ input: 1, output: 1 }}, deployments: [ {{ provider: p, model: m }} ] }} }}\n{rest}");
+        crate::config::load_str(&text, std::path::Path::new("t.yaml"), &|_| None).unwrap()
+    }
+
+    #[test]
+    fn tokenizers_load_only_when_a_policy_counts_tokens() {
+        assert!(!counts_tokens(&cfg("")));
+        assert!(!counts_tokens(&cfg(
+            "global_policy: { rate_limit: { requests_per_second: 5 } }"
+        )));
+        assert!(counts_tokens(&cfg("keys: [ { name: k, key: secret-0000, policy: { rate_limit: { tokens_per_day: 5 } } } ]")));
+        assert!(counts_tokens(&cfg(
+            "policies: { b: { budget: { usd_per_day: 5 } } }"
+        )));
+        assert!(counts_tokens(&cfg(
+            "tenants: { t: { policy: { limits: { max_input_tokens: 5 } } } }"
+        )));
     }
 }

@@ -12,8 +12,9 @@ fn examples() -> Vec<std::path::PathBuf> {
         .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
         .collect();
     v.sort();
-    // The benchmark's config too (its ${BENCH_*} have defaults).
+    // The benchmark's configs too (their ${BENCH_*} have defaults).
     v.push(dir.join("../bench/sluice-bench.yaml"));
+    v.push(dir.join("../bench/sluice-policies.yaml"));
     v
 }
 
