@@ -185,14 +185,7 @@ async fn alert_only_lets_requests_through_and_says_so() {
     assert!(log_line("bud-alert-0")
         .await
         .contains("budget_over=\"key `ci`\""));
-    let m = TestGateway::client()
-        .get(format!("{}/metrics", gw.admin_url.as_ref().unwrap()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = gw.metrics().await;
     assert!(
         m.contains(r#"sluice_budget_exceeded_total{scope="key",action="alert_only"} 3"#),
         "{m}"
@@ -282,14 +275,7 @@ async fn crossing_alert_at_posts_one_signed_event_per_fraction() {
     }
     // Every settlement (and so every emit) happened before its log line.
     log_line("bud-hook-2").await;
-    let m = TestGateway::client()
-        .get(format!("{}/metrics", gw.admin_url.as_ref().unwrap()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = gw.metrics().await;
     assert!(
         m.contains(r#"sluice_alerts_total{kind="budget_threshold",scope="key"} 2"#),
         "{m}"

@@ -74,22 +74,16 @@ fn hold_first(mock: &MockUpstream, hold: Duration) {
     mock.push(Script::text("slow").with_delay(hold));
 }
 
-async fn metrics(gw: &TestGateway) -> String {
-    let url = format!("{}/metrics", gw.admin_url.as_ref().unwrap());
-    let r = TestGateway::client().get(url).send().await.unwrap();
-    r.text().await.unwrap()
-}
-
 /// Waits until `n` requests wait in the tenant's queue.
 async fn queued(gw: &TestGateway, n: u64) {
     let want = format!("sluice_queue_waiting{{scope=\"tenant\"}} {n}\n");
     for _ in 0..250 {
-        if metrics(gw).await.contains(&want) {
+        if gw.metrics().await.contains(&want) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    panic!("never {n} waiting: {}", metrics(gw).await);
+    panic!("never {n} waiting: {}", gw.metrics().await);
 }
 
 async fn error_of(r: reqwest::Response) -> (u16, Option<String>, Value) {
@@ -212,7 +206,7 @@ async fn queued_requests_wait_then_go_highest_priority_first() {
     );
     let line = log_line("cc-prio-9").await;
     assert!(line.contains("queue_wait_ms="), "{line}");
-    let metrics = metrics(&gw).await;
+    let metrics = gw.metrics().await;
     assert!(
         metrics
             .contains(r#"sluice_queue_wait_seconds_count{scope="tenant",priority="critical"} 1"#),

@@ -106,14 +106,7 @@ async fn file_change_reloads_and_bad_file_keeps_the_old_config() {
         "{s}"
     );
     assert_eq!(model_ids(&gw).await, ["m1", "m2"]);
-    let metrics = TestGateway::client()
-        .get(format!("{}/metrics", gw.admin_url.as_ref().unwrap()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.metrics().await;
     assert!(
         metrics.contains("sluice_config_reloads_total{result=\"error\"}"),
         "{metrics}"
@@ -210,14 +203,7 @@ async fn metrics_count_requests_tokens_and_latency() {
         )
         .await;
     assert_eq!(r.status(), 404);
-    let m = TestGateway::client()
-        .get(format!("{}/metrics", gw.admin_url.as_ref().unwrap()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = gw.metrics().await;
     assert!(m.contains(r#"sluice_requests_total{endpoint="chat",model="m1",provider="mock",status="2xx",code="ok"} 3"#), "{m}");
     assert!(m.contains(r#"code="model_not_found"} 1"#), "{m}");
     assert!(

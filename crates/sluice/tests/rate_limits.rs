@@ -334,18 +334,6 @@ async fn per_user_and_per_ip_partitions_count_apart() {
     assert_eq!(statuses(&gw, &ips, "m", 2).await, [200, 429]);
 }
 
-async fn metrics(gw: &TestGateway) -> String {
-    let url = format!("{}/metrics", gw.admin_url.as_ref().unwrap());
-    TestGateway::client()
-        .get(url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn shadow_limits_never_refuse_but_are_logged_and_counted() {
     access_log();
@@ -392,7 +380,7 @@ async fn shadow_limits_never_refuse_but_are_logged_and_counted() {
         line.contains("rate_limited=\"key `strict`\"") && line.contains("status=429"),
         "{line}"
     );
-    let m = metrics(&gw).await;
+    let m = gw.metrics().await;
     assert!(
         m.contains(
             r#"sluice_rate_limited_total{scope="key",per="none",limit="requests",mode="shadow"} 2"#

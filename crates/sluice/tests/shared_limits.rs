@@ -213,14 +213,7 @@ async fn each_failure_mode_does_what_it_says_when_redis_is_unreachable() {
             slowest < Duration::from_secs(1),
             "{mode}: a call took {slowest:?}"
         );
-        let m = TestGateway::client()
-            .get(format!("{}/metrics", gw.admin_url.as_ref().unwrap()))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let m = gw.metrics().await;
         assert!(
             m.contains("sluice_shared_state_failures_total 4"),
             "{mode}: {m}"

@@ -81,6 +81,20 @@ impl TestGateway {
         reqwest::Client::builder().build().unwrap()
     }
 
+    /// The Prometheus text of the admin listener's `/metrics`.
+    pub async fn metrics(&self) -> String {
+        let admin = self
+            .admin_url
+            .as_ref()
+            .expect("the test config has admin_listen");
+        let r = Self::client()
+            .get(format!("{admin}/metrics"))
+            .send()
+            .await
+            .unwrap();
+        r.text().await.unwrap()
+    }
+
     /// POSTs JSON with the test key (Bearer).
     pub async fn post(&self, path: &str, body: serde_json::Value) -> reqwest::Response {
         Self::client()

@@ -53,6 +53,17 @@ struct CounterKey {
     start: i64,
 }
 
+impl CounterKey {
+    /// The counter of `scope` for the period containing `now_ms`.
+    fn of(scope: &Arc<str>, period: Period, now_ms: i64) -> CounterKey {
+        CounterKey {
+            scope: scope.clone(),
+            period,
+            start: period.start_of(now_ms),
+        }
+    }
+}
+
 /// One budget counter, in micro-USD.
 #[derive(Debug, Default)]
 struct Counter {
@@ -109,11 +120,7 @@ impl LocalLedger {
         amount: u64,
         now_ms: i64,
     ) -> Result<Reservation, Exceeded> {
-        let key = CounterKey {
-            scope: scope.clone(),
-            period,
-            start: period.start_of(now_ms),
-        };
+        let key = CounterKey::of(scope, period, now_ms);
         let mut counter = self.counters.entry(key.clone()).or_default();
         let fits = counter
             .spent
@@ -151,11 +158,7 @@ impl LocalLedger {
         amount: u64,
         now_ms: i64,
     ) -> Reservation {
-        let key = CounterKey {
-            scope: scope.clone(),
-            period,
-            start: period.start_of(now_ms),
-        };
+        let key = CounterKey::of(scope, period, now_ms);
         let mut counter = self.counters.entry(key.clone()).or_default();
         counter.reserved = counter.reserved.saturating_add(amount);
         drop(counter);
@@ -184,11 +187,7 @@ impl LocalLedger {
 
     /// Where `scope` stands in the period containing `now_ms`.
     pub fn standing(&self, scope: &Arc<str>, period: Period, now_ms: i64) -> Standing {
-        let key = CounterKey {
-            scope: scope.clone(),
-            period,
-            start: period.start_of(now_ms),
-        };
+        let key = CounterKey::of(scope, period, now_ms);
         self.counters
             .get(&key)
             .map_or_else(Standing::default, |c| Standing {
