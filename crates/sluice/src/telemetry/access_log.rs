@@ -164,13 +164,47 @@ fn line(ctx: &RequestCtx, usage: TokenUsage, total: std::time::Duration) -> Vec<
     };
     let mut out = Vec::with_capacity(512);
     match super::format() {
-        LogFormat::Json => {
-            let _ = serde_json::to_writer(&mut out, &rec);
-        }
+        LogFormat::Json => json(&rec, &mut out),
         LogFormat::Text => text(&rec, &mut out),
     }
     out.push(b'\n');
     out
+}
+
+/// The record as one JSON object, written field by field (what serde
+/// would write; the test `json_lines_equal_serdes` holds them together).
+fn json(r: &Record, out: &mut Vec<u8>) {
+    let mut o = super::json_line::Obj::new(out);
+    o.str("timestamp", &r.timestamp);
+    o.str("level", r.level);
+    o.str("message", r.message);
+    o.str("request_id", r.request_id);
+    o.str("endpoint", r.endpoint);
+    o.str("format", r.format);
+    o.opt_str("key", r.key);
+    o.opt_str("tenant", r.tenant);
+    o.opt_str("model_requested", r.model_requested);
+    o.opt_str("model", r.model);
+    o.opt_str("provider", r.provider);
+    o.bool("stream", r.stream);
+    o.uint("status", u64::from(r.status));
+    o.opt_str("error", r.error);
+    o.opt_str("error_source", r.error_source);
+    o.uint("attempts", u64::from(r.attempts));
+    o.float("latency_ms", r.latency_ms);
+    o.float("upstream_ms", r.upstream_ms);
+    o.opt_float("ttft_ms", r.ttft_ms);
+    o.uint("tokens_in", r.tokens_in);
+    o.uint("tokens_out", r.tokens_out);
+    o.bool("usage_estimated", r.usage_estimated);
+    o.opt_str("rate_limited", r.rate_limited);
+    o.opt_str("would_block", r.would_block);
+    o.opt_float("queue_wait_ms", r.queue_wait_ms);
+    o.opt_float("cost_usd", r.cost_usd);
+    o.opt_str("budget_over", r.budget_over);
+    o.opt_str("downgraded_from", r.downgraded_from);
+    o.str("target", r.target);
+    o.end();
 }
 
 /// The access-log record; field names are the documented log fields.
@@ -223,6 +257,58 @@ fn text(rec: &Record, out: &mut Vec<u8>) {
                 continue;
             }
             let _ = write!(out, " {k}={v}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record<'a>(some: bool) -> Record<'a> {
+        let pick = |s: &'a str| some.then_some(s);
+        Record {
+            timestamp: "2026-11-21T08:03:06.712824Z".into(),
+            level: "INFO",
+            message: "request",
+            request_id: "req_\"quoted\"",
+            endpoint: "chat",
+            format: "openai",
+            key: pick("ci"),
+            tenant: pick("acme"),
+            model_requested: pick("smart"),
+            model: pick("cheap"),
+            provider: pick("mock"),
+            stream: some,
+            status: 200,
+            error: some.then_some("rate_limited"),
+            error_source: some.then_some("policy"),
+            attempts: 2,
+            latency_ms: 12.5,
+            upstream_ms: 0.0,
+            ttft_ms: some.then_some(3.25),
+            tokens_in: 8,
+            tokens_out: 100,
+            usage_estimated: !some,
+            rate_limited: pick("key `ci`"),
+            would_block: pick("tenant `t`\n"),
+            queue_wait_ms: some.then_some(0.001),
+            cost_usd: some.then_some(0.00058),
+            budget_over: pick("app `web`"),
+            downgraded_from: pick("smart"),
+            target: "sluice::access",
+        }
+    }
+
+    #[test]
+    fn json_lines_equal_serdes() {
+        for some in [true, false] {
+            let rec = record(some);
+            let mut ours = Vec::new();
+            json(&rec, &mut ours);
+            let ours: serde_json::Value = serde_json::from_slice(&ours).unwrap();
+            let theirs = serde_json::to_value(&rec).unwrap();
+            assert_eq!(ours, theirs);
         }
     }
 }

@@ -3,6 +3,7 @@
 //! Prometheus registry, and the access log.
 
 pub mod access_log;
+mod json_line;
 pub mod metrics;
 pub mod sink;
 
