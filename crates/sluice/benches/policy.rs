@@ -86,12 +86,7 @@ fn full(c: &mut Criterion, snap: &Snapshot) {
         (key.rates.len(), key.budgets.len(), model.budgets.len()),
         (3, 1, 1)
     );
-    let rules: Vec<_> = key
-        .budgets
-        .iter()
-        .chain(model.budgets.iter())
-        .cloned()
-        .collect();
+    let rules = [&key.budgets[..], &model.budgets[..]];
     let price = model.price.unwrap();
     let (rates, ledger) = (LocalRates::default(), Arc::new(LocalLedger::new()));
     let who = Who {
@@ -109,7 +104,7 @@ fn full(c: &mut Criterion, snap: &Snapshot) {
         let d = rates.acquire([&key.rates, &model.rates], &who);
         d.note.write_headers(&mut headers);
         let amount = budget::max_cost_micro_usd(&price, 100, 1_000);
-        let charges = match budget::admit(&ledger, &rules, amount, now, false) {
+        let charges = match budget::admit(&ledger, rules, amount, now, false) {
             budget::Verdict::Admitted(c) => c,
             _ => unreachable!("the budgets are large"),
         };

@@ -36,8 +36,8 @@ use crate::config::raw::{LimitsConfig, OverMaxOutput};
 use crate::directory::Directory;
 use crate::dispatch::Attempts;
 use crate::error::{ErrorKind, GatewayError};
-use crate::policy::budget::{self, BudgetRule, Charges};
-use crate::policy::concurrency::{Ask, Flows, Held, QueueRule};
+use crate::policy::budget::{self, Charges};
+use crate::policy::concurrency::{Ask, Flows, Held};
 use crate::policy::rate::{RateNote, Who};
 use crate::policy::ScopeKind;
 use crate::snapshot::{hash_secret, tighter, KeyInfo, Managed, Model, Snapshot};
@@ -483,12 +483,8 @@ impl RequestCtx {
         if key.budgets.is_empty() && model.budgets.is_empty() {
             return Ok(None);
         }
-        let rules: Vec<Arc<BudgetRule>> = key
-            .budgets
-            .iter()
-            .chain(model.budgets.iter())
-            .cloned()
-            .collect();
+        let key = self.key.clone().expect("authenticated before use");
+        let rules = [&key.budgets[..], &model.budgets[..]];
         let amount = model.price.as_ref().map_or(0, |p| {
             budget::max_cost_micro_usd(p, self.estimated_input, self.max_output)
         });
@@ -506,7 +502,7 @@ impl RequestCtx {
         let lease = self.lease();
         let verdict = app
             .budgets
-            .admit(&rules, amount, crate::mock::now_ms(), downgraded, lease)
+            .admit(rules, amount, crate::mock::now_ms(), downgraded, lease)
             .await;
         match verdict {
             budget::Verdict::Admitted(charges) => {
@@ -641,7 +637,6 @@ impl RequestCtx {
         let Some(key) = self.key.as_ref().filter(|k| limited(k)).cloned() else {
             return Ok(());
         };
-        let rules: Vec<&QueueRule> = key.queues.iter().chain(model.queues.iter()).collect();
         let mut flows = key.flows;
         flows.user = self.end_user(body_user).map_or(0, Flows::hash);
         let ask = Ask {
@@ -652,14 +647,14 @@ impl RequestCtx {
             lease: self.lease(),
         };
         let app = self.app.clone();
-        match app.queues.admit(&rules, &ask).await {
+        match app.queues.admit([&key.queues, &model.queues], &ask).await {
             Ok(held) => {
                 self.held = held;
                 Ok(())
             }
             Err(r) => {
-                self.queue_refused = Some((r.scope.kind, r.refusal.reason()));
-                Err(r.refusal.to_error(&r.scope.label))
+                self.queue_refused = Some((r.scope.kind, r.reason()));
+                Err(r.to_error())
             }
         }
     }

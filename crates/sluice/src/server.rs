@@ -252,6 +252,7 @@ fn limit_stores(cfg: &RawConfig, metrics: &Metrics) -> anyhow::Result<LimitStore
     use crate::policy::budget::{Budgets, SharedLedger};
     use crate::policy::concurrency::{Queues, SharedSlots};
     use crate::policy::rate::{LocalRates, Rates, SharedRates};
+    use crate::policy::shared_state::SharedState;
     let ledger = Arc::new(crate::policy::budget::LocalLedger::new());
     let Some(url) = &cfg.shared_state else {
         let local = (Rates::Local(LocalRates::default()), Budgets::Local(ledger));
@@ -261,14 +262,15 @@ fn limit_stores(cfg: &RawConfig, metrics: &Metrics) -> anyhow::Result<LimitStore
     let timeout = cfg
         .shared_state_timeout
         .map_or(std::time::Duration::from_millis(50), |d| d.0);
-    let conn = redis::Client::open(url.as_str())
-        .and_then(|c| crate::policy::rate::connect(c, timeout))
-        .map_err(|e| anyhow::anyhow!("shared_state `{redacted}`: {e}"))?;
     let on_failure = cfg.on_shared_state_failure.unwrap_or_default();
     let failures = metrics.shared_state_failures.clone();
-    let rates = SharedRates::new(conn.clone(), on_failure, timeout, failures.clone());
-    let slots = SharedSlots::new(conn.clone(), on_failure, timeout, failures.clone());
-    let budgets = SharedLedger::new(conn, ledger, on_failure, timeout, failures);
+    let state = redis::Client::open(url.as_str())
+        .and_then(|c| SharedState::connect(c, on_failure, timeout, failures))
+        .map_err(|e| anyhow::anyhow!("shared_state `{redacted}`: {e}"))?;
+    let state = Arc::new(state);
+    let rates = SharedRates::new(state.clone());
+    let slots = SharedSlots::new(state.clone());
+    let budgets = SharedLedger::new(state, ledger);
     Ok((
         Rates::Shared(rates),
         Budgets::Shared(budgets),

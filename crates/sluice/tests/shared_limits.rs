@@ -448,3 +448,27 @@ keys:
     assert_eq!(call(&b.url, &name).await.status(), 200);
     assert_eq!(upstream.hits(), 2);
 }
+
+#[tokio::test]
+async fn concurrency_limits_say_when_the_shared_state_is_unreachable() {
+    let policy = "{ concurrency: { max_in_flight: 1 } }";
+    let dead = format!("redis://127.0.0.1:{}", free_port());
+    for (mode, want) in [("local", 200), ("fail_open", 200), ("fail_closed", 503)] {
+        let name = unique("slots-down");
+        let extra = format!("on_shared_state_failure: {mode}\nshared_state_timeout: 100ms");
+        let gw = TestGateway::start(&config(&dead, &name, policy, &extra)).await;
+        let r = call(&gw.url, &name).await;
+        assert_eq!(r.status(), want, "{mode}");
+        if want == 503 {
+            let v: serde_json::Value = r.json().await.unwrap();
+            assert_eq!(
+                v["error"]["message"],
+                "concurrency limits cannot be checked: the shared state is unreachable (on_shared_state_failure: fail_closed)"
+            );
+        }
+        assert!(gw
+            .metrics()
+            .await
+            .contains("sluice_shared_state_failures_total 1\n"));
+    }
+}

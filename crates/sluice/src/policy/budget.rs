@@ -70,7 +70,7 @@ impl Budgets {
     /// Reserves a request's maximum cost under its budgets ([`admit`]).
     pub async fn admit(
         &self,
-        rules: &[Arc<BudgetRule>],
+        rules: [&[Arc<BudgetRule>]; 2],
         amount: u64,
         now_ms: i64,
         downgraded: bool,

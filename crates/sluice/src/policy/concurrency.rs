@@ -30,6 +30,7 @@ use tokio::time::Instant;
 use super::queue::{AdmissionQueue, Permit, Priority, QueueRefusal, QueueSpec, DEFAULT_QUANTUM};
 use super::{Scope, ScopeKind};
 use crate::config::raw::ConcurrencyConfig;
+use crate::error::{ErrorKind, GatewayError};
 
 /// `queue_timeout` when the policy sets none.
 pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -118,11 +119,33 @@ pub struct Held {
     pub shared: Vec<SharedSlot>,
 }
 
-/// A refusal by the queue of `scope`.
+/// A refusal at the level of `scope`: by its queue, or because the shared
+/// state that counts its slots is unreachable (`fail_closed`).
 #[derive(Debug)]
 pub struct Refused {
     pub scope: Scope,
-    pub refusal: QueueRefusal,
+    pub refusal: Option<QueueRefusal>,
+}
+
+impl Refused {
+    /// The metric label value.
+    pub fn reason(&self) -> &'static str {
+        self.refusal
+            .as_ref()
+            .map_or("shared_state_unavailable", QueueRefusal::reason)
+    }
+
+    /// The answer: the queue's 429 / 503, or a 503 saying the shared state
+    /// is unreachable.
+    pub fn to_error(&self) -> GatewayError {
+        match &self.refusal {
+            Some(r) => r.to_error(&self.scope.label),
+            None => GatewayError::new(
+                ErrorKind::Unavailable,
+                "concurrency limits cannot be checked: the shared state is unreachable (on_shared_state_failure: fail_closed)",
+            ),
+        }
+    }
 }
 
 /// The live queues, keyed by scope, and the shared slots when
@@ -162,8 +185,8 @@ impl Queues {
 
     /// Takes a slot of every rule, narrowest level first, waiting as the
     /// queues say; on a refusal the slots taken so far are released.
-    pub async fn admit(&self, rules: &[&QueueRule], ask: &Ask) -> Result<Held, Refused> {
-        let mut order: Vec<&QueueRule> = rules.to_vec();
+    pub async fn admit(&self, rules: [&[QueueRule]; 2], ask: &Ask) -> Result<Held, Refused> {
+        let mut order: Vec<&QueueRule> = rules.into_iter().flatten().collect();
         order.sort_by_key(|r| r.rank());
         let far = Instant::now() + Duration::from_secs(86_400);
         let deadline = ask.deadline.unwrap_or(far);
@@ -179,10 +202,11 @@ impl Queues {
                 scope: rule.scope.clone(),
                 refusal,
             };
+            let queued = |r| refused(Some(r));
             let p = q
                 .acquire(ask.class, flow, ask.cost.max(1), deadline)
                 .await
-                .map_err(refused)?;
+                .map_err(queued)?;
             held.permits.push(p);
             held.widest = Some(rule.scope.kind);
             if let Some(s) = &self.shared {
@@ -190,7 +214,8 @@ impl Queues {
                 match s.take(&rule.scope, rule.spec, until, ask.lease).await {
                     shared::Taken::Slot(slot) => held.shared.push(slot),
                     shared::Taken::Unchecked => {}
-                    shared::Taken::Refused(r) => return Err(refused(r)),
+                    shared::Taken::Refused(r) => return Err(queued(r)),
+                    shared::Taken::Unavailable => return Err(refused(None)),
                 }
             }
             held.waited += started.elapsed();

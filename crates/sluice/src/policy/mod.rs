@@ -16,6 +16,7 @@ pub mod budget;
 pub mod concurrency;
 pub mod queue;
 pub mod rate;
+pub mod shared_state;
 
 use std::sync::Arc;
 

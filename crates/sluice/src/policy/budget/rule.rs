@@ -100,13 +100,13 @@ pub struct Crossed {
 /// cheaper model is admitted like `alert_only`, so it keeps being served.
 pub fn admit(
     ledger: &Arc<LocalLedger>,
-    rules: &[Arc<BudgetRule>],
+    rules: [&[Arc<BudgetRule>]; 2],
     amount: u64,
     now_ms: i64,
     downgraded: bool,
 ) -> Verdict {
     let mut charges = Charges::default();
-    for rule in rules {
+    for rule in rules.into_iter().flatten() {
         for &(period, limit) in rule.limits.iter() {
             let reservation = match ledger.reserve(&rule.key, period, limit, amount, now_ms) {
                 Ok(r) => r,

@@ -58,12 +58,12 @@ fn every_period_of_every_rule_holds_and_a_refusal_releases_the_others() {
         rule(Scope::tenant("acme"), 1.0, Some(1.5), OnExceed::Block),
         rule(Scope::key("k1", "ci"), 0.5, None, OnExceed::Block),
     ];
-    let c = admitted(admit(&ledger, &rules, 400_000, NOW, false));
+    let c = admitted(admit(&ledger, [&rules, &[]], 400_000, NOW, false));
     assert_eq!(c.held.len(), 3);
     let s = |scope: &str, p| ledger.standing(&Arc::from(scope), p, NOW);
     assert_eq!(s("tenant:acme", Period::Month).reserved, 400_000);
     // The key's $0.50 a day has 100,000 left: refused, nothing else held.
-    match admit(&ledger, &rules, 200_000, NOW, false) {
+    match admit(&ledger, [&rules, &[]], 200_000, NOW, false) {
         Verdict::Refused(e, kind) => {
             assert_eq!(kind, ScopeKind::Key);
             assert_eq!(e.kind, ErrorKind::BudgetExceeded);
@@ -102,7 +102,7 @@ fn alert_only_admits_beyond_the_budget_and_counts_it() {
         None,
         OnExceed::AlertOnly,
     )];
-    let c = admitted(admit(&ledger, &rules, 5_000, NOW, false));
+    let c = admitted(admit(&ledger, [&rules, &[]], 5_000, NOW, false));
     assert_eq!(c.over.as_ref().map(|o| &*o.0), Some("app `web`"));
     let due = settle(c, 5_000);
     assert_eq!(due.len(), 1, "50 % of $0.001 crossed");
@@ -126,7 +126,7 @@ fn downgrade_asks_once_then_admits_the_downgraded_request() {
             OnExceed::Downgrade("cheap".into()),
         ),
     ];
-    match admit(&ledger, &rules, 5_000, NOW, false) {
+    match admit(&ledger, [&rules, &[]], 5_000, NOW, false) {
         Verdict::Downgrade(to, kind) => {
             assert_eq!((to.as_str(), kind), ("cheap", ScopeKind::Model))
         }
@@ -139,7 +139,7 @@ fn downgrade_asks_once_then_admits_the_downgraded_request() {
             .reserved,
         0
     );
-    let c = admitted(admit(&ledger, &rules, 5_000, NOW, true));
+    let c = admitted(admit(&ledger, [&rules, &[]], 5_000, NOW, true));
     assert_eq!(c.held.len(), 2);
     assert!(c.over.is_some());
 }

@@ -21,13 +21,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use prometheus_client::metrics::counter::Counter;
-use redis::aio::ConnectionManager;
-
 use super::rule::{admit, refusal, settle, Charges, Crossed, Verdict};
 use super::{BudgetRule, Exceeded, LocalLedger, Period};
 use crate::config::raw::{OnExceed, SharedStateFailure};
 use crate::error::{ErrorKind, GatewayError};
+use crate::policy::shared_state::SharedState;
 
 /// Added to a request's longest life to make its hold's lease.
 pub const LEASE_MARGIN: Duration = Duration::from_secs(5);
@@ -54,34 +52,22 @@ pub struct SharedHold {
 /// Budget counters in Redis, with this instance's ledger as the record for
 /// the store and the fallback.
 pub struct SharedLedger {
-    conn: ConnectionManager,
+    state: Arc<SharedState>,
     reserve: redis::Script,
     settle: Arc<redis::Script>,
     local: Arc<LocalLedger>,
-    on_failure: SharedStateFailure,
-    timeout: Duration,
-    failures: Counter,
     /// This process's hold id prefix, and the sequence after it.
     instance: String,
     seq: AtomicU64,
 }
 
 impl SharedLedger {
-    pub fn new(
-        conn: ConnectionManager,
-        local: Arc<LocalLedger>,
-        on_failure: SharedStateFailure,
-        timeout: Duration,
-        failures: Counter,
-    ) -> SharedLedger {
+    pub fn new(state: Arc<SharedState>, local: Arc<LocalLedger>) -> SharedLedger {
         SharedLedger {
-            conn,
+            state,
             reserve: redis::Script::new(include_str!("reserve_budget.lua")),
             settle: Arc::new(redis::Script::new(include_str!("settle_budget.lua"))),
             local,
-            on_failure,
-            timeout,
-            failures,
             instance: format!("{:016x}", fastrand::u64(..)),
             seq: AtomicU64::new(0),
         }
@@ -95,7 +81,7 @@ impl SharedLedger {
     /// [`admit`] for what `on_exceed` does); `lease` bounds the hold.
     pub async fn admit(
         &self,
-        rules: &[Arc<BudgetRule>],
+        rules: [&[Arc<BudgetRule>]; 2],
         amount: u64,
         now_ms: i64,
         downgraded: bool,
@@ -123,9 +109,10 @@ impl SharedLedger {
                 .arg(u8::from(enforce))
                 .arg(ttl_ms(c, now_ms));
         }
-        let mut conn = self.conn.clone();
+        let mut conn = self.state.conn();
         let reply =
-            tokio::time::timeout(self.timeout, call.invoke_async::<Vec<i64>>(&mut conn)).await;
+            tokio::time::timeout(self.state.timeout, call.invoke_async::<Vec<i64>>(&mut conn))
+                .await;
         match reply {
             Ok(Ok(v)) => verdict(counters, id, &v, amount, now_ms),
             Ok(Err(e)) => self.failed(&e.to_string(), rules, amount, now_ms, downgraded),
@@ -157,8 +144,11 @@ impl SharedLedger {
         for c in &hold.counters {
             self.local.record(&c.rule.key, c.period, c.start, cost);
         }
-        let (script, mut conn, timeout) =
-            (self.settle.clone(), self.conn.clone(), self.timeout * 4);
+        let (script, mut conn, timeout) = (
+            self.settle.clone(),
+            self.state.conn(),
+            self.state.timeout * 4,
+        );
         tokio::spawn(async move {
             let mut call = script.prepare_invoke();
             for c in &hold.counters {
@@ -217,8 +207,9 @@ impl SharedLedger {
                 .arg(r.micro_usd)
                 .ignore();
         }
-        let mut conn = self.conn.clone();
-        let r = tokio::time::timeout(self.timeout * 20, pipe.query_async::<()>(&mut conn)).await;
+        let mut conn = self.state.conn();
+        let r =
+            tokio::time::timeout(self.state.timeout * 20, pipe.query_async::<()>(&mut conn)).await;
         if !matches!(r, Ok(Ok(()))) {
             tracing::warn!("shared state: could not seed budget counters from the store; counters start from what instances settle");
         }
@@ -227,18 +218,13 @@ impl SharedLedger {
     fn failed(
         &self,
         why: &str,
-        rules: &[Arc<BudgetRule>],
+        rules: [&[Arc<BudgetRule>]; 2],
         amount: u64,
         now_ms: i64,
         downgraded: bool,
     ) -> Verdict {
-        self.failures.inc();
-        tracing::warn!(
-            error = why,
-            on_failure = self.on_failure.as_str(),
-            "shared state unreachable for budgets"
-        );
-        match self.on_failure {
+        self.state.failed("budgets", why);
+        match self.state.on_failure {
             SharedStateFailure::Local => admit(&self.local, rules, amount, now_ms, downgraded),
             SharedStateFailure::FailOpen => Verdict::Admitted(Charges::default()),
             SharedStateFailure::FailClosed => Verdict::Refused(
@@ -253,9 +239,10 @@ impl SharedLedger {
 }
 
 /// Every (rule, period) counter of a request.
-fn counters(rules: &[Arc<BudgetRule>], now_ms: i64) -> Vec<HeldCounter> {
+fn counters(rules: [&[Arc<BudgetRule>]; 2], now_ms: i64) -> Vec<HeldCounter> {
     rules
-        .iter()
+        .into_iter()
+        .flatten()
         .flat_map(|rule| {
             rule.limits.iter().map(move |&(period, limit)| HeldCounter {
                 rule: rule.clone(),

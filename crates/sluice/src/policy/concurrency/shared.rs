@@ -9,23 +9,21 @@
 //! is freed when its lease (the request's longest life plus 5 s) ends.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use prometheus_client::metrics::counter::Counter;
 use redis::aio::ConnectionManager;
 use tokio::time::Instant;
 
 use crate::config::raw::SharedStateFailure;
 use crate::policy::queue::{QueueRefusal, QueueSpec};
+use crate::policy::shared_state::SharedState;
 use crate::policy::Scope;
 
 /// Concurrency slots in Redis.
 pub struct SharedSlots {
-    conn: ConnectionManager,
+    state: Arc<SharedState>,
     script: redis::Script,
-    on_failure: SharedStateFailure,
-    timeout: Duration,
-    failures: Counter,
     instance: String,
     seq: AtomicU64,
 }
@@ -44,22 +42,18 @@ pub enum Taken {
     /// The shared state failed and `on_shared_state_failure` lets the
     /// request go on its local slot.
     Unchecked,
+    /// No slot came free in time.
     Refused(QueueRefusal),
+    /// The shared state failed and `on_shared_state_failure: fail_closed`
+    /// refuses the request.
+    Unavailable,
 }
 
 impl SharedSlots {
-    pub fn new(
-        conn: ConnectionManager,
-        on_failure: SharedStateFailure,
-        timeout: Duration,
-        failures: Counter,
-    ) -> SharedSlots {
+    pub fn new(state: Arc<SharedState>) -> SharedSlots {
         SharedSlots {
-            conn,
+            state,
             script: redis::Script::new(include_str!("slot.lua")),
-            on_failure,
-            timeout,
-            failures,
             instance: format!("{:016x}", fastrand::u64(..)),
             seq: AtomicU64::new(0),
         }
@@ -83,19 +77,19 @@ impl SharedSlots {
         let started = Instant::now();
         let mut pause = Duration::from_millis(2);
         loop {
-            let mut conn = self.conn.clone();
+            let mut conn = self.state.conn();
             let mut call = self.script.prepare_invoke();
             call.key(&key)
                 .arg(spec.max_in_flight)
                 .arg(&id)
                 .arg(lease.as_millis() as u64);
             let reply = call.invoke_async::<i64>(&mut conn);
-            match tokio::time::timeout(self.timeout, reply).await {
+            match tokio::time::timeout(self.state.timeout, reply).await {
                 Ok(Ok(1)) => {
                     return Taken::Slot(SharedSlot {
                         key,
                         id,
-                        conn: self.conn.clone(),
+                        conn: self.state.conn(),
                     })
                 }
                 Ok(Ok(_)) => {}
@@ -114,18 +108,10 @@ impl SharedSlots {
     }
 
     fn failed(&self, why: &str) -> Taken {
-        self.failures.inc();
-        tracing::warn!(
-            error = why,
-            on_failure = self.on_failure.as_str(),
-            "shared state unreachable for concurrency limits"
-        );
-        match self.on_failure {
-            SharedStateFailure::FailClosed => Taken::Refused(QueueRefusal::Timeout {
-                retry_after: Duration::from_secs(1),
-                waited: Duration::ZERO,
-            }),
-            _ => Taken::Unchecked,
+        self.state.failed("concurrency limits", why);
+        match self.state.on_failure {
+            SharedStateFailure::FailClosed => Taken::Unavailable,
+            SharedStateFailure::Local | SharedStateFailure::FailOpen => Taken::Unchecked,
         }
     }
 }

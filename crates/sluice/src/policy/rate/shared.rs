@@ -16,11 +16,9 @@
 //! `fail_open`: admitted, `fail_closed`: refused with 503 — and the failure
 //! is counted and logged (at most once every 10 s).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use prometheus_client::metrics::counter::Counter;
-use redis::aio::ConnectionManager;
 use sha2::{Digest, Sha256};
 
 use super::{
@@ -29,19 +27,15 @@ use super::{
 };
 use crate::config::raw::{RatePer, SharedStateFailure};
 use crate::error::{ErrorKind, GatewayError};
+use crate::policy::shared_state::SharedState;
 use crate::policy::Decision;
 
 /// Rate counters in Redis, with this instance's own as the fallback.
 pub struct SharedRates {
-    conn: ConnectionManager,
+    state: Arc<SharedState>,
     acquire: redis::Script,
-    settle: std::sync::Arc<redis::Script>,
+    settle: Arc<redis::Script>,
     fallback: LocalRates,
-    on_failure: SharedStateFailure,
-    timeout: Duration,
-    failures: Counter,
-    /// Unix seconds of the last failure logged.
-    last_logged: AtomicU64,
 }
 
 /// One gate of the script call: its rule, spec and counter key.
@@ -52,23 +46,12 @@ struct Sent<'r> {
 }
 
 impl SharedRates {
-    /// Over `conn` (see [`connect`]); `failures` counts the calls that
-    /// fell back.
-    pub fn new(
-        conn: ConnectionManager,
-        on_failure: SharedStateFailure,
-        timeout: Duration,
-        failures: Counter,
-    ) -> SharedRates {
+    pub fn new(state: Arc<SharedState>) -> SharedRates {
         SharedRates {
-            conn,
+            state,
             acquire: redis::Script::new(include_str!("acquire.lua")),
-            settle: std::sync::Arc::new(redis::Script::new(include_str!("settle.lua"))),
+            settle: Arc::new(redis::Script::new(include_str!("settle.lua"))),
             fallback: LocalRates::default(),
-            on_failure,
-            timeout,
-            failures,
-            last_logged: AtomicU64::new(0),
         }
     }
 
@@ -110,9 +93,10 @@ impl SharedRates {
         for rule in &applicable {
             call.arg(u8::from(rule.shadow));
         }
-        let mut conn = self.conn.clone();
+        let mut conn = self.state.conn();
         let reply =
-            tokio::time::timeout(self.timeout, call.invoke_async::<Vec<i64>>(&mut conn)).await;
+            tokio::time::timeout(self.state.timeout, call.invoke_async::<Vec<i64>>(&mut conn))
+                .await;
         match reply {
             Ok(Ok(v)) => decide(&applicable, &sent, &v, who.tokens),
             Ok(Err(e)) => self.failed(&e.to_string(), rules, who),
@@ -141,7 +125,7 @@ impl SharedRates {
             return;
         }
         let script = self.settle.clone();
-        let (mut conn, timeout) = (self.conn.clone(), self.timeout * 4);
+        let (mut conn, timeout) = (self.state.conn(), self.state.timeout * 4);
         tokio::spawn(async move {
             let mut call = script.prepare_invoke();
             for k in keys {
@@ -161,24 +145,10 @@ impl SharedRates {
         self.fallback.prune();
     }
 
-    /// Redis failed: count, log (at most every 10 s), and decide as configured.
+    /// Redis failed: counted and logged, then decided as configured.
     fn failed(&self, why: &str, rules: [&[RateRule]; 2], who: &Who<'_>) -> Decision<RateNote> {
-        self.failures.inc();
-        let now = crate::mock::now_ms() as u64 / 1000;
-        let last = self.last_logged.load(Ordering::Relaxed);
-        if now >= last + 10
-            && self
-                .last_logged
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
-            tracing::warn!(
-                error = why,
-                on_failure = self.on_failure.as_str(),
-                "shared state unreachable for rate limits"
-            );
-        }
-        match self.on_failure {
+        self.state.failed("rate limits", why);
+        match self.state.on_failure {
             SharedStateFailure::Local => self.fallback.acquire(rules, who),
             SharedStateFailure::FailOpen => Decision {
                 note: RateNote::default(),
@@ -193,18 +163,6 @@ impl SharedRates {
             },
         }
     }
-}
-
-/// A connection to the shared state that dials lazily (the first request
-/// connects) and re-dials in the background after a failure; each call
-/// gives up after `timeout`.
-pub fn connect(client: redis::Client, timeout: Duration) -> redis::RedisResult<ConnectionManager> {
-    let cfg = redis::aio::ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(timeout.max(Duration::from_millis(100))))
-        .set_response_timeout(Some(timeout))
-        .set_number_of_retries(1)
-        .set_max_delay(Duration::from_secs(1));
-    ConnectionManager::new_lazy_with_config(client, cfg)
 }
 
 /// A token gate asked for more than its whole quota: refused for good,
