@@ -19,7 +19,9 @@
 //! no rate limit); 6 is `dispatch`; 7 `http::sse`; 8 is [`RequestCtx`]'s
 //! `Drop`, so it runs exactly once whether the request succeeded, failed,
 //! or the client went away mid-stream. Every answer past stage 5 carries
-//! the `x-ratelimit-*` headers ([`RequestCtx::decorate`]).
+//! the `x-ratelimit-*` headers ([`RequestCtx::decorate`]). Handlers run
+//! 4b–5b through `RequestCtx::admit` (`pipeline/admit.rs`): in table order
+//! on one instance, as one Redis call with `shared_state`.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -37,14 +39,16 @@ use crate::directory::Directory;
 use crate::dispatch::Attempts;
 use crate::error::{ErrorKind, GatewayError};
 use crate::policy::budget::{self, Charges};
-use crate::policy::concurrency::{Ask, Flows, Held};
+use crate::policy::concurrency::{Ask, Flows, Held, Refused};
 use crate::policy::rate::{RateNote, Who};
-use crate::policy::ScopeKind;
+use crate::policy::{Decision, ScopeKind};
 use crate::snapshot::{hash_secret, tighter, KeyInfo, Managed, Model, Snapshot};
 use crate::state::App;
 use crate::telemetry::access_log;
 use crate::telemetry::metrics::{BudgetLabels, ScopeLabels};
 use crate::tokens::{count_chat_input, count_embedding_input};
+
+mod admit;
 
 /// The identity behind a presented secret: a static key of the config, else
 /// a store-managed key of the directory. Hashes once; no I/O, no lock.
@@ -452,20 +456,31 @@ impl RequestCtx {
         model: &Model,
         body_user: Option<&str>,
     ) -> Result<(), GatewayError> {
-        let Some(key) = self.key.as_deref() else {
+        let Some(key) = self.key.clone() else {
             return Ok(());
         };
         if key.rates.is_empty() && model.rates.is_empty() {
             return Ok(());
         }
-        let who = Who {
+        let app = self.app.clone();
+        let who = self.who(&key, body_user);
+        let decision = app.rates.acquire([&key.rates, &model.rates], &who).await;
+        self.apply_rate(decision)
+    }
+
+    /// Who the rate limits count the request for.
+    fn who<'a>(&'a self, key: &KeyInfo, body_user: Option<&'a str>) -> Who<'a> {
+        Who {
             tokens: u32::try_from(self.reserved_tokens).unwrap_or(u32::MAX),
             user: self.end_user(body_user),
             ip: self.client_ip,
             bucket: key.rollout_bucket,
-        };
-        let app = self.app.clone();
-        let decision = app.rates.acquire([&key.rates, &model.rates], &who).await;
+        }
+    }
+
+    /// Records the rate decision (headers, shadow refusals) and answers
+    /// its refusal.
+    fn apply_rate(&mut self, decision: Decision<RateNote>) -> Result<(), GatewayError> {
         self.rate = decision.note;
         decision.refusal.map_or(Ok(()), Err)
     }
@@ -479,15 +494,34 @@ impl RequestCtx {
         model: &Model,
         downgraded: bool,
     ) -> Result<Option<String>, GatewayError> {
-        let key = self.key();
-        if key.budgets.is_empty() && model.budgets.is_empty() {
+        if self.key().budgets.is_empty() && model.budgets.is_empty() {
             return Ok(None);
         }
         let key = self.key.clone().expect("authenticated before use");
         let rules = [&key.budgets[..], &model.budgets[..]];
-        let amount = model.price.as_ref().map_or(0, |p| {
+        let (app, lease) = (self.app.clone(), self.lease());
+        let amount = self.max_cost(model);
+        let verdict = app
+            .budgets
+            .admit(rules, amount, crate::mock::now_ms(), downgraded, lease)
+            .await;
+        self.apply_budget(verdict, downgraded)
+    }
+
+    /// The most the request can cost at `model`'s price (0 unpriced).
+    fn max_cost(&self, model: &Model) -> u64 {
+        model.price.as_ref().map_or(0, |p| {
             budget::max_cost_micro_usd(p, self.estimated_input, self.max_output)
-        });
+        })
+    }
+
+    /// Keeps the budget reservations of an admitted request, or answers the
+    /// downgrade or refusal, counting what went over.
+    fn apply_budget(
+        &mut self,
+        verdict: budget::Verdict,
+        downgraded: bool,
+    ) -> Result<Option<String>, GatewayError> {
         let exceeded = |kind: ScopeKind, action| {
             self.app
                 .metrics
@@ -498,23 +532,15 @@ impl RequestCtx {
                 })
                 .inc();
         };
-        let app = self.app.clone();
-        let lease = self.lease();
-        let verdict = app
-            .budgets
-            .admit(rules, amount, crate::mock::now_ms(), downgraded, lease)
-            .await;
         match verdict {
             budget::Verdict::Admitted(charges) => {
                 if let Some((_, kind)) = &charges.over {
-                    exceeded(
-                        *kind,
-                        if downgraded {
-                            "downgrade"
-                        } else {
-                            "alert_only"
-                        },
-                    );
+                    let action = if downgraded {
+                        "downgrade"
+                    } else {
+                        "alert_only"
+                    };
+                    exceeded(*kind, action);
                 }
                 self.budget = charges;
                 Ok(None)
@@ -637,17 +663,28 @@ impl RequestCtx {
         let Some(key) = self.key.as_ref().filter(|k| limited(k)).cloned() else {
             return Ok(());
         };
+        let ask = self.slot_ask(&key, body_user);
+        let app = self.app.clone();
+        let held = app.queues.admit([&key.queues, &model.queues], &ask).await;
+        self.apply_slots(held)
+    }
+
+    /// What the request asks of the concurrency queues.
+    fn slot_ask(&self, key: &KeyInfo, body_user: Option<&str>) -> Ask {
         let mut flows = key.flows;
         flows.user = self.end_user(body_user).map_or(0, Flows::hash);
-        let ask = Ask {
+        Ask {
             class: key.priority,
             flows,
             cost: self.reserved_tokens.max(self.estimated_input),
             deadline: self.deadline().map(Into::into),
             lease: self.lease(),
-        };
-        let app = self.app.clone();
-        match app.queues.admit([&key.queues, &model.queues], &ask).await {
+        }
+    }
+
+    /// Keeps the slots taken, or records and answers the refusal.
+    fn apply_slots(&mut self, held: Result<Held, Refused>) -> Result<(), GatewayError> {
+        match held {
             Ok(held) => {
                 self.held = held;
                 Ok(())

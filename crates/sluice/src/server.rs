@@ -206,7 +206,7 @@ pub async fn build_app(cfg: &RawConfig, config_path: Option<PathBuf>) -> anyhow:
         None => None,
     };
     let metrics = Metrics::new();
-    let (rates, budgets, queues) = limit_stores(cfg, &metrics)?;
+    let (rates, budgets, queues, admission) = limit_stores(cfg, &metrics)?;
     let webhook = cfg.alerts.as_ref().map(|a| a.webhook.clone());
     let (alerts, alerts_worker) = crate::alerts::Alerts::new(webhook, &metrics)
         .map_err(|e| anyhow::anyhow!("alerts: {e}"))?;
@@ -237,6 +237,7 @@ pub async fn build_app(cfg: &RawConfig, config_path: Option<PathBuf>) -> anyhow:
         rates,
         queues,
         budgets,
+        admission,
     });
     // Store-managed keys work from the first request.
     crate::directory::refresh(&app, true)
@@ -249,6 +250,7 @@ pub async fn build_app(cfg: &RawConfig, config_path: Option<PathBuf>) -> anyhow:
 /// The rate and budget counters: shared through `shared_state` when it is
 /// set (one connection for both), else in this process.
 fn limit_stores(cfg: &RawConfig, metrics: &Metrics) -> anyhow::Result<LimitStores> {
+    use crate::policy::admission::Admission;
     use crate::policy::budget::{Budgets, SharedLedger};
     use crate::policy::concurrency::{Queues, SharedSlots};
     use crate::policy::rate::{LocalRates, Rates, SharedRates};
@@ -256,7 +258,7 @@ fn limit_stores(cfg: &RawConfig, metrics: &Metrics) -> anyhow::Result<LimitStore
     let ledger = Arc::new(crate::policy::budget::LocalLedger::new());
     let Some(url) = &cfg.shared_state else {
         let local = (Rates::Local(LocalRates::default()), Budgets::Local(ledger));
-        return Ok((local.0, local.1, Queues::default()));
+        return Ok((local.0, local.1, Queues::default(), None));
     };
     let redacted = crate::directory::redact_url(url);
     let timeout = cfg
@@ -267,22 +269,25 @@ fn limit_stores(cfg: &RawConfig, metrics: &Metrics) -> anyhow::Result<LimitStore
     let state = redis::Client::open(url.as_str())
         .and_then(|c| SharedState::connect(c, on_failure, timeout, failures))
         .map_err(|e| anyhow::anyhow!("shared_state `{redacted}`: {e}"))?;
-    let state = Arc::new(state);
-    let rates = SharedRates::new(state.clone());
-    let slots = SharedSlots::new(state.clone());
-    let budgets = SharedLedger::new(state, ledger);
+    let admission = Arc::new(Admission::new(Arc::new(state)));
+    let rates = SharedRates::new(admission.clone());
+    let slots = SharedSlots::new(admission.clone());
+    let budgets = SharedLedger::new(admission.clone(), ledger);
     Ok((
         Rates::Shared(rates),
         Budgets::Shared(budgets),
         Queues::shared(slots),
+        Some(admission),
     ))
 }
 
-/// Rate counters, budget counters and concurrency queues.
+/// Rate counters, budget counters, concurrency queues, and the admission
+/// call that serves all three in shared mode.
 type LimitStores = (
     crate::policy::rate::Rates,
     crate::policy::budget::Budgets,
     crate::policy::concurrency::Queues,
+    Option<Arc<crate::policy::admission::Admission>>,
 );
 
 /// Loads the budget spend of the current periods from the store, so budgets

@@ -73,13 +73,11 @@ pub async fn run(
 ) -> Result<ChatAnswer, GatewayError> {
     let mut model = ctx.resolve_model(&req.model)?;
     ctx.apply_guards(&model, &mut req)?;
-    if let Some(to) = ctx.charge_budgets(&model, false).await? {
+    if let Some(to) = ctx.admit(&model, false, req.user.as_deref()).await? {
         model = ctx.downgrade(&model, &to)?;
         ctx.apply_guards(&model, &mut req)?;
-        ctx.charge_budgets(&model, true).await?;
+        ctx.admit(&model, true, req.user.as_deref()).await?;
     }
-    ctx.limit_rate(&model, req.user.as_deref()).await?;
-    ctx.wait_for_slots(&model, req.user.as_deref()).await?;
     let app = ctx.app.clone();
     let snap = ctx.snap.clone();
     let deadline = ctx.deadline();

@@ -35,16 +35,14 @@ async fn serve(
     let req: EmbeddingsRequest = json::parse(&bytes)?;
     let model = ctx.resolve_model(&req.model)?;
     ctx.count_embeddings(&model, &req.input);
-    if let Some(to) = ctx.charge_budgets(&model, false).await? {
+    let user = req.extra.get("user").and_then(serde_json::Value::as_str);
+    if let Some(to) = ctx.admit(&model, false, user).await? {
         // Embeddings are not moved to another model: over budget is over.
         return Err(crate::error::GatewayError::new(
             crate::error::ErrorKind::BudgetExceeded,
             format!("the budget for `{}` is exhausted (its downgrade to `{to}` applies to chat requests only)", model.name),
         ));
     }
-    let user = req.extra.get("user").and_then(serde_json::Value::as_str);
-    ctx.limit_rate(&model, user).await?;
-    ctx.wait_for_slots(&model, user).await?;
     let app = ctx.app.clone();
     let snap = ctx.snap.clone();
     let (body, usage) = app

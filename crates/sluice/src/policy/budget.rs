@@ -45,7 +45,7 @@ pub use flush::{flush, spawn_flusher};
 pub use ledger::{Exceeded, LocalLedger, Reservation, Standing};
 pub use period::Period;
 pub use rule::{admit, settle, usd, BudgetRule, Charge, Charges, Crossed, Verdict};
-pub use shared::{HeldCounter, SharedHold, SharedLedger, LEASE_MARGIN};
+pub use shared::{BudgetCall, HeldCounter, SharedHold, SharedLedger, LEASE_MARGIN};
 
 use std::sync::Arc;
 use std::time::Duration;

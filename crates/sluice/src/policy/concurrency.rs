@@ -22,7 +22,7 @@ use std::time::Duration;
 
 mod shared;
 
-pub use shared::{SharedSlot, SharedSlots};
+pub use shared::{SharedSlot, SharedSlots, SlotCall};
 
 use dashmap::DashMap;
 use tokio::time::Instant;
@@ -119,6 +119,31 @@ pub struct Held {
     pub shared: Vec<SharedSlot>,
 }
 
+impl Held {
+    /// Gives every slot back unused (another policy refused the request).
+    pub fn give_back(&mut self) {
+        for p in self.permits.drain(..) {
+            p.give_back();
+        }
+        self.shared.clear();
+        self.widest = None;
+    }
+}
+
+/// A request's levels in admission order (narrowest first), with the
+/// local slots [`Queues::begin`] took at once.
+pub struct Begun<'r> {
+    order: Vec<&'r QueueRule>,
+    pub held: Held,
+}
+
+/// The levels of `rules` in admission order: narrowest first.
+fn order(rules: [&[QueueRule]; 2]) -> Vec<&QueueRule> {
+    let mut order: Vec<&QueueRule> = rules.into_iter().flatten().collect();
+    order.sort_by_key(|r| r.rank());
+    order
+}
+
 /// A refusal at the level of `scope`: by its queue, or because the shared
 /// state that counts its slots is unreachable (`fail_closed`).
 #[derive(Debug)]
@@ -186,35 +211,100 @@ impl Queues {
     /// Takes a slot of every rule, narrowest level first, waiting as the
     /// queues say; on a refusal the slots taken so far are released.
     pub async fn admit(&self, rules: [&[QueueRule]; 2], ask: &Ask) -> Result<Held, Refused> {
-        let mut order: Vec<&QueueRule> = rules.into_iter().flatten().collect();
-        order.sort_by_key(|r| r.rank());
+        let begun = Begun {
+            order: order(rules),
+            held: Held::default(),
+        };
+        self.finish(begun, Vec::new(), Some(0), ask).await
+    }
+
+    /// The first step of a shared-mode admission: the local slots free at
+    /// once, narrowest level first, up to the first level that would have
+    /// to wait; never waits.
+    pub fn begin<'r>(&self, rules: [&'r [QueueRule]; 2]) -> Begun<'r> {
+        let order = order(rules);
+        let mut held = Held::default();
+        for rule in &order {
+            let Some(p) = self.queue(rule).try_acquire() else {
+                break;
+            };
+            held.permits.push(p);
+            held.widest = Some(rule.scope.kind);
+        }
+        Begun { order, held }
+    }
+
+    /// The shared slots to ask for in the admission call: those of the
+    /// levels whose local slot [`begin`](Self::begin) took.
+    pub fn slot_calls(&self, begun: &Begun<'_>, lease: Duration) -> Vec<SlotCall> {
+        let Some(s) = &self.shared else {
+            return Vec::new();
+        };
+        let n = begun.held.permits.len();
+        begun.order[..n]
+            .iter()
+            .map(|r| s.prepare(&r.scope, r.spec, lease))
+            .collect()
+    }
+
+    /// Completes an admission: the admission call took `taken` of `calls`
+    /// (`None`: it failed, and `on_shared_state_failure` decides); every
+    /// other level takes its local slot (waiting in its queue) and then
+    /// its shared one (retrying).
+    pub async fn finish(
+        &self,
+        begun: Begun<'_>,
+        calls: Vec<SlotCall>,
+        taken: Option<usize>,
+        ask: &Ask,
+    ) -> Result<Held, Refused> {
+        let Begun { order, mut held } = begun;
         let far = Instant::now() + Duration::from_secs(86_400);
         let deadline = ask.deadline.unwrap_or(far);
-        let mut held = Held {
-            permits: Vec::with_capacity(order.len()),
-            ..Held::default()
-        };
-        for rule in order {
+        let mut calls = calls.into_iter();
+        let mut shared = self.shared.as_ref();
+        match (shared, taken) {
+            (Some(s), Some(k)) => held
+                .shared
+                .extend(calls.by_ref().take(k).map(|c| s.taken(c))),
+            (Some(s), None) => match s.fallback() {
+                shared::Taken::Unavailable => {
+                    let Some(first) = order.first() else {
+                        return Ok(held);
+                    };
+                    held.give_back();
+                    return Err(Refused {
+                        scope: first.scope.clone(),
+                        refusal: None,
+                    });
+                }
+                _ => shared = None,
+            },
+            (None, _) => {}
+        }
+        let done = held.shared.len();
+        for (i, rule) in order.iter().enumerate() {
             let started = Instant::now();
-            let q = self.queue(rule);
-            let flow = ask.flows.of(rule.scope.kind);
             let refused = |refusal| Refused {
                 scope: rule.scope.clone(),
                 refusal,
             };
-            let queued = |r| refused(Some(r));
-            let p = q
-                .acquire(ask.class, flow, ask.cost.max(1), deadline)
-                .await
-                .map_err(queued)?;
-            held.permits.push(p);
-            held.widest = Some(rule.scope.kind);
-            if let Some(s) = &self.shared {
+            if i >= held.permits.len() {
+                let q = self.queue(rule);
+                let flow = ask.flows.of(rule.scope.kind);
+                let p = q.acquire(ask.class, flow, ask.cost.max(1), deadline).await;
+                held.permits.push(p.map_err(|r| refused(Some(r)))?);
+                held.widest = Some(rule.scope.kind);
+            }
+            if let Some(s) = shared.filter(|_| i >= done) {
+                let call = calls
+                    .next()
+                    .unwrap_or_else(|| s.prepare(&rule.scope, rule.spec, ask.lease));
                 let until = deadline.min(started + rule.spec.timeout);
-                match s.take(&rule.scope, rule.spec, until, ask.lease).await {
+                match s.take(call, until).await {
                     shared::Taken::Slot(slot) => held.shared.push(slot),
                     shared::Taken::Unchecked => {}
-                    shared::Taken::Refused(r) => return Err(queued(r)),
+                    shared::Taken::Refused(r) => return Err(refused(Some(r))),
                     shared::Taken::Unavailable => return Err(refused(None)),
                 }
             }

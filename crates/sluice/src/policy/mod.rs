@@ -12,6 +12,7 @@
 //! (counters) lives outside both, keyed by scope and rule, so a reload that
 //! keeps a rule keeps its state.
 
+pub mod admission;
 pub mod budget;
 pub mod concurrency;
 pub mod queue;

@@ -86,6 +86,8 @@ struct State {
 pub struct Permit {
     queue: Arc<AdmissionQueue>,
     waited: Duration,
+    /// Whether the slot served a request (counted in the drain rate).
+    used: bool,
 }
 
 /// Where a waiter is queued.
@@ -148,6 +150,12 @@ impl AdmissionQueue {
         wait.finish()
     }
 
+    /// Takes a slot only if one is free now (so nobody is waiting); never
+    /// queues.
+    pub fn try_acquire(self: &Arc<Self>) -> Option<Permit> {
+        self.lock().take_free().then(|| self.permit(Duration::ZERO))
+    }
+
     /// Requests holding a slot.
     pub fn in_flight(&self) -> u32 {
         self.lock().in_flight
@@ -188,8 +196,7 @@ impl AdmissionQueue {
     /// Admits, refuses or queues, under one lock.
     fn enter(&self, class: Priority, flow: u64, cost: u64, deadline: Instant) -> Entry {
         let mut s = self.lock();
-        if s.in_flight < s.spec.max_in_flight && s.waiting() == 0 {
-            s.in_flight += 1;
+        if s.take_free() {
             return Entry::Admitted;
         }
         let now = Instant::now();
@@ -252,6 +259,7 @@ impl AdmissionQueue {
         Permit {
             queue: Arc::clone(self),
             waited,
+            used: true,
         }
     }
 
@@ -269,6 +277,13 @@ impl AdmissionQueue {
 }
 
 impl State {
+    /// Takes a free slot if there is one and nobody waits for it.
+    fn take_free(&mut self) -> bool {
+        let free = self.in_flight < self.spec.max_in_flight && self.waiting() == 0;
+        self.in_flight += u32::from(free);
+        free
+    }
+
     fn waiting(&self) -> usize {
         self.classes.iter().map(Drr::len).sum()
     }
@@ -332,11 +347,17 @@ impl Permit {
     pub fn waited(&self) -> Duration {
         self.waited
     }
+
+    /// Gives the slot back unused (the request was refused by another
+    /// policy before it ran): not counted in the drain rate.
+    pub fn give_back(mut self) {
+        self.used = false;
+    }
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        self.queue.release(true);
+        self.queue.release(self.used);
     }
 }
 

@@ -38,7 +38,7 @@ use sha2::Digest;
 
 pub use gcra::{Many, One, RateClock, Refused};
 pub use registry::{LocalRates, RateStore};
-pub use shared::SharedRates;
+pub use shared::{RateCall, SharedRates};
 
 pub use resolve::{variants, Variant};
 

@@ -1,6 +1,7 @@
 //! Budgets shared by every instance (`shared_state: redis://…`): a request
-//! reserves its maximum cost under all its counters in one Redis script
-//! (`reserve_budget.lua`) and settles them in another when it ends
+//! reserves its maximum cost under all its counters as its part of the
+//! admission script (`policy/admission.lua`, with its rate limits and
+//! slots) and settles them in another script when it ends
 //! (`settle_budget.lua`, off the request path). So concurrent requests on
 //! different instances cannot overspend a `block` budget together, and each
 //! `alert_at` fraction fires once across all instances.
@@ -21,11 +22,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use redis::ScriptInvocation;
+
 use super::rule::{admit, refusal, settle, Charges, Crossed, Verdict};
 use super::{BudgetRule, Exceeded, LocalLedger, Period};
 use crate::config::raw::{OnExceed, SharedStateFailure};
 use crate::error::{ErrorKind, GatewayError};
-use crate::policy::shared_state::SharedState;
+use crate::policy::admission::{parse, Admission, Reply};
 
 /// Added to a request's longest life to make its hold's lease.
 pub const LEASE_MARGIN: Duration = Duration::from_secs(5);
@@ -52,8 +55,7 @@ pub struct SharedHold {
 /// Budget counters in Redis, with this instance's ledger as the record for
 /// the store and the fallback.
 pub struct SharedLedger {
-    state: Arc<SharedState>,
-    reserve: redis::Script,
+    admission: Arc<Admission>,
     settle: Arc<redis::Script>,
     local: Arc<LocalLedger>,
     /// This process's hold id prefix, and the sequence after it.
@@ -61,11 +63,21 @@ pub struct SharedLedger {
     seq: AtomicU64,
 }
 
+/// A request's budget part of the admission call (`admission.lua`): its
+/// counters, its hold id and what it reserves.
+pub struct BudgetCall {
+    counters: Vec<HeldCounter>,
+    id: String,
+    lease_ms: u64,
+    amount: u64,
+    now_ms: i64,
+    downgraded: bool,
+}
+
 impl SharedLedger {
-    pub fn new(state: Arc<SharedState>, local: Arc<LocalLedger>) -> SharedLedger {
+    pub fn new(admission: Arc<Admission>, local: Arc<LocalLedger>) -> SharedLedger {
         SharedLedger {
-            state,
-            reserve: redis::Script::new(include_str!("reserve_budget.lua")),
+            admission,
             settle: Arc::new(redis::Script::new(include_str!("settle_budget.lua"))),
             local,
             instance: format!("{:016x}", fastrand::u64(..)),
@@ -77,8 +89,33 @@ impl SharedLedger {
         &self.local
     }
 
-    /// Reserves `amount` under every period of every rule in Redis (see
-    /// [`admit`] for what `on_exceed` does); `lease` bounds the hold.
+    /// The part of the admission call that reserves `amount` under every
+    /// period of every rule; `lease` bounds the hold.
+    pub fn prepare(
+        &self,
+        rules: [&[Arc<BudgetRule>]; 2],
+        amount: u64,
+        now_ms: i64,
+        downgraded: bool,
+        lease: Duration,
+    ) -> BudgetCall {
+        BudgetCall {
+            counters: counters(rules, now_ms),
+            id: format!(
+                "{}:{}",
+                self.instance,
+                self.seq.fetch_add(1, Ordering::Relaxed)
+            ),
+            lease_ms: lease.as_millis() as u64,
+            amount,
+            now_ms,
+            downgraded,
+        }
+    }
+
+    /// Reserves `amount` under every period of every rule in Redis, alone
+    /// (see [`admit`] for what `on_exceed` does); a request's admission
+    /// sends this part with its others instead.
     pub async fn admit(
         &self,
         rules: [&[Arc<BudgetRule>]; 2],
@@ -87,42 +124,16 @@ impl SharedLedger {
         downgraded: bool,
         lease: Duration,
     ) -> Verdict {
-        let counters = counters(rules, now_ms);
-        let id = format!(
-            "{}:{}",
-            self.instance,
-            self.seq.fetch_add(1, Ordering::Relaxed)
-        );
-        let mut call = self.reserve.prepare_invoke();
-        for c in &counters {
-            for k in keys(c) {
-                call.key(k);
-            }
-        }
-        call.arg(counters.len())
-            .arg(&id)
-            .arg(lease.as_millis() as u64);
-        for c in &counters {
-            let enforce = !downgraded && !matches!(c.rule.on_exceed, OnExceed::AlertOnly);
-            call.arg(c.limit)
-                .arg(amount)
-                .arg(u8::from(enforce))
-                .arg(ttl_ms(c, now_ms));
-        }
-        let mut conn = self.state.conn();
-        let reply =
-            tokio::time::timeout(self.state.timeout, call.invoke_async::<Vec<i64>>(&mut conn))
-                .await;
-        match reply {
-            Ok(Ok(v)) => verdict(counters, id, &v, amount, now_ms),
-            Ok(Err(e)) => self.failed(&e.to_string(), rules, amount, now_ms, downgraded),
-            Err(_) => self.failed(
-                "no answer within shared_state_timeout",
-                rules,
-                amount,
-                now_ms,
-                downgraded,
-            ),
+        let call = self.prepare(rules, amount, now_ms, downgraded, lease);
+        let reply = self.admission.call(Some(&call), None, &[]).await;
+        match reply.as_deref().and_then(|v| parse(v, call.len(), 0)) {
+            Some(Reply::BudgetRefused {
+                counter,
+                spent,
+                reserved,
+            }) => call.refused(counter, spent, reserved),
+            Some(Reply::Admitted { over, .. }) => call.admitted(over),
+            _ => self.fallback(rules, amount, now_ms, downgraded),
         }
     }
 
@@ -144,11 +155,8 @@ impl SharedLedger {
         for c in &hold.counters {
             self.local.record(&c.rule.key, c.period, c.start, cost);
         }
-        let (script, mut conn, timeout) = (
-            self.settle.clone(),
-            self.state.conn(),
-            self.state.timeout * 4,
-        );
+        let state = self.admission.state();
+        let (script, mut conn, timeout) = (self.settle.clone(), state.conn(), state.timeout * 4);
         tokio::spawn(async move {
             let mut call = script.prepare_invoke();
             for c in &hold.counters {
@@ -207,24 +215,24 @@ impl SharedLedger {
                 .arg(r.micro_usd)
                 .ignore();
         }
-        let mut conn = self.state.conn();
-        let r =
-            tokio::time::timeout(self.state.timeout * 20, pipe.query_async::<()>(&mut conn)).await;
+        let state = self.admission.state();
+        let mut conn = state.conn();
+        let r = tokio::time::timeout(state.timeout * 20, pipe.query_async::<()>(&mut conn)).await;
         if !matches!(r, Ok(Ok(()))) {
             tracing::warn!("shared state: could not seed budget counters from the store; counters start from what instances settle");
         }
     }
 
-    fn failed(
+    /// The verdict when the shared state failed (already counted and
+    /// logged): as `on_shared_state_failure` says.
+    pub fn fallback(
         &self,
-        why: &str,
         rules: [&[Arc<BudgetRule>]; 2],
         amount: u64,
         now_ms: i64,
         downgraded: bool,
     ) -> Verdict {
-        self.state.failed("budgets", why);
-        match self.state.on_failure {
+        match self.admission.state().on_failure {
             SharedStateFailure::Local => admit(&self.local, rules, amount, now_ms, downgraded),
             SharedStateFailure::FailOpen => Verdict::Admitted(Charges::default()),
             SharedStateFailure::FailClosed => Verdict::Refused(
@@ -235,6 +243,81 @@ impl SharedLedger {
                 crate::policy::ScopeKind::Global,
             ),
         }
+    }
+}
+
+impl BudgetCall {
+    /// Budget counters in the call.
+    pub fn len(&self) -> usize {
+        self.counters.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.counters.is_empty()
+    }
+
+    /// Adds this part's keys and arguments to the admission call.
+    pub fn write(&self, call: &mut ScriptInvocation<'_>) {
+        if self.counters.is_empty() {
+            return;
+        }
+        for c in &self.counters {
+            for k in keys(c) {
+                call.key(k);
+            }
+        }
+        call.arg(&self.id).arg(self.lease_ms);
+        for c in &self.counters {
+            let enforce = !self.downgraded && !matches!(c.rule.on_exceed, OnExceed::AlertOnly);
+            call.arg(c.limit)
+                .arg(self.amount)
+                .arg(u8::from(enforce))
+                .arg(ttl_ms(c, self.now_ms));
+        }
+    }
+
+    /// Counter `counter` (1-based) could not take the amount: a downgrade
+    /// or a refusal, as its rule says.
+    pub fn refused(self, counter: usize, spent: u64, reserved: u64) -> Verdict {
+        let Some(c) = self.counters.get(counter.wrapping_sub(1)) else {
+            // `admission::parse` checks the range; never admit on a bad one.
+            let e = GatewayError::new(
+                ErrorKind::Internal,
+                "budget check answered an unknown counter",
+            );
+            return Verdict::Refused(e, crate::policy::ScopeKind::Global);
+        };
+        let kind = c.rule.scope.kind;
+        if let OnExceed::Downgrade(to) = &c.rule.on_exceed {
+            return Verdict::Downgrade(to.clone(), kind);
+        }
+        let ex = Exceeded {
+            spent,
+            reserved,
+            limit: c.limit,
+            amount: self.amount,
+            resets_at_ms: c.period.next_start(self.now_ms),
+        };
+        Verdict::Refused(refusal(&c.rule, c.period, &ex, self.now_ms), kind)
+    }
+
+    /// Reserved under every counter; `over` says which went over their
+    /// limit (`alert_only`, or a downgraded request).
+    pub fn admitted(self, over: &[i64]) -> Verdict {
+        let over = self
+            .counters
+            .iter()
+            .zip(over)
+            .find(|(_, o)| **o == 1)
+            .map(|(c, _)| (c.rule.scope.label.clone(), c.rule.scope.kind));
+        Verdict::Admitted(Charges {
+            held: Vec::new(),
+            shared: (!self.counters.is_empty()).then_some(SharedHold {
+                id: self.id,
+                counters: self.counters,
+            }),
+            over,
+        })
     }
 }
 
@@ -272,33 +355,4 @@ fn keys(c: &HeldCounter) -> [String; 4] {
 
 fn ttl_ms(c: &HeldCounter, now_ms: i64) -> i64 {
     (c.period.next_start(now_ms) - now_ms).max(0) + KEEP_AFTER_PERIOD_MS
-}
-
-/// The reserve script's answer as a verdict.
-fn verdict(counters: Vec<HeldCounter>, id: String, v: &[i64], amount: u64, now_ms: i64) -> Verdict {
-    if v.first() == Some(&1) {
-        let c = &counters[usize::try_from(v[1] - 1).unwrap_or(0)];
-        let kind = c.rule.scope.kind;
-        if let OnExceed::Downgrade(to) = &c.rule.on_exceed {
-            return Verdict::Downgrade(to.clone(), kind);
-        }
-        let ex = Exceeded {
-            spent: u64::try_from(v[2]).unwrap_or(0),
-            reserved: u64::try_from(v[3]).unwrap_or(0),
-            limit: c.limit,
-            amount,
-            resets_at_ms: c.period.next_start(now_ms),
-        };
-        return Verdict::Refused(refusal(&c.rule, c.period, &ex, now_ms), kind);
-    }
-    let over = counters
-        .iter()
-        .zip(v.iter().skip(1))
-        .find(|(_, o)| **o == 1)
-        .map(|(c, _)| (c.rule.scope.label.clone(), c.rule.scope.kind));
-    Verdict::Admitted(Charges {
-        held: Vec::new(),
-        shared: Some(SharedHold { id, counters }),
-        over,
-    })
 }

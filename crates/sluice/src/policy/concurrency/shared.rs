@@ -1,7 +1,8 @@
 //! Concurrency slots shared by every instance (`shared_state`): after a
 //! request got its slot from this instance's queue for a level, it also
-//! takes one of the level's `max_in_flight` slots in Redis (`slot.lua`,
-//! one round trip when one is free), so the instances together never run
+//! takes one of the level's `max_in_flight` slots in Redis (in the
+//! request's admission call, `policy/admission.lua`, when the local slot
+//! was free at once; alone after waiting for it), so the instances together never run
 //! more than `max_in_flight`. When none is free it retries (2 ms, doubling
 //! to 50 ms) until its deadline — priority and fairness hold within each
 //! instance's queue; across instances the waiting requests compete as they
@@ -13,17 +14,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
+use redis::ScriptInvocation;
 use tokio::time::Instant;
 
 use crate::config::raw::SharedStateFailure;
+use crate::policy::admission::{parse, Admission, Reply};
 use crate::policy::queue::{QueueRefusal, QueueSpec};
-use crate::policy::shared_state::SharedState;
 use crate::policy::Scope;
 
 /// Concurrency slots in Redis.
 pub struct SharedSlots {
-    state: Arc<SharedState>,
-    script: redis::Script,
+    admission: Arc<Admission>,
     instance: String,
     seq: AtomicU64,
 }
@@ -34,6 +35,16 @@ pub struct SharedSlot {
     key: String,
     id: String,
     conn: ConnectionManager,
+}
+
+/// One slot of the admission call (`admission.lua`): a level's slots, and
+/// the id and lease this request takes one under.
+#[derive(Debug)]
+pub struct SlotCall {
+    key: String,
+    id: String,
+    max: u32,
+    lease_ms: u64,
 }
 
 /// What taking a shared slot came to.
@@ -50,51 +61,51 @@ pub enum Taken {
 }
 
 impl SharedSlots {
-    pub fn new(state: Arc<SharedState>) -> SharedSlots {
+    pub fn new(admission: Arc<Admission>) -> SharedSlots {
         SharedSlots {
-            state,
-            script: redis::Script::new(include_str!("slot.lua")),
+            admission,
             instance: format!("{:016x}", fastrand::u64(..)),
             seq: AtomicU64::new(0),
         }
     }
 
-    /// Takes a slot of `scope` (of `spec.max_in_flight`), retrying until
-    /// `deadline`; the slot lives at most `lease` if never given back.
-    pub async fn take(
-        &self,
-        scope: &Scope,
-        spec: QueueSpec,
-        deadline: Instant,
-        lease: Duration,
-    ) -> Taken {
-        let key = format!("sluice:cc:{}:{}", scope.kind.as_str(), scope.id);
-        let id = format!(
-            "{}:{}",
-            self.instance,
-            self.seq.fetch_add(1, Ordering::Relaxed)
-        );
+    /// The call part for one slot of `scope` (of `spec.max_in_flight`),
+    /// living at most `lease` if never given back.
+    pub fn prepare(&self, scope: &Scope, spec: QueueSpec, lease: Duration) -> SlotCall {
+        SlotCall {
+            key: format!("sluice:cc:{}:{}", scope.kind.as_str(), scope.id),
+            id: format!(
+                "{}:{}",
+                self.instance,
+                self.seq.fetch_add(1, Ordering::Relaxed)
+            ),
+            max: spec.max_in_flight,
+            lease_ms: lease.as_millis() as u64,
+        }
+    }
+
+    /// The slot an admission call took for `call`.
+    pub fn taken(&self, call: SlotCall) -> SharedSlot {
+        SharedSlot {
+            key: call.key,
+            id: call.id,
+            conn: self.admission.state().conn(),
+        }
+    }
+
+    /// Takes the slot of `call`, retrying until `deadline`.
+    pub async fn take(&self, call: SlotCall, deadline: Instant) -> Taken {
         let started = Instant::now();
         let mut pause = Duration::from_millis(2);
         loop {
-            let mut conn = self.state.conn();
-            let mut call = self.script.prepare_invoke();
-            call.key(&key)
-                .arg(spec.max_in_flight)
-                .arg(&id)
-                .arg(lease.as_millis() as u64);
-            let reply = call.invoke_async::<i64>(&mut conn);
-            match tokio::time::timeout(self.state.timeout, reply).await {
-                Ok(Ok(1)) => {
-                    return Taken::Slot(SharedSlot {
-                        key,
-                        id,
-                        conn: self.state.conn(),
-                    })
-                }
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => return self.failed(&e.to_string()),
-                Err(_) => return self.failed("no answer within shared_state_timeout"),
+            let reply = self
+                .admission
+                .call(None, None, std::slice::from_ref(&call))
+                .await;
+            match reply.as_deref().and_then(|v| parse(v, 0, 0)) {
+                Some(Reply::Admitted { taken: 1, .. }) => return Taken::Slot(self.taken(call)),
+                Some(Reply::Admitted { .. }) => {}
+                _ => return self.fallback(),
             }
             if Instant::now() + pause >= deadline {
                 return Taken::Refused(QueueRefusal::Timeout {
@@ -107,12 +118,23 @@ impl SharedSlots {
         }
     }
 
-    fn failed(&self, why: &str) -> Taken {
-        self.state.failed("concurrency limits", why);
-        match self.state.on_failure {
+    /// What the shared state's failure (already counted and logged) means
+    /// for a slot: as `on_shared_state_failure` says.
+    pub fn fallback(&self) -> Taken {
+        match self.admission.state().on_failure {
             SharedStateFailure::FailClosed => Taken::Unavailable,
             SharedStateFailure::Local | SharedStateFailure::FailOpen => Taken::Unchecked,
         }
+    }
+}
+
+impl SlotCall {
+    /// Adds this slot's key and arguments to the admission call.
+    pub fn write(&self, call: &mut ScriptInvocation<'_>) {
+        call.key(&self.key)
+            .arg(self.max)
+            .arg(&self.id)
+            .arg(self.lease_ms);
     }
 }
 

@@ -1,9 +1,10 @@
-//! Rate counters shared by every instance (`shared_state: redis://…`): one
-//! Redis script admits a request under all its rules in one round trip
-//! (`acquire.lua`: the same GCRA as the local gates, on the Redis server's
-//! clock, every rule checked before any counter is written, so a refused
-//! request counts nowhere), and a second one settles token reservations
-//! when the request ends (`settle.lua`, off the request path).
+//! Rate counters shared by every instance (`shared_state: redis://…`): a
+//! request is counted under all its rules as its part of the admission
+//! script (`policy/admission.lua`, with its budgets and slots: the same
+//! GCRA as the local gates, on the Redis server's clock, every rule checked
+//! before any counter is written, so a refused request counts nowhere), and
+//! a second script settles token reservations when the request ends
+//! (`settle.lua`, off the request path).
 //!
 //! Counter keys are `sluice:rl:<rule>:<partition>:<gate>`, where `<rule>`
 //! is the rule's stable digest ([`RuleKey::stable`]) and `<partition>` a
@@ -19,6 +20,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use redis::ScriptInvocation;
 use sha2::{Digest, Sha256};
 
 use super::{
@@ -27,80 +29,97 @@ use super::{
 };
 use crate::config::raw::{RatePer, SharedStateFailure};
 use crate::error::{ErrorKind, GatewayError};
-use crate::policy::shared_state::SharedState;
+use crate::policy::admission::{parse, Admission, Reply};
 use crate::policy::Decision;
 
 /// Rate counters in Redis, with this instance's own as the fallback.
 pub struct SharedRates {
-    state: Arc<SharedState>,
-    acquire: redis::Script,
+    admission: Arc<Admission>,
     settle: Arc<redis::Script>,
     fallback: LocalRates,
 }
 
-/// One gate of the script call: its rule, spec and counter key.
+/// One gate of the script call: its rule, spec, index among the rule's
+/// gates, and partition (which make its counter key).
 struct Sent<'r> {
     rule: &'r RateRule,
     spec: GateSpec,
+    gate: usize,
     part: u64,
 }
 
+/// A request's rate part of the admission call (`admission.lua`): the
+/// rules that apply to it and the gates they count.
+pub struct RateCall<'r> {
+    rules: Vec<&'r RateRule>,
+    sent: Vec<Sent<'r>>,
+    tokens: u32,
+}
+
 impl SharedRates {
-    pub fn new(state: Arc<SharedState>) -> SharedRates {
+    pub fn new(admission: Arc<Admission>) -> SharedRates {
         SharedRates {
-            state,
-            acquire: redis::Script::new(include_str!("acquire.lua")),
+            admission,
             settle: Arc::new(redis::Script::new(include_str!("settle.lua"))),
             fallback: LocalRates::default(),
         }
     }
 
-    /// Admits the request under every applicable rule, in Redis.
-    pub async fn acquire(&self, rules: [&[RateRule]; 2], who: &Who<'_>) -> Decision<RateNote> {
+    /// The part of the admission call that counts the request under every
+    /// applicable rule; `Err` when it is decided without asking (a token
+    /// gate asked for more than its whole quota).
+    pub fn prepare<'r>(
+        &self,
+        rules: [&'r [RateRule]; 2],
+        who: &Who<'_>,
+    ) -> Result<RateCall<'r>, Box<Decision<RateNote>>> {
         let applicable: Vec<&RateRule> = rules
             .into_iter()
             .flatten()
             .filter(|r| r.applies_to(who.bucket))
             .collect();
         if let Some(d) = too_large(&applicable, who.tokens) {
-            return d;
+            return Err(Box::new(d));
         }
         let mut sent: Vec<Sent<'_>> = Vec::new();
-        let mut call = self.acquire.prepare_invoke();
         for rule in &applicable {
             let part = partition(rule.key.per, who);
-            for (i, spec) in rule.key.spec.gates().enumerate() {
-                let cost = if spec.tokens { who.tokens } else { 1 };
-                if cost == 0 {
+            for (gate, spec) in rule.key.spec.gates().enumerate() {
+                if spec.tokens && who.tokens == 0 {
                     continue;
                 }
-                call.key(counter_key(rule, part, i));
-                sent.push(Sent { rule, spec, part });
+                sent.push(Sent {
+                    rule,
+                    spec,
+                    gate,
+                    part,
+                });
             }
         }
-        call.arg(sent.len());
-        for s in &sent {
-            let rule_no = applicable
-                .iter()
-                .position(|r| std::ptr::eq(*r, s.rule))
-                .map_or(0, |p| p + 1);
-            let cost = if s.spec.tokens { who.tokens } else { 1 };
-            call.arg(rule_no)
-                .arg(micros_per_cell(&s.spec))
-                .arg(s.spec.burst)
-                .arg(cost);
-        }
-        for rule in &applicable {
-            call.arg(u8::from(rule.shadow));
-        }
-        let mut conn = self.state.conn();
-        let reply =
-            tokio::time::timeout(self.state.timeout, call.invoke_async::<Vec<i64>>(&mut conn))
-                .await;
-        match reply {
-            Ok(Ok(v)) => decide(&applicable, &sent, &v, who.tokens),
-            Ok(Err(e)) => self.failed(&e.to_string(), rules, who),
-            Err(_) => self.failed("no answer within shared_state_timeout", rules, who),
+        Ok(RateCall {
+            rules: applicable,
+            sent,
+            tokens: who.tokens,
+        })
+    }
+
+    /// Admits the request under every applicable rule in Redis, alone; a
+    /// request's admission sends this part with its others instead.
+    pub async fn acquire(&self, rules: [&[RateRule]; 2], who: &Who<'_>) -> Decision<RateNote> {
+        let call = match self.prepare(rules, who) {
+            Ok(c) => c,
+            Err(decided) => return *decided,
+        };
+        let reply = self.admission.call(None, Some(&call), &[]).await;
+        match reply.as_deref().and_then(|v| parse(v, 0, call.len().0)) {
+            Some(Reply::RateRefused {
+                rule,
+                gate,
+                wait,
+                reset,
+            }) => call.refused(rule, gate, wait, reset),
+            Some(Reply::Admitted { shadow, gates, .. }) => call.admitted(shadow, gates),
+            _ => self.fallback(rules, who),
         }
     }
 
@@ -125,7 +144,8 @@ impl SharedRates {
             return;
         }
         let script = self.settle.clone();
-        let (mut conn, timeout) = (self.state.conn(), self.state.timeout * 4);
+        let state = self.admission.state();
+        let (mut conn, timeout) = (state.conn(), state.timeout * 4);
         tokio::spawn(async move {
             let mut call = script.prepare_invoke();
             for k in keys {
@@ -145,10 +165,10 @@ impl SharedRates {
         self.fallback.prune();
     }
 
-    /// Redis failed: counted and logged, then decided as configured.
-    fn failed(&self, why: &str, rules: [&[RateRule]; 2], who: &Who<'_>) -> Decision<RateNote> {
-        self.state.failed("rate limits", why);
-        match self.state.on_failure {
+    /// The decision when the shared state failed (already counted and
+    /// logged): as `on_shared_state_failure` says.
+    pub fn fallback(&self, rules: [&[RateRule]; 2], who: &Who<'_>) -> Decision<RateNote> {
+        match self.admission.state().on_failure {
             SharedStateFailure::Local => self.fallback.acquire(rules, who),
             SharedStateFailure::FailOpen => Decision {
                 note: RateNote::default(),
@@ -183,63 +203,110 @@ fn too_large(rules: &[&RateRule], tokens: u32) -> Option<Decision<RateNote>> {
     None
 }
 
-/// The script's answer as a decision.
-fn decide(rules: &[&RateRule], sent: &[Sent<'_>], v: &[i64], tokens: u32) -> Decision<RateNote> {
-    let micros = |x: i64| Duration::from_micros(u64::try_from(x).unwrap_or(0));
-    if v.first() == Some(&1) {
-        let rule = rules[usize::try_from(v[1] - 1).unwrap_or(0)];
-        let gate = &sent[usize::try_from(v[2] - 1).unwrap_or(0)];
+impl RateCall<'_> {
+    /// Gates and rules in the call.
+    pub fn len(&self) -> (usize, usize) {
+        (self.sent.len(), self.rules.len())
+    }
+
+    /// Adds this part's keys and arguments to the admission call.
+    pub fn write(&self, call: &mut ScriptInvocation<'_>) {
+        for s in &self.sent {
+            call.key(counter_key(s.rule, s.part, s.gate));
+            let rule_no = self
+                .rules
+                .iter()
+                .position(|r| std::ptr::eq(*r, s.rule))
+                .map_or(0, |p| p + 1);
+            call.arg(rule_no)
+                .arg(micros_per_cell(&s.spec))
+                .arg(s.spec.burst)
+                .arg(self.cost(&s.spec));
+        }
+        for rule in &self.rules {
+            call.arg(u8::from(rule.shadow));
+        }
+    }
+
+    fn cost(&self, spec: &GateSpec) -> u32 {
+        if spec.tokens {
+            self.tokens
+        } else {
+            1
+        }
+    }
+
+    /// Rule `rule`'s gate `gate` (1-based) refused: the 429 naming it.
+    pub fn refused(
+        &self,
+        rule: usize,
+        gate: usize,
+        wait: Duration,
+        reset: Duration,
+    ) -> Decision<RateNote> {
+        let (Some(r), Some(g)) = (self.rules.get(rule - 1), self.sent.get(gate - 1)) else {
+            // `admission::parse` checks the range; never admit on a bad one.
+            return Decision {
+                note: RateNote::default(),
+                refusal: Some(GatewayError::new(
+                    ErrorKind::Internal,
+                    "rate check answered an unknown rule",
+                )),
+            };
+        };
         let refused = Refused {
-            wait: micros(v[3]),
-            reset: micros(v[4]),
+            wait,
+            reset,
             never: false,
         };
-        return super::registry::refuse(rule, gate.spec, refused, tokens);
+        super::registry::refuse(r, g.spec, refused, self.tokens)
     }
-    let shadow_refused = v.get(1).copied().unwrap_or(0);
-    let mut note = RateNote::default();
-    if shadow_refused > 0 {
-        let rule = rules[usize::try_from(shadow_refused - 1).unwrap_or(0)];
-        let gate = sent.iter().find(|s| std::ptr::eq(s.rule, rule));
-        note.would_block = Some(rule.hit(gate.is_some_and(|g| g.spec.tokens)));
-    }
-    for (i, s) in sent.iter().enumerate() {
-        let skipped = shadow_refused > 0
-            && std::ptr::eq(
-                s.rule,
-                rules[usize::try_from(shadow_refused - 1).unwrap_or(0)],
-            );
-        if skipped {
-            continue;
+
+    /// Counted under every rule: the tightest standing for the headers,
+    /// the shadow rule (1-based, 0: none) that would have refused, and the
+    /// token holds to settle. `gates` holds each gate's remaining cells
+    /// and reset (µs).
+    pub fn admitted(&self, shadow: usize, gates: &[i64]) -> Decision<RateNote> {
+        let micros = |x: i64| Duration::from_micros(u64::try_from(x).unwrap_or(0));
+        let shadow_rule = shadow.checked_sub(1).and_then(|i| self.rules.get(i));
+        let mut note = RateNote::default();
+        if let Some(rule) = shadow_rule {
+            let gate = self.sent.iter().find(|s| std::ptr::eq(s.rule, *rule));
+            note.would_block = Some(rule.hit(gate.is_some_and(|g| g.spec.tokens)));
         }
-        let standing = Standing {
-            limit: s.spec.count,
-            remaining: u32::try_from(v.get(2 + 2 * i).copied().unwrap_or(0).max(0))
-                .unwrap_or(u32::MAX),
-            reset: micros(v.get(3 + 2 * i).copied().unwrap_or(0)),
-        };
-        if !s.rule.shadow {
-            if s.spec.tokens {
-                note.tighten(None, Some(standing));
-            } else {
-                note.tighten(Some(standing), None);
+        for (i, s) in self.sent.iter().enumerate() {
+            if shadow_rule.is_some_and(|r| std::ptr::eq(s.rule, *r)) {
+                continue;
+            }
+            let standing = Standing {
+                limit: s.spec.count,
+                remaining: u32::try_from(gates.get(2 * i).copied().unwrap_or(0).max(0))
+                    .unwrap_or(u32::MAX),
+                reset: micros(gates.get(2 * i + 1).copied().unwrap_or(0)),
+            };
+            if !s.rule.shadow {
+                if s.spec.tokens {
+                    note.tighten(None, Some(standing));
+                } else {
+                    note.tighten(Some(standing), None);
+                }
+            }
+            let held = note
+                .holds
+                .iter()
+                .any(|h| h.key == s.rule.key && h.part == s.part);
+            if s.spec.tokens && !held {
+                note.holds.push(TokenHold {
+                    key: s.rule.key.clone(),
+                    part: s.part,
+                    reserved: self.tokens,
+                });
             }
         }
-        let held = note
-            .holds
-            .iter()
-            .any(|h| h.key == s.rule.key && h.part == s.part);
-        if s.spec.tokens && !held {
-            note.holds.push(TokenHold {
-                key: s.rule.key.clone(),
-                part: s.part,
-                reserved: tokens,
-            });
+        Decision {
+            note,
+            refusal: None,
         }
-    }
-    Decision {
-        note,
-        refusal: None,
     }
 }
 
