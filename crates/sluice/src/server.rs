@@ -92,6 +92,7 @@ impl Server {
                 drained_rx,
             )
         });
+        let reseeder = spawn_budget_reseeder(app.clone(), rx.clone());
         if let Some(jwt) = app.jwt.load_full() {
             jwt.spawn_refresher();
         }
@@ -143,6 +144,9 @@ impl Server {
             sync.abort();
         }
         pruner.abort();
+        if let Some(r) = reseeder {
+            r.abort();
+        }
         let _ = drained.send(true);
         if let Some(f) = flusher {
             let _ = f.await;
@@ -158,6 +162,9 @@ impl Server {
 
 /// How often settled budget spend is written to the store.
 const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// How often shared budgets check that Redis still holds their counters.
+const RESEED_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// How often idle rate counters are forgotten.
 const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
@@ -293,18 +300,10 @@ type LimitStores = (
 /// Loads the budget spend of the current periods from the store, so budgets
 /// hold across restarts.
 async fn restore_spend(app: &App) -> anyhow::Result<()> {
-    use crate::policy::budget::Period;
     let Some(store) = &app.store else {
         return Ok(());
     };
-    let now = crate::mock::now_ms();
-    let since = Period::ALL
-        .iter()
-        .map(|p| p.start_of(now))
-        .min()
-        .unwrap_or(now);
-    let rows = store
-        .spend_since(since)
+    let rows = current_spend(store)
         .await
         .map_err(|e| anyhow::anyhow!("loading budget spend from the store: {e}"))?;
     app.budgets.ledger().restore(&rows);
@@ -312,6 +311,60 @@ async fn restore_spend(app: &App) -> anyhow::Result<()> {
         s.seed(&rows).await;
     }
     Ok(())
+}
+
+/// The store's spend of every budget period under way.
+async fn current_spend(
+    store: &sluice_store::Store,
+) -> Result<Vec<sluice_store::SpendRow>, sluice_store::StoreError> {
+    use crate::policy::budget::Period;
+    let now = crate::mock::now_ms();
+    let since = Period::ALL
+        .iter()
+        .map(|p| p.start_of(now))
+        .min()
+        .unwrap_or(now);
+    store.spend_since(since).await
+}
+
+/// With shared budgets and a store: every [`RESEED_EVERY`], checks that
+/// Redis still holds the budget counters, and seeds them again from the
+/// store when it lost them (a restart without persistence), so a budget
+/// is not forgotten for the rest of its period. Ends with `stop`.
+fn spawn_budget_reseeder(
+    app: App,
+    mut stop: watch::Receiver<bool>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let crate::policy::budget::Budgets::Shared(_) = &app.budgets else {
+        return None;
+    };
+    let store = app.store.clone()?;
+    Some(tokio::spawn(async move {
+        let crate::policy::budget::Budgets::Shared(ledger) = &app.budgets else {
+            return;
+        };
+        let mut tick = tokio::time::interval(RESEED_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            if ledger.seeded().await != Some(false) {
+                continue;
+            }
+            match current_spend(&store).await {
+                Ok(rows) if ledger.seed(&rows).await => tracing::warn!(
+                    counters = rows.len(),
+                    "shared state had lost the budget counters; seeded them again from the store"
+                ),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "shared state lost the budget counters and the store could not be read to seed them; retrying")
+                }
+            }
+        }
+    }))
 }
 
 /// A listener with `SO_REUSEPORT`, so every worker thread can accept on the

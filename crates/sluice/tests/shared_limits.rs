@@ -472,3 +472,64 @@ async fn concurrency_limits_say_when_the_shared_state_is_unreachable() {
             .contains("sluice_shared_state_failures_total 1\n"));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn budget_counters_redis_lost_are_seeded_again_from_the_store() {
+    use sluice_testkit::{MockUpstream, Script};
+    let upstream = MockUpstream::start().await;
+    upstream.set_default(Script::text("answer").with_usage(8, 100));
+    let name = unique("reseed");
+    let store = format!("sqlite://{}/s.db", common::temp_dir().display());
+    let cfg = budget_config(&redis_url(), &name, "0.006", &upstream.url(), "127.0.0.1:0").replacen(
+        "listen:",
+        &format!("store: {store}\nlisten:"),
+        1,
+    );
+    let gw = TestGateway::start(&cfg).await;
+    // Five calls of 1080 micro-USD fit $0.006; the sixth does not.
+    for _ in 0..5 {
+        assert_eq!(budget_call(&gw.url, &name).await, 200);
+    }
+    assert_eq!(budget_call(&gw.url, &name).await, 402);
+    // The spend reaches the store (flushed every second).
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    // Redis loses the counters (as after a restart without persistence).
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("sluice:bud:*{name}*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let counter = keys
+        .iter()
+        .find(|k| {
+            ![":holds", ":amounts", ":fired"]
+                .iter()
+                .any(|s| k.ends_with(s))
+        })
+        .cloned()
+        .unwrap_or_else(|| panic!("no budget counter among {keys:?}"));
+    let mut del = redis::cmd("DEL");
+    del.arg(&keys).arg("sluice:bud:seeded");
+    let _: i64 = del.query_async(&mut conn).await.unwrap();
+    // Within the re-seed interval the counter is back at the store's spend.
+    let started = Instant::now();
+    loop {
+        let spent: Option<i64> = redis::cmd("HGET")
+            .arg(&counter)
+            .arg("spent")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if spent == Some(5_400) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "counter {counter} not re-seeded: {spent:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(budget_call(&gw.url, &name).await, 402);
+}

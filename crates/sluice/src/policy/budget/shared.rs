@@ -36,6 +36,10 @@ pub const LEASE_MARGIN: Duration = Duration::from_secs(5);
 /// Redis keys outlive their period by this long.
 const KEEP_AFTER_PERIOD_MS: i64 = 86_400_000;
 
+/// Set when the counters were seeded from the store; its absence means
+/// Redis lost them.
+const SEEDED: &str = "sluice:bud:seeded";
+
 /// One counter a shared hold is in.
 #[derive(Debug, Clone)]
 pub struct HeldCounter {
@@ -57,6 +61,7 @@ pub struct SharedHold {
 pub struct SharedLedger {
     admission: Arc<Admission>,
     settle: Arc<redis::Script>,
+    seed: redis::Script,
     local: Arc<LocalLedger>,
     /// This process's hold id prefix, and the sequence after it.
     instance: String,
@@ -79,6 +84,7 @@ impl SharedLedger {
         SharedLedger {
             admission,
             settle: Arc::new(redis::Script::new(include_str!("settle_budget.lua"))),
+            seed: redis::Script::new(include_str!("seed_budget.lua")),
             local,
             instance: format!("{:016x}", fastrand::u64(..)),
             seq: AtomicU64::new(0),
@@ -200,26 +206,48 @@ impl SharedLedger {
         });
     }
 
-    /// Seeds counters Redis does not have from the store's spend (at
-    /// start): an existing counter is newer than the store and is kept.
-    pub async fn seed(&self, rows: &[sluice_store::SpendRow]) {
-        if rows.is_empty() {
-            return;
-        }
-        let mut pipe = redis::pipe();
+    /// Seeds the counters from the store's spend of the current periods
+    /// (`rows`): at start, and again whenever Redis turns out to have lost
+    /// them ([`seeded`](Self::seeded)). A counter Redis holds keeps its
+    /// figure unless the store's is higher (`seed_budget.lua`). Returns
+    /// whether it was done.
+    pub async fn seed(&self, rows: &[sluice_store::SpendRow]) -> bool {
+        let now = crate::mock::now_ms();
+        let mut call = self.seed.prepare_invoke();
         for r in rows {
-            let key = format!("sluice:bud:{}:{}:{}", r.scope, r.period, r.period_start);
-            pipe.cmd("HSETNX")
-                .arg(&key)
-                .arg("spent")
-                .arg(r.micro_usd)
-                .ignore();
+            let Some(period) = Period::parse(&r.period) else {
+                continue;
+            };
+            call.key(format!(
+                "sluice:bud:{}:{}:{}",
+                r.scope, r.period, r.period_start
+            ))
+            .arg(r.micro_usd)
+            .arg((period.next_start(r.period_start) - now).max(0) + KEEP_AFTER_PERIOD_MS);
         }
+        call.key(SEEDED);
         let state = self.admission.state();
         let mut conn = state.conn();
-        let r = tokio::time::timeout(state.timeout * 20, pipe.query_async::<()>(&mut conn)).await;
-        if !matches!(r, Ok(Ok(()))) {
+        let r = tokio::time::timeout(state.timeout * 20, call.invoke_async::<i64>(&mut conn)).await;
+        let done = matches!(r, Ok(Ok(_)));
+        if !done {
             tracing::warn!("shared state: could not seed budget counters from the store; counters start from what instances settle");
+        }
+        done
+    }
+
+    /// Whether Redis still holds the counters seeded from the store:
+    /// `Some(false)` after it lost its data (a restart without
+    /// persistence, a flush), `None` when it cannot be asked now.
+    pub async fn seeded(&self) -> Option<bool> {
+        let state = self.admission.state();
+        let mut conn = state.conn();
+        let mut exists = redis::cmd("EXISTS");
+        exists.arg(SEEDED);
+        let asked = exists.query_async::<i64>(&mut conn);
+        match tokio::time::timeout(state.timeout * 20, asked).await {
+            Ok(Ok(n)) => Some(n > 0),
+            _ => None,
         }
     }
 
