@@ -106,9 +106,12 @@ impl MockProvider {
             .filter_map(|m| m.content.as_ref())
             .map(|c| estimate_tokens(&c.joined_text()) + 3)
             .sum();
+        // Like a real model, never more output tokens than `max_tokens`
+        // (the estimate counts a short word as more than one token).
+        let cap = req.max_output().map_or(u64::MAX, u64::from);
         TokenUsage {
             input,
-            output: estimate_tokens(output),
+            output: estimate_tokens(output).min(cap),
             ..TokenUsage::default()
         }
     }
@@ -428,4 +431,27 @@ pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_cut_at_max_tokens_reports_no_more_output_tokens() {
+        let mock = MockProvider::new(MockConfig {
+            reply: Some("word ".repeat(100)),
+            ..MockConfig::default()
+        });
+        let req: ChatRequest = serde_json::from_value(serde_json::json!({
+            "model": "m", "max_tokens": 50,
+            "messages": [{"role": "user", "content": "hi"}]
+        }))
+        .unwrap();
+        let answer = mock.chat(&req, "id");
+        let text = answer.choices[0].message.content.as_ref().unwrap().joined_text();
+        assert_eq!(text.split_whitespace().count(), 50);
+        // 50 words of 5 bytes would estimate at 63 tokens: capped at 50.
+        assert_eq!(answer.usage.unwrap().completion_tokens, 50);
+    }
 }
