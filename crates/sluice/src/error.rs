@@ -165,6 +165,17 @@ impl GatewayError {
         }
     }
 
+    /// Whether this failure counts against the deployment's circuit
+    /// breaker: the upstream failed or could not be reached, not the
+    /// request (a bad request, a prompt too long, a content filter).
+    pub fn breaker_failure(&self) -> bool {
+        match self.kind {
+            ErrorKind::Upstream(c) => c.retryable() || c == sluice_providers::ErrorClass::Auth,
+            ErrorKind::BadUpstreamResponse | ErrorKind::Timeout => true,
+            _ => false,
+        }
+    }
+
     /// Low-cardinality label: the OpenAI `code`.
     pub fn code(&self) -> &'static str {
         match self.kind {

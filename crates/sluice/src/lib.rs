@@ -15,6 +15,7 @@ pub mod mock;
 pub mod pipeline;
 pub mod policy;
 pub mod reload;
+pub mod routing;
 pub mod server;
 pub mod snapshot;
 pub mod state;

@@ -449,7 +449,12 @@ mod tests {
         }))
         .unwrap();
         let answer = mock.chat(&req, "id");
-        let text = answer.choices[0].message.content.as_ref().unwrap().joined_text();
+        let text = answer.choices[0]
+            .message
+            .content
+            .as_ref()
+            .unwrap()
+            .joined_text();
         assert_eq!(text.split_whitespace().count(), 50);
         // 50 words of 5 bytes would estimate at 63 tokens: capped at 50.
         assert_eq!(answer.usage.unwrap().completion_tokens, 50);

@@ -508,9 +508,10 @@ impl RequestCtx {
         self.apply_budget(verdict, downgraded)
     }
 
-    /// The most the request can cost at `model`'s price (0 unpriced).
+    /// The most the request can cost at `model`'s highest deployment price
+    /// (0 unpriced).
     fn max_cost(&self, model: &Model) -> u64 {
-        model.price.as_ref().map_or(0, |p| {
+        model.reserve_price.as_ref().map_or(0, |p| {
             budget::max_cost_micro_usd(p, self.estimated_input, self.max_output)
         })
     }
@@ -582,7 +583,7 @@ impl RequestCtx {
     /// price of `usage` (nothing when no model served), and reports the
     /// alert thresholds crossed.
     fn settle_budgets(&mut self, usage: TokenUsage) {
-        let price = self.attempts.served.as_ref().and_then(|(m, _)| m.price);
+        let price = (self.attempts.served.as_ref()).and_then(|(m, i)| m.deployments[*i].price);
         let answered = self.used_tokens(usage) > 0;
         let cost = price.map(|p| {
             if answered {

@@ -4,7 +4,7 @@
 //! code and swaps it. Counters and other live state never live here.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,6 +23,8 @@ use crate::policy::concurrency::{Flows, QueueRule};
 use crate::policy::queue::Priority;
 use crate::policy::rate::RateRule;
 use crate::policy::{rollout_bucket, Scope};
+use crate::routing::breaker::BreakerSpec;
+use crate::routing::{Upstream, Upstreams};
 
 /// How one provider is reached.
 pub enum Backend {
@@ -48,8 +50,21 @@ pub struct Deployment {
     pub target: Target,
     /// Relative share under `strategy: weighted` (1 by default).
     pub weight: u32,
+    /// Its own price, else the model's: what it serves is charged at it.
+    pub price: Option<raw::Price>,
+    /// Stable identity (`model/provider/upstream model`) of its live state.
+    pub key: Arc<str>,
+    /// Its live state in the dispatcher's `Upstreams`, found on first use.
+    live: std::sync::OnceLock<Arc<Upstream>>,
     /// Metric handles of (model, provider), resolved on first use.
     pub series: std::sync::OnceLock<crate::telemetry::metrics::SeriesHandles>,
+}
+
+impl Deployment {
+    /// Its live state (in flight, latency, breaker), kept across reloads.
+    pub fn live(&self, ups: &Upstreams) -> &Arc<Upstream> {
+        self.live.get_or_init(|| ups.get(&self.key))
+    }
 }
 
 pub struct Model {
@@ -72,36 +87,17 @@ pub struct Model {
     pub requires_approval: bool,
     /// How its prompts are counted (`tokens.rs`).
     pub tokenizer: raw::Tokenizer,
+    /// How deployments are ordered (`routing/balance.rs`).
+    pub strategy: raw::Strategy,
+    /// Each deployment's circuit breaker; `None` when disabled.
+    pub breaker: Option<BreakerSpec>,
+    /// The highest of its deployments' prices, figure by figure: what a
+    /// budget reserves (the serving deployment's price is charged).
+    pub reserve_price: Option<raw::Price>,
     /// Balancer cursor (reset by reload, harmless).
     pub cursor: AtomicUsize,
-    /// Sum of weights under `strategy: weighted`; 0 means round robin.
+    /// Sum of weights under `strategy: weighted`.
     pub total_weight: u64,
-}
-
-impl Model {
-    /// Deployment indices in the order to try them: the balancer's pick
-    /// first (round robin, or by weight), then the others in order.
-    pub fn order(&self) -> impl Iterator<Item = usize> + '_ {
-        let n = self.deployments.len();
-        let first = if n > 1 { self.pick() } else { 0 };
-        std::iter::once(first).chain((0..n).filter(move |i| *i != first))
-    }
-
-    fn pick(&self) -> usize {
-        let tick = self.cursor.fetch_add(1, Ordering::Relaxed);
-        if self.total_weight == 0 {
-            return tick % self.deployments.len();
-        }
-        // Weighted: position `tick` on the cumulative weight line.
-        let mut at = (tick as u64 % self.total_weight) as u32;
-        for (i, d) in self.deployments.iter().enumerate() {
-            if at < d.weight {
-                return i;
-            }
-            at -= d.weight;
-        }
-        0
-    }
 }
 
 /// A caller's resolved identity and effective guards.
@@ -360,6 +356,39 @@ pub fn combine_levels(cfg: &RawConfig, levels: &[Level<'_>], bucket: Option<u16>
     }
 }
 
+/// The highest of `prices`, figure by figure (`None` when there is none).
+fn highest_price(prices: impl Iterator<Item = raw::Price>) -> Option<raw::Price> {
+    let max = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(x), Some(y)) => Some(x.max(y)),
+        (x, y) => x.or(y),
+    };
+    prices.reduce(|a, b| raw::Price {
+        input: a.input.max(b.input),
+        output: a.output.max(b.output),
+        cache_read: max(a.cache_read, b.cache_read),
+        cache_write: max(a.cache_write, b.cache_write),
+    })
+}
+
+/// A model's breaker settings, defaults filled in; `None` when disabled.
+fn breaker_spec(c: Option<&raw::BreakerConfig>) -> Option<BreakerSpec> {
+    let d = BreakerSpec::default();
+    let Some(c) = c else {
+        return Some(d);
+    };
+    if c.enabled == Some(false) {
+        return None;
+    }
+    Some(BreakerSpec {
+        failures: c.failures.unwrap_or(d.failures),
+        failure_rate: c.failure_rate.unwrap_or(d.failure_rate),
+        window: c.window.map_or(d.window, |w| w.0),
+        min_requests: c.min_requests.unwrap_or(d.min_requests),
+        cooldown: c.cooldown.map_or(d.cooldown, |w| w.0),
+        half_open_requests: c.half_open_requests.unwrap_or(d.half_open_requests),
+    })
+}
+
 /// The intersection of two allow-lists (`None` = everything).
 pub fn intersect(a: Option<Vec<String>>, b: Option<Vec<String>>) -> Option<Vec<String>> {
     match (a, b) {
@@ -390,6 +419,9 @@ impl Snapshot {
                     provider: prov.clone(),
                     target: target(pcfg, &d.model)?,
                     weight: d.weight.unwrap_or(1),
+                    price: d.price.or(m.price),
+                    key: crate::routing::deployment_key(name, &d.provider, &d.model),
+                    live: std::sync::OnceLock::new(),
                     series: std::sync::OnceLock::new(),
                 });
             }
@@ -403,19 +435,19 @@ impl Snapshot {
                 tokenizer,
                 name: name.as_str().into(),
                 header: HeaderValue::from_str(name).ok(),
-                deployments,
                 fallbacks: m.fallbacks.iter().map(|f| f.as_str().into()).collect(),
                 price: m.price,
+                reserve_price: highest_price(deployments.iter().filter_map(|d| d.price)),
+                deployments,
                 requires_approval: m.requires_approval,
+                strategy: m.strategy.unwrap_or_default(),
+                breaker: breaker_spec(m.circuit_breaker.as_ref()),
                 cursor: AtomicUsize::new(0),
-                total_weight: if m.strategy == Some(raw::Strategy::Weighted) {
-                    m.deployments
-                        .iter()
-                        .map(|d| u64::from(d.weight.unwrap_or(1)))
-                        .sum()
-                } else {
-                    0
-                },
+                total_weight: m
+                    .deployments
+                    .iter()
+                    .map(|d| u64::from(d.weight.unwrap_or(1)))
+                    .sum(),
                 limits: own.limits,
                 rates: own.rates,
                 queues: own.queues,
@@ -509,16 +541,14 @@ mod tests {
         let s = snapshot(
             "providers: { p: { kind: mock } }\nmodels:\n  w:\n    strategy: weighted\n    deployments: [ { provider: p, model: a, weight: 3 }, { provider: p, model: b, weight: 1 } ]\n  r:\n    deployments: [ { provider: p, model: a }, { provider: p, model: b }, { provider: p, model: c } ]\n",
         );
+        let ups = Upstreams::default();
+        let order = |m: &Model| crate::routing::balance::order(m, &ups);
         let w = &s.models["w"];
-        let firsts: Vec<usize> = (0..400).map(|_| w.order().next().unwrap()).collect();
+        let firsts: Vec<usize> = (0..400).map(|_| order(w)[0]).collect();
         assert_eq!(firsts.iter().filter(|i| **i == 0).count(), 300);
-        assert_eq!(
-            w.order().collect::<Vec<_>>().len(),
-            2,
-            "every deployment stays a fallback"
-        );
+        assert_eq!(order(w).len(), 2, "every deployment stays a fallback");
         let r = &s.models["r"];
-        let orders: Vec<Vec<usize>> = (0..3).map(|_| r.order().collect()).collect();
+        let orders: Vec<Vec<usize>> = (0..3).map(|_| order(r)).collect();
         assert_eq!(orders, [vec![0, 1, 2], vec![1, 0, 2], vec![2, 0, 1]]);
     }
 

@@ -41,9 +41,34 @@ pub async fn status(c: Caller) -> ApiResult<Json<serde_json::Value>> {
         "shared_state": app.redis.as_ref().map(|_| serde_json::json!({
             "ok": app.redis_ok.load(Ordering::Relaxed),
         })),
-        "store": app.store.as_ref().map(|_| json!({"ok": app.store_ok.load(Ordering::Relaxed)})),
-        "shared_state": snap.config.shared_state.as_ref().map(|_| json!({"ok": app.redis_ok.load(Ordering::Relaxed)})),
+        "deployments": deployments(app, &snap),
     })))
+}
+
+/// Each deployment of the config with its live state: breaker phase,
+/// requests in flight, peak-EWMA latency (`least_latency` models).
+fn deployments(
+    app: &crate::state::AppState,
+    snap: &crate::snapshot::Snapshot,
+) -> Vec<serde_json::Value> {
+    let now = std::time::Instant::now();
+    let mut out = Vec::new();
+    for name in &snap.model_names {
+        let model = &snap.models[name];
+        for d in &model.deployments {
+            let live = d.live(&app.dispatcher.upstreams);
+            let latency = live.latency.micros();
+            out.push(json!({
+                "model": &*model.name,
+                "provider": &*d.provider.name,
+                "deployment": d.target.model,
+                "breaker": model.breaker.map_or("disabled", |_| live.breaker.phase(now).as_str()),
+                "in_flight": live.in_flight(),
+                "latency_ms": (latency > 0.0).then_some(latency / 1000.0),
+            }));
+        }
+    }
+    out
 }
 
 /// Re-reads and applies the config file (422 with the reason when invalid).

@@ -341,6 +341,39 @@ pub struct ModelConfig {
     /// encoding, everything else the estimate).
     #[serde(default)]
     pub tokenizer: Option<Tokenizer>,
+    /// Each deployment's circuit breaker. Default: on, with the defaults
+    /// of [`BreakerConfig`].
+    #[serde(default)]
+    pub circuit_breaker: Option<BreakerConfig>,
+}
+
+/// `circuit_breaker` of a model: when a deployment leaves the rotation
+/// and how it comes back (`routing/breaker.rs`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BreakerConfig {
+    /// Default true; false keeps every deployment in the rotation.
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// Consecutive failures that open it. Default 5.
+    #[serde(default)]
+    pub failures: Option<u32>,
+    /// Failed share of the requests in `window` that opens it (0–1).
+    /// Default 0.5.
+    #[serde(default)]
+    pub failure_rate: Option<f64>,
+    /// The window of `failure_rate`. Default 30s.
+    #[serde(default)]
+    pub window: Option<Dur>,
+    /// Requests in the window before `failure_rate` applies. Default 20.
+    #[serde(default)]
+    pub min_requests: Option<u32>,
+    /// How long it stays open before a trial. Default 30s.
+    #[serde(default)]
+    pub cooldown: Option<Dur>,
+    /// Trial requests let through half-open. Default 1.
+    #[serde(default)]
+    pub half_open_requests: Option<u32>,
 }
 
 /// A tokenizer family (see `tokens.rs`).
@@ -398,6 +431,11 @@ pub struct DeploymentConfig {
     /// Relative weight for `weighted`. Default 1.
     #[serde(default)]
     pub weight: Option<u32>,
+    /// This deployment's price, when it differs from the model's (USD per
+    /// million tokens): `lowest_cost` compares them, and what it serves is
+    /// charged at it.
+    #[serde(default)]
+    pub price: Option<Price>,
 }
 
 /// A policy reference: a name, an inline policy, or a list merged left to right.

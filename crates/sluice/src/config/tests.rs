@@ -493,7 +493,12 @@ fn every_validation_rule_fails_its_case() {
         (with("", "  b: { deployments: [{ provider: m, model: x }], fallbacks: [b] }\n", ""), "models.b.fallbacks[0]", "itself"),
         (with("", "  b: { deployments: [{ provider: m, model: x }], price: { input: -1, output: 1 } }\n", ""), "models.b.price.input", "non-negative"),
         (with("", "  b: { deployments: [{ provider: m, model: x }], policy: nope }\n", ""), "models.b.policy", "unknown policy `nope` (no policies are defined)"),
-        (with("", "  b: { deployments: [{ provider: m, model: x }], strategy: least_busy }\n", ""), "models.b.strategy", "`least_busy` is not supported by this build yet"),
+        (with("", "  b: { deployments: [{ provider: m, model: x }], strategy: lowest_cost }\n", ""), "models.b.deployments[0].price", "`strategy: lowest_cost` compares prices"),
+        (with("", "  b: { deployments: [{ provider: m, model: x, price: { input: 1, output: -2 } }] }\n", ""), "models.b.deployments[0].price.output", "non-negative"),
+        (with("", "  b: { deployments: [{ provider: m, model: x }], circuit_breaker: { failures: 0 } }\n", ""), "models.b.circuit_breaker.failures", "at least 1"),
+        (with("", "  b: { deployments: [{ provider: m, model: x }], circuit_breaker: { failure_rate: 1.5 } }\n", ""), "models.b.circuit_breaker.failure_rate", "above 0 and at most 1"),
+        (with("", "  b: { deployments: [{ provider: m, model: x }], circuit_breaker: { cooldown: 0s } }\n", ""), "models.b.circuit_breaker.cooldown", "longer than 0s"),
+        (with("", "  b: { deployments: [{ provider: m, model: x }], circuit_breaker: { half_open_requests: 0 } }\n", ""), "models.b.circuit_breaker.half_open_requests", "at least 1"),
         (with("", "  b: { deployments: [{ provider: m, model: x, weight: 2 }] }\n", ""), "models.b.deployments[0].weight", "only with `strategy: weighted`"),
         (with("", "  b: { strategy: weighted, deployments: [{ provider: m, model: x, weight: 0 }] }\n", ""), "models.b.deployments[0].weight", "at least 1"),
         (with("  z: { kind: azure }\n", "", ""), "providers.z.base_url", "required for kind `azure`"),
@@ -836,4 +841,21 @@ fn alerts_webhook_problems_are_explained() {
     for (text, path, needle) in cases {
         issue_at(&text, path, needle);
     }
+}
+
+#[test]
+fn routing_settings_load_and_per_deployment_prices_count_for_budgets() {
+    let cfg = load(&with(
+        "",
+        "  b:\n    strategy: lowest_cost\n    circuit_breaker: { failures: 3, failure_rate: 0.25, window: 10s, min_requests: 5, cooldown: 2s, half_open_requests: 2 }\n    deployments:\n      - { provider: m, model: x, price: { input: 1, output: 2 } }\n      - { provider: m, model: y, price: { input: 0.5, output: 1 } }\n",
+        "global_policy: { budget: { usd_per_day: 10 } }\n",
+    )
+    .replace("  a: { deployments: [{ provider: m, model: x }] }", "  a: { deployments: [{ provider: m, model: x }], price: { input: 1, output: 1 } }"))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let b = &cfg.models["b"];
+    assert_eq!(
+        b.circuit_breaker.and_then(|c| c.half_open_requests),
+        Some(2)
+    );
+    assert_eq!(b.deployments[1].price.map(|p| p.output), Some(1.0));
 }

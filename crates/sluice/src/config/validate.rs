@@ -377,15 +377,15 @@ fn model(cfg: &RawConfig, name: &str, m: &super::raw::ModelConfig, out: &mut Out
             out.push(format!("{path}.deployments[{i}].provider"), msg);
         }
     }
-    match m.strategy.unwrap_or_default() {
-        Strategy::RoundRobin | Strategy::Weighted => {}
-        other => out.push(
-            format!("{path}.strategy"),
-            format!(
-                "`{}` is {UNSUPPORTED}; use round_robin or weighted",
-                strategy_name(other)
-            ),
-        ),
+    if m.strategy == Some(Strategy::LowestCost) {
+        for (i, d) in m.deployments.iter().enumerate() {
+            if d.price.is_none() && m.price.is_none() {
+                out.push(
+                    format!("{path}.deployments[{i}].price"),
+                    "`strategy: lowest_cost` compares prices: give this deployment a `price`, or the model one",
+                );
+            }
+        }
     }
     if m.strategy != Some(Strategy::Weighted) {
         for (i, d) in m.deployments.iter().enumerate() {
@@ -419,16 +419,15 @@ fn model(cfg: &RawConfig, name: &str, m: &super::raw::ModelConfig, out: &mut Out
         }
     }
     if let Some(p) = &m.price {
-        let fields = [("input", Some(p.input)), ("output", Some(p.output))];
-        let more = [("cache_read", p.cache_read), ("cache_write", p.cache_write)];
-        for (field, v) in fields.into_iter().chain(more) {
-            if v.is_some_and(|v| !v.is_finite() || v < 0.0) {
-                out.push(
-                    format!("{path}.price.{field}"),
-                    "must be a non-negative number (USD per million tokens)",
-                );
-            }
+        price(&format!("{path}.price"), p, out);
+    }
+    for (i, d) in m.deployments.iter().enumerate() {
+        if let Some(p) = &d.price {
+            price(&format!("{path}.deployments[{i}].price"), p, out);
         }
+    }
+    if let Some(b) = &m.circuit_breaker {
+        breaker(&format!("{path}.circuit_breaker"), b, out);
     }
     if let Some(r) = &m.policy {
         policy_ref(cfg, &format!("{path}.policy"), r, out);
@@ -438,13 +437,41 @@ fn model(cfg: &RawConfig, name: &str, m: &super::raw::ModelConfig, out: &mut Out
     }
 }
 
-fn strategy_name(s: Strategy) -> &'static str {
-    match s {
-        Strategy::RoundRobin => "round_robin",
-        Strategy::Weighted => "weighted",
-        Strategy::LeastBusy => "least_busy",
-        Strategy::LeastLatency => "least_latency",
-        Strategy::LowestCost => "lowest_cost",
+/// A price: every figure a non-negative number.
+fn price(path: &str, p: &crate::config::raw::Price, out: &mut Out) {
+    let fields = [("input", Some(p.input)), ("output", Some(p.output))];
+    let more = [("cache_read", p.cache_read), ("cache_write", p.cache_write)];
+    for (field, v) in fields.into_iter().chain(more) {
+        if v.is_some_and(|v| !v.is_finite() || v < 0.0) {
+            out.push(
+                join_key(path, field),
+                "must be a non-negative number (USD per million tokens)",
+            );
+        }
+    }
+}
+
+/// A circuit breaker's settings.
+fn breaker(path: &str, b: &crate::config::raw::BreakerConfig, out: &mut Out) {
+    for (field, v) in [
+        ("failures", b.failures),
+        ("min_requests", b.min_requests),
+        ("half_open_requests", b.half_open_requests),
+    ] {
+        if v == Some(0) {
+            out.push(join_key(path, field), "must be at least 1");
+        }
+    }
+    if b.failure_rate.is_some_and(|r| !(r > 0.0 && r <= 1.0)) {
+        out.push(
+            join_key(path, "failure_rate"),
+            "must be a fraction above 0 and at most 1 (0.5 = half the requests)",
+        );
+    }
+    for (field, v) in [("window", b.window), ("cooldown", b.cooldown)] {
+        if v.is_some_and(|d| d.0.is_zero()) {
+            out.push(join_key(path, field), "must be longer than 0s");
+        }
     }
 }
 
@@ -559,11 +586,11 @@ fn budget(cfg: &RawConfig, path: &str, b: &BudgetConfig, out: &mut Out) {
     let unpriced: Vec<&str> = cfg
         .models
         .iter()
-        .filter(|(_, m)| m.price.is_none())
+        .filter(|(_, m)| m.price.is_none() && m.deployments.iter().any(|d| d.price.is_none()))
         .map(|(n, _)| n.as_str())
         .collect();
     if !unpriced.is_empty() {
-        let msg = format!("budgets count spend at the models' prices, and these models have no `price`: {}; give each a price (0 for free models)", unpriced.join(", "));
+        let msg = format!("budgets count spend at the models' prices, and these models have no `price`: {}; give each a price (0 for free models), or every deployment its own", unpriced.join(", "));
         out.push(path, msg);
     }
 }

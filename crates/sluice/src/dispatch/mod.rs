@@ -21,7 +21,11 @@ use crate::config::raw::ServerConfig;
 
 mod transport;
 
+use crate::config::raw::Strategy;
 use crate::error::{ErrorKind, GatewayError};
+use crate::routing::balance;
+use crate::routing::breaker::{Admit, BreakerSpec, Phase};
+use crate::routing::{InFlight, Upstream, Upstreams};
 use crate::snapshot::{Backend, Deployment, Model, Snapshot, Timeouts};
 use transport::Transport;
 
@@ -58,22 +62,29 @@ pub struct Attempts {
 
 pub struct Dispatcher {
     transport: Transport,
+    /// Every deployment's live state (in flight, latency, breaker).
+    pub upstreams: Upstreams,
 }
 
 impl Dispatcher {
     pub fn new(server: &ServerConfig) -> Self {
         Dispatcher {
             transport: Transport::new(server),
+            upstreams: Upstreams::default(),
         }
     }
 
     /// Candidates in order: the model's deployments (balanced), then each
     /// fallback model's.
-    pub fn candidates(snap: &Snapshot, model: &Arc<Model>) -> Vec<(Arc<Model>, usize)> {
-        let mut out: Vec<(Arc<Model>, usize)> = model.order().map(|i| (model.clone(), i)).collect();
+    pub fn candidates(&self, snap: &Snapshot, model: &Arc<Model>) -> Vec<(Arc<Model>, usize)> {
+        let ups = &self.upstreams;
+        let mut out: Vec<(Arc<Model>, usize)> = balance::order(model, ups)
+            .into_iter()
+            .map(|i| (model.clone(), i))
+            .collect();
         for f in &model.fallbacks {
             if let Some(fm) = snap.models.get(f) {
-                out.extend(fm.order().map(|i| (fm.clone(), i)));
+                out.extend(balance::order(fm, ups).into_iter().map(|i| (fm.clone(), i)));
             }
         }
         out
@@ -90,10 +101,24 @@ impl Dispatcher {
         att: &mut Attempts,
     ) -> Result<ChatAnswer, GatewayError> {
         let t = &snap.timeouts;
-        fallback_loop(snap, model, att, |m, dep| {
-            self.chat_once(dep, req, want_raw, t, &m.name)
+        let (answer, tried) = self
+            .fallback_loop(snap, model, att, |m, dep| {
+                self.chat_once(dep, req, want_raw, t, &m.name)
+            })
+            .await?;
+        Ok(match answer {
+            // The deployment counts the stream in flight until it ends, and
+            // a failure mid-stream counts against its breaker.
+            ChatAnswer::Stream(s) => ChatAnswer::Stream(
+                s.inspect(move |item| {
+                    if item.is_err() {
+                        tried.failed_mid_stream();
+                    }
+                })
+                .boxed(),
+            ),
+            full => full,
         })
-        .await
     }
 
     async fn chat_once(
@@ -179,7 +204,10 @@ impl Dispatcher {
         att: &mut Attempts,
     ) -> Result<(Bytes, TokenUsage), GatewayError> {
         let t = &snap.timeouts;
-        fallback_loop(snap, model, att, |_, dep| self.embeddings_once(dep, req, t)).await
+        let (answer, _) = self
+            .fallback_loop(snap, model, att, |_, dep| self.embeddings_once(dep, req, t))
+            .await?;
+        Ok(answer)
     }
 
     async fn embeddings_once(
@@ -235,43 +263,123 @@ impl Dispatcher {
     }
 }
 
-/// The visible fallback loop: tries each candidate in order, recording every
-/// attempt, and moves on only while the failure is retryable.
-async fn fallback_loop<'a, T, F, Fut>(
-    snap: &'a Snapshot,
-    model: &Arc<Model>,
-    att: &mut Attempts,
-    mut once: F,
-) -> Result<T, GatewayError>
-where
-    F: FnMut(&'a Model, &'a Deployment) -> Fut,
-    Fut: std::future::Future<Output = Result<T, GatewayError>> + 'a,
-{
-    let mut last = None;
-    for (m, i) in Dispatcher::candidates(snap, model) {
-        // Resolve through the snapshot so both live as long as it does.
-        let Some(served) = snap.models.get(&m.name) else {
-            continue;
-        };
-        let m: &'a Model = served;
-        let dep: &'a Deployment = &m.deployments[i];
-        att.count += 1;
-        att.model = Some(m.name.clone());
-        att.provider = Some(dep.provider.name.clone());
-        att.served = Some((served.clone(), i));
-        let started = Instant::now();
-        let result = once(m, dep).await;
-        att.upstream += started.elapsed();
-        match result {
-            Ok(a) => return Ok(a),
-            Err(e) if e.retryable() => {
-                att.failures.push((dep.provider.name.clone(), e.code()));
-                last = Some(e);
+impl Dispatcher {
+    /// The visible fallback loop: tries each candidate in order, recording
+    /// every attempt, and moves on only while the failure is retryable. A
+    /// deployment whose circuit breaker is open is skipped — unless every
+    /// candidate's is, and then they are tried anyway, in order (Envoy's
+    /// panic mode: a breaker never fails a request that could have been
+    /// tried). Returns the answer and the deployment that gave it, which
+    /// stays counted in flight until that is dropped.
+    async fn fallback_loop<'a, T, F, Fut>(
+        &self,
+        snap: &'a Snapshot,
+        model: &Arc<Model>,
+        att: &mut Attempts,
+        mut once: F,
+    ) -> Result<(T, Tried), GatewayError>
+    where
+        F: FnMut(&'a Model, &'a Deployment) -> Fut,
+        Fut: std::future::Future<Output = Result<T, GatewayError>> + 'a,
+    {
+        let mut last = None;
+        let mut queue: VecDeque<(Arc<Model>, usize)> = self.candidates(snap, model).into();
+        let (mut open, mut panic) = (Vec::new(), false);
+        loop {
+            let Some((m, i)) = queue.pop_front() else {
+                if att.count > 0 || open.is_empty() || panic {
+                    break;
+                }
+                panic = true;
+                queue.extend(open.drain(..));
+                continue;
+            };
+            // Resolve through the snapshot so both live as long as it does.
+            let Some(served) = snap.models.get(&m.name) else {
+                continue;
+            };
+            let m: &'a Model = served;
+            let dep: &'a Deployment = &m.deployments[i];
+            let live = dep.live(&self.upstreams).clone();
+            let admitted = match (m.breaker, panic) {
+                (Some(spec), false) => live.breaker.admit(&spec, Instant::now()),
+                _ => Admit::Yes,
+            };
+            if let Admit::No { .. } = admitted {
+                open.push((served.clone(), i));
+                continue;
             }
-            Err(e) => return Err(e),
+            att.count += 1;
+            att.model = Some(m.name.clone());
+            att.provider = Some(dep.provider.name.clone());
+            att.served = Some((served.clone(), i));
+            let tried = Tried {
+                spec: m.breaker,
+                in_flight: live.enter(),
+                live,
+                key: dep.key.clone(),
+            };
+            let started = Instant::now();
+            let result = once(m, dep).await;
+            let elapsed = started.elapsed();
+            att.upstream += elapsed;
+            if m.strategy == Strategy::LeastLatency {
+                tried.live.latency.observe(elapsed, Instant::now());
+            }
+            let ok = result
+                .as_ref()
+                .map_or_else(|e| !e.breaker_failure(), |_| true);
+            tried.record(ok, admitted == Admit::Trial);
+            match result {
+                Ok(a) => return Ok((a, tried)),
+                Err(e) if e.retryable() => {
+                    att.failures.push((dep.provider.name.clone(), e.code()));
+                    last = Some(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(all_failed(last, att))
+    }
+}
+
+/// The deployment an attempt went to: counted in flight while this lives;
+/// records outcomes on its breaker.
+pub struct Tried {
+    spec: Option<BreakerSpec>,
+    live: Arc<Upstream>,
+    key: Arc<str>,
+    #[allow(
+        dead_code,
+        reason = "held for its Drop: the request leaves the in-flight count"
+    )]
+    in_flight: InFlight,
+}
+
+impl Tried {
+    fn record(&self, ok: bool, trial: bool) {
+        let Some(spec) = &self.spec else {
+            return;
+        };
+        if let Some(phase) = self.live.breaker.record(spec, ok, trial, Instant::now()) {
+            let key = &*self.key;
+            match phase {
+                Phase::Open => {
+                    tracing::warn!(deployment = key, cooldown = ?spec.cooldown, "circuit breaker opened: the deployment leaves the rotation")
+                }
+                Phase::Closed => tracing::info!(
+                    deployment = key,
+                    "circuit breaker closed: the deployment is back"
+                ),
+                Phase::HalfOpen => {}
+            }
         }
     }
-    Err(all_failed(last, att))
+
+    /// A stream that had begun broke: a failure of its deployment.
+    fn failed_mid_stream(&self) {
+        self.record(false, false);
+    }
 }
 
 fn all_failed(last: Option<GatewayError>, att: &Attempts) -> GatewayError {

@@ -36,12 +36,38 @@ async fn metrics(axum::extract::State(app): axum::extract::State<App>) -> Respon
         .map(|(k, f, w)| (k.as_str(), f, w))
         .collect();
     app.metrics.set_queue_totals(&totals);
+    set_deployment_gauges(&app);
     let mut resp = app.metrics.render().into_response();
     resp.headers_mut().insert(
         http::header::CONTENT_TYPE,
         HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
     );
     resp
+}
+
+/// Breaker phase and requests in flight of each deployment of the config.
+fn set_deployment_gauges(app: &App) {
+    use crate::telemetry::metrics::{DeploymentLabels, Label};
+    let snap = app.snapshot.load();
+    let now = std::time::Instant::now();
+    for model in snap.models.values() {
+        for d in &model.deployments {
+            let live = d.live(&app.dispatcher.upstreams);
+            let labels = DeploymentLabels {
+                model: Label(model.name.clone()),
+                provider: Label(d.provider.name.clone()),
+                deployment: Label(d.target.model.as_str().into()),
+            };
+            let m = &app.metrics;
+            m.deployment_in_flight
+                .get_or_create(&labels)
+                .set(i64::from(live.in_flight()));
+            if model.breaker.is_some() {
+                let phase = live.breaker.phase(now).gauge();
+                m.breaker_state.get_or_create(&labels).set(phase);
+            }
+        }
+    }
 }
 
 async fn not_found(uri: http::Uri) -> Response {

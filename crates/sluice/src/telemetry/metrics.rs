@@ -44,6 +44,14 @@ pub struct ModelLabels {
     pub provider: Label,
 }
 
+/// One deployment: its model, provider and upstream model (all config).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeploymentLabels {
+    pub model: Label,
+    pub provider: Label,
+    pub deployment: Label,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TokenLabels {
     pub model: Label,
@@ -141,6 +149,8 @@ pub struct Metrics {
     pub budget_exceeded: Family<BudgetLabels, Counter>,
     pub budget_spend: Family<ScopeLabels, Counter>,
     pub shared_state_failures: Counter,
+    pub breaker_state: Family<DeploymentLabels, Gauge>,
+    pub deployment_in_flight: Family<DeploymentLabels, Gauge>,
     pub alerts: Family<AlertLabels, Counter>,
     pub alerts_dropped: Family<ReasonLabels, Counter>,
     pub alert_deliveries: Family<ResultLabels, Counter>,
@@ -221,6 +231,18 @@ impl Metrics {
             "Requests refused by a concurrency queue: full (429) or no slot in time (503), by level and priority class",
             queue_refused.clone(),
         );
+        let breaker_state = Family::default();
+        registry.register(
+            "breaker_state",
+            "Circuit breaker of each deployment: 0 closed, 1 open, 2 half-open (read at scrape time)",
+            breaker_state.clone(),
+        );
+        let deployment_in_flight = Family::default();
+        registry.register(
+            "deployment_in_flight",
+            "Requests sent to each deployment whose answer has not ended",
+            deployment_in_flight.clone(),
+        );
         let queue_in_flight = Family::default();
         registry.register(
             "queue_in_flight",
@@ -295,6 +317,8 @@ impl Metrics {
             alerts,
             alerts_dropped,
             alert_deliveries,
+            breaker_state,
+            deployment_in_flight,
         }
     }
 

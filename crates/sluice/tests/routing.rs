@@ -1,0 +1,264 @@
+//! Routing over real sockets: circuit breakers take a failing deployment
+//! out of the rotation and bring it back through a half-open trial (the
+//! client sees every request succeed while a healthy deployment exists),
+//! never fail a request that could have been tried, and the balancing
+//! strategies follow load, latency and price.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{TestGateway, ADMIN_KEY, KEY};
+use serde_json::{json, Value};
+use sluice_testkit::{MockUpstream, Script};
+
+/// A gateway with one model `m` over the given upstreams (`up0`, `up1`…),
+/// `model_extra` added to the model and `dep_extra[i]` to deployment i.
+async fn gateway(ups: &[&MockUpstream], model_extra: &str, dep_extra: &[&str]) -> TestGateway {
+    let mut providers = String::new();
+    let mut deployments = String::new();
+    for (i, u) in ups.iter().enumerate() {
+        providers.push_str(&format!(
+            "  up{i}: {{ kind: openai, base_url: \"{}/v1\", api_key: sk-upstream-secret }}\n",
+            u.url()
+        ));
+        let extra = dep_extra.get(i).copied().unwrap_or("");
+        deployments.push_str(&format!(
+            "      - {{ provider: up{i}, model: model-{i} {extra} }}\n"
+        ));
+    }
+    TestGateway::start(&format!(
+        r#"
+listen: 127.0.0.1:0
+admin_listen: 127.0.0.1:0
+admin_key: {ADMIN_KEY}
+providers:
+{providers}models:
+  m:
+{model_extra}
+    deployments:
+{deployments}keys:
+  - {{ name: test, key: {KEY} }}
+"#
+    ))
+    .await
+}
+
+async fn call(gw: &TestGateway) -> reqwest::Response {
+    gw.post(
+        "/v1/chat/completions",
+        json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await
+}
+
+async fn status(gw: &TestGateway) -> Value {
+    TestGateway::client()
+        .get(format!("{}/admin/status", gw.admin_url.as_ref().unwrap()))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// The breaker phase of deployment `i` in `/admin/status`.
+async fn breaker(gw: &TestGateway, i: usize) -> String {
+    let s = status(gw).await;
+    s["deployments"][i]["breaker"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_failing_deployment_leaves_the_rotation_and_returns_after_a_trial() {
+    let (bad, good) = (MockUpstream::start().await, MockUpstream::start().await);
+    bad.set_default(Script::status(500));
+    good.set_default(Script::text("fine"));
+    let breaker_cfg = "    circuit_breaker: { failures: 3, cooldown: 500ms }";
+    let gw = gateway(&[&bad, &good], breaker_cfg, &[]).await;
+    // Round robin sends every other request to `bad` first; each falls
+    // back to `good`, so the client sees no failure.
+    for i in 0..20 {
+        let r = call(&gw).await;
+        assert_eq!(r.status(), 200, "request {i}");
+    }
+    assert_eq!(bad.hits(), 3, "three failures opened its breaker");
+    assert_eq!(good.hits(), 20);
+    assert_eq!(breaker(&gw, 0).await, "open");
+    assert_eq!(breaker(&gw, 1).await, "closed");
+    let metrics = gw.metrics().await;
+    assert!(
+        metrics
+            .contains(r#"sluice_breaker_state{model="m",provider="up0",deployment="model-0"} 1"#),
+        "{metrics}"
+    );
+    // The deployment recovers; after the cooldown one trial goes to it and
+    // closes the breaker, and round robin includes it again.
+    bad.set_default(Script::text("recovered"));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(breaker(&gw, 0).await, "half_open");
+    for _ in 0..4 {
+        assert_eq!(call(&gw).await.status(), 200);
+    }
+    assert_eq!(breaker(&gw, 0).await, "closed");
+    assert_eq!(bad.hits(), 3 + 2, "the trial, then its round-robin turns");
+}
+
+#[tokio::test]
+async fn a_failed_trial_keeps_it_out_for_another_cooldown() {
+    let (bad, good) = (MockUpstream::start().await, MockUpstream::start().await);
+    bad.set_default(Script::status(503));
+    good.set_default(Script::text("fine"));
+    let breaker_cfg = "    circuit_breaker: { failures: 2, cooldown: 300ms }";
+    let gw = gateway(&[&bad, &good], breaker_cfg, &[]).await;
+    for _ in 0..6 {
+        assert_eq!(call(&gw).await.status(), 200);
+    }
+    assert_eq!(bad.hits(), 2);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    for _ in 0..6 {
+        assert_eq!(call(&gw).await.status(), 200);
+    }
+    assert_eq!(bad.hits(), 3, "one trial, which failed");
+    assert_eq!(breaker(&gw, 0).await, "open");
+}
+
+#[tokio::test]
+async fn client_errors_do_not_open_a_breaker() {
+    let up = MockUpstream::start().await;
+    up.set_default(Script::context_length_exceeded());
+    let gw = gateway(&[&up], "    circuit_breaker: { failures: 2 }", &[]).await;
+    for _ in 0..5 {
+        assert_eq!(call(&gw).await.status(), 400);
+    }
+    assert_eq!(breaker(&gw, 0).await, "closed");
+}
+
+#[tokio::test]
+async fn with_every_breaker_open_requests_are_still_tried() {
+    let up = MockUpstream::start().await;
+    up.set_default(Script::status(500));
+    let gw = gateway(
+        &[&up],
+        "    circuit_breaker: { failures: 2, cooldown: 1h }",
+        &[],
+    )
+    .await;
+    for _ in 0..3 {
+        assert_eq!(call(&gw).await.status(), 502);
+    }
+    assert_eq!(breaker(&gw, 0).await, "open");
+    assert_eq!(up.hits(), 3, "the only deployment is still tried");
+    // When it answers again, so does the model — not an hour later.
+    up.set_default(Script::text("back"));
+    let r = call(&gw).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-sluice-attempts"], "1");
+}
+
+#[tokio::test]
+async fn a_disabled_breaker_keeps_a_failing_deployment_in_the_rotation() {
+    let (bad, good) = (MockUpstream::start().await, MockUpstream::start().await);
+    bad.set_default(Script::status(500));
+    good.set_default(Script::text("fine"));
+    let cfg = "    circuit_breaker: { enabled: false }";
+    let gw = gateway(&[&bad, &good], cfg, &[]).await;
+    for _ in 0..10 {
+        assert_eq!(call(&gw).await.status(), 200);
+    }
+    assert_eq!(bad.hits(), 5);
+    assert_eq!(breaker(&gw, 0).await, "disabled");
+}
+
+#[tokio::test]
+async fn least_busy_sends_requests_away_from_a_deployment_with_one_in_flight() {
+    let (slow, fast) = (MockUpstream::start().await, MockUpstream::start().await);
+    slow.set_default(Script::text("slow").with_delay(Duration::from_millis(800)));
+    fast.set_default(Script::text("fast"));
+    let gw = gateway(&[&slow, &fast], "    strategy: least_busy", &[]).await;
+    // The first request goes to the first deployment and stays there.
+    let held = tokio::spawn({
+        let url = gw.url.clone();
+        async move {
+            TestGateway::client()
+                .post(format!("{url}/v1/chat/completions"))
+                .bearer_auth(KEY)
+                .json(&json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    });
+    assert!(slow.wait_for_hits(1, Duration::from_secs(5)).await);
+    assert_eq!(status(&gw).await["deployments"][0]["in_flight"], 1);
+    for _ in 0..10 {
+        assert_eq!(call(&gw).await.status(), 200);
+    }
+    assert_eq!((slow.hits(), fast.hits()), (1, 10));
+    assert_eq!(held.await.unwrap(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn least_latency_moves_traffic_off_a_deployment_made_ten_times_slower() {
+    let (a, b) = (MockUpstream::start().await, MockUpstream::start().await);
+    a.set_default(Script::text("a").with_delay(Duration::from_millis(5)));
+    b.set_default(Script::text("b").with_delay(Duration::from_millis(5)));
+    let gw = gateway(&[&a, &b], "    strategy: least_latency", &[]).await;
+    for _ in 0..20 {
+        assert_eq!(call(&gw).await.status(), 200);
+    }
+    assert!(a.hits() > 0 && b.hits() > 0, "both measured");
+    // `a` turns 10× slower; 8 concurrent clients keep calling for 2 s.
+    a.set_default(Script::text("a").with_delay(Duration::from_millis(50)));
+    let (a0, b0) = (a.hits(), b.hits());
+    let until = Instant::now() + Duration::from_secs(2);
+    let clients: Vec<_> = (0..8)
+        .map(|_| {
+            let url = gw.url.clone();
+            tokio::spawn(async move {
+                while Instant::now() < until {
+                    let r = TestGateway::client()
+                        .post(format!("{url}/v1/chat/completions"))
+                        .bearer_auth(KEY)
+                        .json(
+                            &json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}),
+                        )
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(r.status(), 200);
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.await.unwrap();
+    }
+    let (to_a, to_b) = (a.hits() - a0, b.hits() - b0);
+    let share_b = to_b as f64 / (to_a + to_b) as f64;
+    assert!(
+        share_b >= 0.9,
+        "{to_a} requests to the slow deployment, {to_b} to the fast one"
+    );
+}
+
+#[tokio::test]
+async fn lowest_cost_serves_from_the_cheapest_and_falls_back_to_dearer() {
+    let (dear, cheap) = (MockUpstream::start().await, MockUpstream::start().await);
+    dear.set_default(Script::text("dear"));
+    cheap.set_default(Script::text("cheap"));
+    let prices = [
+        ", price: { input: 3, output: 15 }",
+        ", price: { input: 0.15, output: 0.6 }",
+    ];
+    let gw = gateway(&[&dear, &cheap], "    strategy: lowest_cost", &prices).await;
+    for _ in 0..6 {
+        assert_eq!(call(&gw).await.status(), 200);
+    }
+    assert_eq!((dear.hits(), cheap.hits()), (0, 6));
+    cheap.set_default(Script::status(500));
+    assert_eq!(call(&gw).await.status(), 200);
+    assert_eq!((dear.hits(), cheap.hits()), (1, 7));
+}
