@@ -219,7 +219,7 @@ pub async fn build_app(cfg: &RawConfig, config_path: Option<PathBuf>) -> anyhow:
         .map_err(|e| anyhow::anyhow!("alerts: {e}"))?;
     let app = Arc::new(AppState {
         snapshot: ArcSwap::from_pointee(snap),
-        dispatcher: Dispatcher::new(&cfg.server),
+        dispatcher: Dispatcher::new(&cfg.server, &metrics),
         metrics,
         alerts,
         alerts_worker: Mutex::new(Some(alerts_worker)),

@@ -24,7 +24,8 @@ use crate::policy::queue::Priority;
 use crate::policy::rate::RateRule;
 use crate::policy::{rollout_bucket, Scope};
 use crate::routing::breaker::BreakerSpec;
-use crate::routing::{Upstream, Upstreams};
+use crate::routing::retry::RetrySpec;
+use crate::routing::{ClassSet, Upstream, Upstreams};
 
 /// How one provider is reached.
 pub enum Backend {
@@ -67,12 +68,21 @@ impl Deployment {
     }
 }
 
+/// One of a model's fallbacks: the model, and the failures that lead to it.
+pub struct Fallback {
+    pub model: Arc<str>,
+    pub on: ClassSet,
+}
+
 pub struct Model {
     pub name: Arc<str>,
     /// `name` as a response header value (`x-sluice-model`), built once.
     pub header: Option<HeaderValue>,
     pub deployments: Vec<Deployment>,
-    pub fallbacks: Vec<Arc<str>>,
+    /// Other models to try, each on its failure classes.
+    pub fallbacks: Vec<Fallback>,
+    /// Retry rounds and the retry budget.
+    pub retries: RetrySpec,
     pub price: Option<raw::Price>,
     /// Guards of the model's own policy (enforced together with the key's).
     pub limits: LimitsConfig,
@@ -370,6 +380,32 @@ fn highest_price(prices: impl Iterator<Item = raw::Price>) -> Option<raw::Price>
     })
 }
 
+/// A fallback entry: a name alone falls back on the retryable failures.
+fn fallback(f: &raw::FallbackConfig) -> Fallback {
+    Fallback {
+        model: f.model().into(),
+        on: match f {
+            raw::FallbackConfig::Name(_) => ClassSet::RETRYABLE,
+            raw::FallbackConfig::Rule(r) => ClassSet::of(&r.on),
+        },
+    }
+}
+
+/// A model's retry settings, defaults filled in.
+fn retry_spec(c: Option<&raw::RetryConfig>) -> RetrySpec {
+    let d = RetrySpec::default();
+    let Some(c) = c else {
+        return d;
+    };
+    RetrySpec {
+        attempts: c.attempts.unwrap_or(d.attempts),
+        backoff: c.backoff.map_or(d.backoff, |b| b.0),
+        max_backoff: c.max_backoff.map_or(d.max_backoff, |b| b.0),
+        budget: c.budget.unwrap_or(d.budget),
+        min_per_second: c.min_per_second.unwrap_or(d.min_per_second),
+    }
+}
+
 /// A model's breaker settings, defaults filled in; `None` when disabled.
 fn breaker_spec(c: Option<&raw::BreakerConfig>) -> Option<BreakerSpec> {
     let d = BreakerSpec::default();
@@ -435,7 +471,8 @@ impl Snapshot {
                 tokenizer,
                 name: name.as_str().into(),
                 header: HeaderValue::from_str(name).ok(),
-                fallbacks: m.fallbacks.iter().map(|f| f.as_str().into()).collect(),
+                fallbacks: m.fallbacks.iter().map(fallback).collect(),
+                retries: retry_spec(m.retries.as_ref()),
                 price: m.price,
                 reserve_price: highest_price(deployments.iter().filter_map(|d| d.price)),
                 deployments,

@@ -262,3 +262,141 @@ async fn lowest_cost_serves_from_the_cheapest_and_falls_back_to_dearer() {
     assert_eq!(call(&gw).await.status(), 200);
     assert_eq!((dear.hits(), cheap.hits()), (1, 7));
 }
+
+/// Models `m` (two deployments on `small`), `big` (on `large`) and `cheap`
+/// (on `spare`): `m` falls back to `big` on context length only, and to
+/// `cheap` (by name alone) on the retryable failures.
+async fn fallbacks_gateway(
+    small: &MockUpstream,
+    large: &MockUpstream,
+    spare: &MockUpstream,
+) -> TestGateway {
+    TestGateway::start(&format!(
+        r#"
+listen: 127.0.0.1:0
+providers:
+  small: {{ kind: openai, base_url: "{}/v1", api_key: k }}
+  large: {{ kind: openai, base_url: "{}/v1", api_key: k }}
+  spare: {{ kind: openai, base_url: "{}/v1", api_key: k }}
+models:
+  m:
+    deployments: [ {{ provider: small, model: s1 }}, {{ provider: small, model: s2 }} ]
+    fallbacks: [ {{ model: big, on: [context_length_exceeded] }}, cheap ]
+  big: {{ deployments: [ {{ provider: large, model: l }} ] }}
+  cheap: {{ deployments: [ {{ provider: spare, model: c }} ] }}
+keys:
+  - {{ name: test, key: {KEY} }}
+"#,
+        small.url(),
+        large.url(),
+        spare.url()
+    ))
+    .await
+}
+
+#[tokio::test]
+async fn each_fallback_is_tried_on_its_own_failure_classes() {
+    let (small, large, spare) = (
+        MockUpstream::start().await,
+        MockUpstream::start().await,
+        MockUpstream::start().await,
+    );
+    large.set_default(Script::text("large"));
+    spare.set_default(Script::text("spare"));
+    let gw = fallbacks_gateway(&small, &large, &spare).await;
+    // Too long for `m`: its other deployment would say the same, so the
+    // request goes straight to `big`, not to `cheap`.
+    small.set_default(Script::context_length_exceeded());
+    let r = call(&gw).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-sluice-model"], "big");
+    assert_eq!(r.headers()["x-sluice-attempts"], "2");
+    assert_eq!((small.hits(), large.hits(), spare.hits()), (1, 1, 0));
+    // A server error: the other deployment of `m`, then `cheap` (a name
+    // alone), never `big` (context length only).
+    small.set_default(Script::status(500));
+    let r = call(&gw).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-sluice-model"], "cheap");
+    assert_eq!(r.headers()["x-sluice-attempts"], "3");
+    assert_eq!((small.hits(), large.hits(), spare.hits()), (3, 1, 1));
+    // A failure no fallback is for is answered at once.
+    small.set_default(Script::error(
+        400,
+        json!({"error": {"message": "bad", "type": "invalid_request_error"}}),
+    ));
+    let r = call(&gw).await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.headers()["x-sluice-attempts"], "1");
+}
+
+#[tokio::test]
+async fn retry_rounds_back_off_until_the_upstream_answers() {
+    let up = MockUpstream::start().await;
+    up.set_default(Script::text("finally"));
+    let retries =
+        "    retries: { attempts: 2, backoff: 20ms }\n    circuit_breaker: { enabled: false }";
+    let gw = gateway(&[&up], retries, &[]).await;
+    up.push_all([Script::status(500), Script::status(503)]);
+    let r = call(&gw).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-sluice-attempts"], "3");
+    // Three failures are one more than two retries can cover.
+    up.push_all([
+        Script::status(500),
+        Script::status(500),
+        Script::status(500),
+    ]);
+    let r = call(&gw).await;
+    assert_eq!(r.status(), 502);
+    assert_eq!(r.headers()["x-sluice-attempts"], "3");
+    let body: Value = r.json().await.unwrap();
+    let msg = body["error"]["message"].as_str().unwrap();
+    assert!(msg.starts_with("all 3 attempts failed"), "{msg}");
+}
+
+#[tokio::test]
+async fn a_retry_waits_for_retry_after_and_a_longer_one_ends_the_retries() {
+    let up = MockUpstream::start().await;
+    up.set_default(Script::text("after the wait"));
+    let retries = "    retries: { attempts: 1, backoff: 10ms, max_backoff: 2s }";
+    let gw = gateway(&[&up], retries, &[]).await;
+    up.push(Script::rate_limited(1));
+    let started = Instant::now();
+    let r = call(&gw).await;
+    assert_eq!(r.status(), 200);
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "retry-after: 1 honoured"
+    );
+    // Asked to wait longer than max_backoff: the 429 is the answer.
+    up.push(Script::rate_limited(3));
+    let r = call(&gw).await;
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.headers()["x-sluice-attempts"], "1");
+}
+
+#[tokio::test]
+async fn the_retry_budget_caps_the_extra_upstream_load() {
+    let (a, b) = (MockUpstream::start().await, MockUpstream::start().await);
+    a.set_default(Script::status(500));
+    b.set_default(Script::status(500));
+    let cfg =
+        "    retries: { budget: 0.2, min_per_second: 1 }\n    circuit_breaker: { enabled: false }";
+    let gw = gateway(&[&a, &b], cfg, &[]).await;
+    for _ in 0..50 {
+        assert_eq!(call(&gw).await.status(), 502);
+    }
+    // Each request wanted one failover; the budget allowed 20 % of 50
+    // requests plus 1/s over its 10 s window: 20.
+    assert_eq!(a.hits() + b.hits(), 70);
+    let metrics = gw.metrics().await;
+    assert!(
+        metrics.contains(r#"sluice_retries_total{model="m",outcome="sent"} 20"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"sluice_retries_total{model="m",outcome="refused"} 30"#),
+        "{metrics}"
+    );
+}

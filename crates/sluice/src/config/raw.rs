@@ -327,9 +327,14 @@ pub struct ModelConfig {
     pub strategy: Option<Strategy>,
     /// Where the model is served; at least one.
     pub deployments: Vec<DeploymentConfig>,
-    /// Other models tried in order when every deployment failed.
+    /// Other models tried in order when every deployment failed: a name
+    /// (on the retryable errors), or `{ model, on: [error classes] }`.
     #[serde(default)]
-    pub fallbacks: Vec<String>,
+    pub fallbacks: Vec<FallbackConfig>,
+    /// Another round over the deployments (and fallbacks) after all failed,
+    /// with backoff, under a retry budget. Default: no extra round.
+    #[serde(default)]
+    pub retries: Option<RetryConfig>,
     /// Policy attached to this model.
     #[serde(default)]
     pub policy: Option<PolicyRef>,
@@ -345,6 +350,99 @@ pub struct ModelConfig {
     /// of [`BreakerConfig`].
     #[serde(default)]
     pub circuit_breaker: Option<BreakerConfig>,
+}
+
+/// One entry of a model's `fallbacks`.
+#[derive(Debug, Clone, PartialEq, JsonSchema)]
+#[serde(untagged)]
+pub enum FallbackConfig {
+    /// A model tried on the retryable errors (rate limited, overloaded,
+    /// timeout, connection, server error).
+    Name(String),
+    /// A model tried on the error classes listed.
+    Rule(FallbackRule),
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FallbackRule {
+    pub model: String,
+    /// The failures that move the request to `model`.
+    pub on: Vec<FailureClass>,
+}
+
+/// A name, or a `{ model, on }` map whose own errors (an unknown class, an
+/// unknown field) are reported as they are, not as "no variant matched".
+impl<'de> Deserialize<'de> for FallbackConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = FallbackConfig;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a model name or `{ model: NAME, on: [failure classes] }`")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(FallbackConfig::Name(v.to_owned()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let d = serde::de::value::MapAccessDeserializer::new(map);
+                FallbackRule::deserialize(d).map(FallbackConfig::Rule)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl FallbackConfig {
+    pub fn model(&self) -> &str {
+        match self {
+            FallbackConfig::Name(m) => m,
+            FallbackConfig::Rule(r) => &r.model,
+        }
+    }
+}
+
+/// A class of upstream failure, as `fallbacks[].on` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureClass {
+    RateLimited,
+    Overloaded,
+    Timeout,
+    Connection,
+    ServerError,
+    ContextLengthExceeded,
+    ContentFiltered,
+    Auth,
+}
+
+/// `retries` of a model (`dispatch/retry.rs`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetryConfig {
+    /// Extra rounds over the candidates after every one failed with a
+    /// retryable error. Default 0.
+    #[serde(default)]
+    pub attempts: Option<u32>,
+    /// The first backoff's ceiling; it doubles each round (full jitter:
+    /// a random wait up to it). Default 200ms.
+    #[serde(default)]
+    pub backoff: Option<Dur>,
+    /// The ceiling of any backoff, and the longest `retry-after` honoured
+    /// (a longer one ends the retries). Default 5s.
+    #[serde(default)]
+    pub max_backoff: Option<Dur>,
+    /// Extra attempts (failover to another deployment or model, and
+    /// retries) may be at most this share of the model's requests, over
+    /// 10 s. Default 0.2.
+    #[serde(default)]
+    pub budget: Option<f64>,
+    /// … plus this many a second whatever the traffic. Default 10.
+    #[serde(default)]
+    pub min_per_second: Option<u32>,
 }
 
 /// `circuit_breaker` of a model: when a deployment leaves the rotation

@@ -134,7 +134,10 @@ fn full_sketch_parses() {
         "secret-gemini_api_key"
     );
     assert_eq!(cfg.models["smart"].deployments[1].weight, Some(2));
-    assert_eq!(cfg.models["smart"].fallbacks, ["cheap"]);
+    assert_eq!(
+        cfg.models["smart"].fallbacks,
+        [super::raw::FallbackConfig::Name("cheap".into())]
+    );
     let limits = cfg.policies["standard"].limits.unwrap();
     assert_eq!(limits.max_body_bytes.unwrap().0, 1 << 20);
     assert_eq!(limits.timeout.unwrap().0.as_secs(), 120);
@@ -496,6 +499,12 @@ fn every_validation_rule_fails_its_case() {
         (with("", "  b: { deployments: [{ provider: m, model: x }], strategy: lowest_cost }\n", ""), "models.b.deployments[0].price", "`strategy: lowest_cost` compares prices"),
         (with("", "  b: { deployments: [{ provider: m, model: x, price: { input: 1, output: -2 } }] }\n", ""), "models.b.deployments[0].price.output", "non-negative"),
         (with("", "  b: { deployments: [{ provider: m, model: x }], circuit_breaker: { failures: 0 } }\n", ""), "models.b.circuit_breaker.failures", "at least 1"),
+        (with("", "  b: { deployments: [{ provider: m, model: x }], fallbacks: [{ model: a, on: [] }] }\n", ""), "models.b.fallbacks[0].on", "at least one failure class"),
+        (with("", "  b: { deployments: [{ provider: m, model: x }], fallbacks: [a, { model: a, on: [bogus] }] }\n", ""), "models.b.fallbacks[1].on[0]", "unknown variant `bogus`, expected one of `rate_limited`"),
+        (with("", "  b: { deployments: [{ provider: m, model: x }], fallbacks: [{ model: nope, on: [timeout] }] }\n", ""), "models.b.fallbacks[0]", "unknown model `nope`"),
+        (with("", "  b: { deployments: [{ provider: m, model: x }], retries: { budget: 2 } }\n", ""), "models.b.retries.budget", "fraction from 0 to 1"),
+        (with("", "  b: { deployments: [{ provider: m, model: x }], retries: { attempts: 50 } }\n", ""), "models.b.retries.attempts", "at most 10"),
+        (with("", "  b: { deployments: [{ provider: m, model: x }], retries: { backoff: 0ms } }\n", ""), "models.b.retries.backoff", "longer than 0s"),
         (with("", "  b: { deployments: [{ provider: m, model: x }], circuit_breaker: { failure_rate: 1.5 } }\n", ""), "models.b.circuit_breaker.failure_rate", "above 0 and at most 1"),
         (with("", "  b: { deployments: [{ provider: m, model: x }], circuit_breaker: { cooldown: 0s } }\n", ""), "models.b.circuit_breaker.cooldown", "longer than 0s"),
         (with("", "  b: { deployments: [{ provider: m, model: x }], circuit_breaker: { half_open_requests: 0 } }\n", ""), "models.b.circuit_breaker.half_open_requests", "at least 1"),

@@ -406,6 +406,15 @@ fn model(cfg: &RawConfig, name: &str, m: &super::raw::ModelConfig, out: &mut Out
         }
     }
     for (i, f) in m.fallbacks.iter().enumerate() {
+        if let crate::config::raw::FallbackConfig::Rule(r) = f {
+            if r.on.is_empty() {
+                out.push(
+                    format!("{path}.fallbacks[{i}].on"),
+                    "name at least one failure class (or give the model's name alone for the retryable ones)",
+                );
+            }
+        }
+        let f = f.model();
         if f == name {
             out.push(
                 format!("{path}.fallbacks[{i}]"),
@@ -429,6 +438,9 @@ fn model(cfg: &RawConfig, name: &str, m: &super::raw::ModelConfig, out: &mut Out
     if let Some(b) = &m.circuit_breaker {
         breaker(&format!("{path}.circuit_breaker"), b, out);
     }
+    if let Some(r) = &m.retries {
+        retries(&format!("{path}.retries"), r, out);
+    }
     if let Some(r) = &m.policy {
         policy_ref(cfg, &format!("{path}.policy"), r, out);
         if flatten(cfg, Some(r)).priority.is_some() {
@@ -447,6 +459,26 @@ fn price(path: &str, p: &crate::config::raw::Price, out: &mut Out) {
                 join_key(path, field),
                 "must be a non-negative number (USD per million tokens)",
             );
+        }
+    }
+}
+
+/// A model's retry settings.
+fn retries(path: &str, r: &crate::config::raw::RetryConfig, out: &mut Out) {
+    if r.attempts.is_some_and(|a| a > 10) {
+        out.push(join_key(path, "attempts"), "at most 10 extra rounds");
+    }
+    if r.budget
+        .is_some_and(|b| !(b.is_finite() && (0.0..=1.0).contains(&b)))
+    {
+        out.push(
+            join_key(path, "budget"),
+            "must be a fraction from 0 to 1 (0.2 = extra attempts up to 20 % of requests)",
+        );
+    }
+    for (field, v) in [("backoff", r.backoff), ("max_backoff", r.max_backoff)] {
+        if v.is_some_and(|d| d.0.is_zero()) {
+            out.push(join_key(path, field), "must be longer than 0s");
         }
     }
 }

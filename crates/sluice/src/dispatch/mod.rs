@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt};
@@ -19,14 +19,17 @@ use sluice_types::{
 
 use crate::config::raw::ServerConfig;
 
+mod fallback;
 mod transport;
 
-use crate::config::raw::Strategy;
+pub use fallback::Tried;
+
 use crate::error::{ErrorKind, GatewayError};
-use crate::routing::balance;
-use crate::routing::breaker::{Admit, BreakerSpec, Phase};
-use crate::routing::{InFlight, Upstream, Upstreams};
+use crate::routing::Upstreams;
 use crate::snapshot::{Backend, Deployment, Model, Snapshot, Timeouts};
+use crate::telemetry::metrics::{Label, Metrics, RetryLabels};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use transport::Transport;
 
 /// A stream of canonical chunks; an `Err` item ends it (the upstream broke).
@@ -62,32 +65,29 @@ pub struct Attempts {
 
 pub struct Dispatcher {
     transport: Transport,
-    /// Every deployment's live state (in flight, latency, breaker).
+    /// Every deployment's live state (in flight, latency, breaker) and
+    /// every model's retry budget.
     pub upstreams: Upstreams,
+    retries: Family<RetryLabels, Counter>,
 }
 
 impl Dispatcher {
-    pub fn new(server: &ServerConfig) -> Self {
+    pub fn new(server: &ServerConfig, metrics: &Metrics) -> Self {
         Dispatcher {
             transport: Transport::new(server),
             upstreams: Upstreams::default(),
+            retries: metrics.retries.clone(),
         }
     }
 
-    /// Candidates in order: the model's deployments (balanced), then each
-    /// fallback model's.
-    pub fn candidates(&self, snap: &Snapshot, model: &Arc<Model>) -> Vec<(Arc<Model>, usize)> {
-        let ups = &self.upstreams;
-        let mut out: Vec<(Arc<Model>, usize)> = balance::order(model, ups)
-            .into_iter()
-            .map(|i| (model.clone(), i))
-            .collect();
-        for f in &model.fallbacks {
-            if let Some(fm) = snap.models.get(f) {
-                out.extend(balance::order(fm, ups).into_iter().map(|i| (fm.clone(), i)));
-            }
-        }
-        out
+    /// Counts an extra attempt of `model`'s request: sent, or refused.
+    fn retries(&self, model: &Arc<str>, sent: bool) {
+        let outcome = if sent { "sent" } else { "refused" };
+        let labels = RetryLabels {
+            model: Label(model.clone()),
+            outcome,
+        };
+        self.retries.get_or_create(&labels).inc();
     }
 
     /// Serves a chat request, trying deployments and fallbacks in order while
@@ -261,145 +261,6 @@ impl Dispatcher {
             .await
             .map_err(|e| GatewayError::upstream(provider, e))
     }
-}
-
-impl Dispatcher {
-    /// The visible fallback loop: tries each candidate in order, recording
-    /// every attempt, and moves on only while the failure is retryable. A
-    /// deployment whose circuit breaker is open is skipped — unless every
-    /// candidate's is, and then they are tried anyway, in order (Envoy's
-    /// panic mode: a breaker never fails a request that could have been
-    /// tried). Returns the answer and the deployment that gave it, which
-    /// stays counted in flight until that is dropped.
-    async fn fallback_loop<'a, T, F, Fut>(
-        &self,
-        snap: &'a Snapshot,
-        model: &Arc<Model>,
-        att: &mut Attempts,
-        mut once: F,
-    ) -> Result<(T, Tried), GatewayError>
-    where
-        F: FnMut(&'a Model, &'a Deployment) -> Fut,
-        Fut: std::future::Future<Output = Result<T, GatewayError>> + 'a,
-    {
-        let mut last = None;
-        let mut queue: VecDeque<(Arc<Model>, usize)> = self.candidates(snap, model).into();
-        let (mut open, mut panic) = (Vec::new(), false);
-        loop {
-            let Some((m, i)) = queue.pop_front() else {
-                if att.count > 0 || open.is_empty() || panic {
-                    break;
-                }
-                panic = true;
-                queue.extend(open.drain(..));
-                continue;
-            };
-            // Resolve through the snapshot so both live as long as it does.
-            let Some(served) = snap.models.get(&m.name) else {
-                continue;
-            };
-            let m: &'a Model = served;
-            let dep: &'a Deployment = &m.deployments[i];
-            let live = dep.live(&self.upstreams).clone();
-            let admitted = match (m.breaker, panic) {
-                (Some(spec), false) => live.breaker.admit(&spec, Instant::now()),
-                _ => Admit::Yes,
-            };
-            if let Admit::No { .. } = admitted {
-                open.push((served.clone(), i));
-                continue;
-            }
-            att.count += 1;
-            att.model = Some(m.name.clone());
-            att.provider = Some(dep.provider.name.clone());
-            att.served = Some((served.clone(), i));
-            let tried = Tried {
-                spec: m.breaker,
-                in_flight: live.enter(),
-                live,
-                key: dep.key.clone(),
-            };
-            let started = Instant::now();
-            let result = once(m, dep).await;
-            let elapsed = started.elapsed();
-            att.upstream += elapsed;
-            if m.strategy == Strategy::LeastLatency {
-                tried.live.latency.observe(elapsed, Instant::now());
-            }
-            let ok = result
-                .as_ref()
-                .map_or_else(|e| !e.breaker_failure(), |_| true);
-            tried.record(ok, admitted == Admit::Trial);
-            match result {
-                Ok(a) => return Ok((a, tried)),
-                Err(e) if e.retryable() => {
-                    att.failures.push((dep.provider.name.clone(), e.code()));
-                    last = Some(e);
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Err(all_failed(last, att))
-    }
-}
-
-/// The deployment an attempt went to: counted in flight while this lives;
-/// records outcomes on its breaker.
-pub struct Tried {
-    spec: Option<BreakerSpec>,
-    live: Arc<Upstream>,
-    key: Arc<str>,
-    #[allow(
-        dead_code,
-        reason = "held for its Drop: the request leaves the in-flight count"
-    )]
-    in_flight: InFlight,
-}
-
-impl Tried {
-    fn record(&self, ok: bool, trial: bool) {
-        let Some(spec) = &self.spec else {
-            return;
-        };
-        if let Some(phase) = self.live.breaker.record(spec, ok, trial, Instant::now()) {
-            let key = &*self.key;
-            match phase {
-                Phase::Open => {
-                    tracing::warn!(deployment = key, cooldown = ?spec.cooldown, "circuit breaker opened: the deployment leaves the rotation")
-                }
-                Phase::Closed => tracing::info!(
-                    deployment = key,
-                    "circuit breaker closed: the deployment is back"
-                ),
-                Phase::HalfOpen => {}
-            }
-        }
-    }
-
-    /// A stream that had begun broke: a failure of its deployment.
-    fn failed_mid_stream(&self) {
-        self.record(false, false);
-    }
-}
-
-fn all_failed(last: Option<GatewayError>, att: &Attempts) -> GatewayError {
-    let mut e = last.unwrap_or_else(|| {
-        GatewayError::new(ErrorKind::Unavailable, "the model has no deployment")
-    });
-    if att.count > 1 {
-        let tried: Vec<String> = att
-            .failures
-            .iter()
-            .map(|(p, c)| format!("{p}: {c}"))
-            .collect();
-        e.message = format!(
-            "all {} attempts failed ({}); last: {}",
-            att.count,
-            tried.join(", "),
-            e.message
-        );
-    }
-    e
 }
 
 async fn read_body(

@@ -11,6 +11,7 @@
 pub mod balance;
 pub mod breaker;
 pub mod latency;
+pub mod retry;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -19,6 +20,10 @@ use dashmap::DashMap;
 
 use breaker::Breaker;
 use latency::PeakEwma;
+use retry::RetryBudget;
+
+use crate::config::raw::FailureClass;
+use crate::error::{ErrorKind, GatewayError};
 
 /// One deployment's live state.
 #[derive(Debug, Default)]
@@ -52,10 +57,12 @@ impl Drop for InFlight {
     }
 }
 
-/// Every deployment's live state, by stable identity.
+/// Every deployment's live state, by stable identity, and every model's
+/// retry budget, by name.
 #[derive(Debug, Default)]
 pub struct Upstreams {
     map: DashMap<Arc<str>, Arc<Upstream>>,
+    budgets: DashMap<Arc<str>, Arc<RetryBudget>>,
 }
 
 impl Upstreams {
@@ -65,6 +72,14 @@ impl Upstreams {
             return u.clone();
         }
         self.map.entry(key.clone()).or_default().clone()
+    }
+
+    /// The retry budget of model `name`, created on first use.
+    pub fn budget(&self, name: &Arc<str>) -> Arc<RetryBudget> {
+        if let Some(b) = self.budgets.get(name) {
+            return b.clone();
+        }
+        self.budgets.entry(name.clone()).or_default().clone()
     }
 
     /// Every deployment seen, with its state (for status and metrics).
@@ -82,4 +97,66 @@ impl Upstreams {
 /// A deployment's stable identity: `model/provider/upstream model`.
 pub fn deployment_key(model: &str, provider: &str, upstream_model: &str) -> Arc<str> {
     format!("{model}/{provider}/{upstream_model}").into()
+}
+
+/// A set of failure classes (`fallbacks[].on`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClassSet(u16);
+
+impl ClassSet {
+    /// What a fallback given by name alone is tried on: the failures a
+    /// retry elsewhere may cure.
+    pub const RETRYABLE: ClassSet = ClassSet(
+        1 << FailureClass::RateLimited as u16
+            | 1 << FailureClass::Overloaded as u16
+            | 1 << FailureClass::Timeout as u16
+            | 1 << FailureClass::Connection as u16
+            | 1 << FailureClass::ServerError as u16,
+    );
+
+    pub fn of(classes: &[FailureClass]) -> ClassSet {
+        ClassSet(classes.iter().fold(0, |m, c| m | 1 << *c as u16))
+    }
+
+    pub fn contains(self, c: FailureClass) -> bool {
+        self.0 & (1 << c as u16) != 0
+    }
+}
+
+/// The failure class of an error, if it is an upstream's failure.
+pub fn failure_class(e: &GatewayError) -> Option<FailureClass> {
+    use sluice_providers::ErrorClass as E;
+    match e.kind {
+        ErrorKind::Upstream(c) => Some(match c {
+            E::RateLimited => FailureClass::RateLimited,
+            E::Overloaded => FailureClass::Overloaded,
+            E::Timeout => FailureClass::Timeout,
+            E::Connection => FailureClass::Connection,
+            E::ServerError => FailureClass::ServerError,
+            E::ContextLength => FailureClass::ContextLengthExceeded,
+            E::ContentFiltered => FailureClass::ContentFiltered,
+            E::Auth => FailureClass::Auth,
+            E::BadRequest => return None,
+        }),
+        ErrorKind::BadUpstreamResponse => Some(FailureClass::ServerError),
+        ErrorKind::Timeout => Some(FailureClass::Timeout),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retryable_is_what_a_name_alone_falls_back_on() {
+        let r = ClassSet::RETRYABLE;
+        assert!(r.contains(FailureClass::RateLimited) && r.contains(FailureClass::ServerError));
+        assert!(
+            !r.contains(FailureClass::ContextLengthExceeded) && !r.contains(FailureClass::Auth)
+        );
+        let s = ClassSet::of(&[FailureClass::ContextLengthExceeded]);
+        assert!(s.contains(FailureClass::ContextLengthExceeded));
+        assert!(!s.contains(FailureClass::Timeout));
+    }
 }

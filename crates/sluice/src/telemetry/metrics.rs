@@ -52,6 +52,14 @@ pub struct DeploymentLabels {
     pub deployment: Label,
 }
 
+/// An extra attempt of a model's request (failover or retry): `sent`, or
+/// `refused` by the retry budget.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RetryLabels {
+    pub model: Label,
+    pub outcome: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TokenLabels {
     pub model: Label,
@@ -150,6 +158,7 @@ pub struct Metrics {
     pub budget_spend: Family<ScopeLabels, Counter>,
     pub shared_state_failures: Counter,
     pub breaker_state: Family<DeploymentLabels, Gauge>,
+    pub retries: Family<RetryLabels, Counter>,
     pub deployment_in_flight: Family<DeploymentLabels, Gauge>,
     pub alerts: Family<AlertLabels, Counter>,
     pub alerts_dropped: Family<ReasonLabels, Counter>,
@@ -230,6 +239,12 @@ impl Metrics {
             "queue_refused",
             "Requests refused by a concurrency queue: full (429) or no slot in time (503), by level and priority class",
             queue_refused.clone(),
+        );
+        let retries = Family::default();
+        registry.register(
+            "retries",
+            "Extra attempts of requests (failover to another deployment or model, and retry rounds): sent, or refused by the model's retry budget",
+            retries.clone(),
         );
         let breaker_state = Family::default();
         registry.register(
@@ -319,6 +334,7 @@ impl Metrics {
             alert_deliveries,
             breaker_state,
             deployment_in_flight,
+            retries,
         }
     }
 

@@ -1,0 +1,289 @@
+//! The visible fallback loop: which upstream a request tries, in what
+//! order, and when it stops.
+//!
+//! 1. **Candidates.** The model's deployments in the balancer's order
+//!    (group 0), then each fallback model's (group k for `fallbacks[k-1]`).
+//! 2. **One round.** Each candidate in turn. A deployment whose circuit
+//!    breaker is open is skipped — unless every candidate's is, and then
+//!    they are tried anyway (Envoy's panic mode). After a failure the
+//!    request moves on: to the model's next deployment when the failure is
+//!    retryable, and to a fallback model only when that fallback is for
+//!    this failure's class (`on:`; a name alone means the retryable ones).
+//!    A failure no later candidate is for is answered at once.
+//! 3. **Retry rounds.** When a round ends with a retryable failure and the
+//!    model has `retries.attempts` left: wait (backoff with full jitter, at
+//!    least the upstream's `retry-after`) and run another round.
+//! 4. **Budget.** Every attempt after a request's first — failover or
+//!    retry — is taken from the model's retry budget; when it is empty the
+//!    request ends with its last failure.
+//!
+//! Every attempt is recorded (`x-sluice-attempts`, the access log) and on
+//! its deployment's breaker; the deployment that answered stays counted in
+//! flight until the returned [`Tried`] is dropped.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::{Attempts, Dispatcher};
+use crate::config::raw::Strategy;
+use crate::error::GatewayError;
+use crate::routing::breaker::{Admit, BreakerSpec, Phase};
+use crate::routing::retry::RetryBudget;
+use crate::routing::{balance, failure_class, InFlight, Upstream};
+use crate::snapshot::{Deployment, Model, Snapshot};
+
+/// A deployment to try: of the requested model (`group` 0) or of its
+/// fallback `group` (1-based).
+struct Candidate {
+    model: Arc<Model>,
+    index: usize,
+    group: usize,
+}
+
+/// How a round ended.
+enum Round<T> {
+    Done(Result<(T, Tried), GatewayError>),
+    /// Every candidate failed, the last one retryably.
+    Retry(GatewayError),
+}
+
+impl Dispatcher {
+    /// Candidates in order: the model's deployments (balanced), then each
+    /// fallback model's.
+    fn candidates(&self, snap: &Snapshot, model: &Arc<Model>) -> Vec<Candidate> {
+        let mut out = Vec::new();
+        let mut add = |model: &Arc<Model>, group: usize| {
+            for index in balance::order(model, &self.upstreams) {
+                out.push(Candidate {
+                    model: model.clone(),
+                    index,
+                    group,
+                });
+            }
+        };
+        add(model, 0);
+        for (k, f) in model.fallbacks.iter().enumerate() {
+            if let Some(fm) = snap.models.get(&f.model) {
+                add(fm, k + 1);
+            }
+        }
+        out
+    }
+
+    /// Rounds over the candidates until an answer, an answered failure, or
+    /// no retry left (see the module docs).
+    pub(super) async fn fallback_loop<'a, T, F, Fut>(
+        &self,
+        snap: &'a Snapshot,
+        model: &Arc<Model>,
+        att: &mut Attempts,
+        mut once: F,
+    ) -> Result<(T, Tried), GatewayError>
+    where
+        F: FnMut(&'a Model, &'a Deployment) -> Fut,
+        Fut: std::future::Future<Output = Result<T, GatewayError>> + 'a,
+    {
+        let budget = self.upstreams.budget(&model.name);
+        budget.request(Instant::now());
+        let mut round = 0;
+        loop {
+            let last = match self.round(snap, model, att, &mut once, &budget).await {
+                Round::Done(r) => return r,
+                Round::Retry(e) => e,
+            };
+            round += 1;
+            let wait = (round <= model.retries.attempts)
+                .then(|| model.retries.wait(round, last.retry_after))
+                .flatten();
+            let Some(wait) = wait else {
+                return Err(all_failed(Some(last), att));
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    async fn round<'a, T, F, Fut>(
+        &self,
+        snap: &'a Snapshot,
+        model: &Arc<Model>,
+        att: &mut Attempts,
+        once: &mut F,
+        budget: &RetryBudget,
+    ) -> Round<T>
+    where
+        F: FnMut(&'a Model, &'a Deployment) -> Fut,
+        Fut: std::future::Future<Output = Result<T, GatewayError>> + 'a,
+    {
+        let mut last: Option<GatewayError> = None;
+        let mut queue: VecDeque<Candidate> = self.candidates(snap, model).into();
+        let (mut open, mut panic, mut attempted) = (Vec::new(), false, false);
+        // Candidates of a lower group are passed over (a failure the
+        // model's other deployments would share).
+        let mut from_group = 0;
+        loop {
+            let Some(c) = queue.pop_front() else {
+                if attempted || open.is_empty() || panic {
+                    break;
+                }
+                panic = true;
+                queue.extend(open.drain(..));
+                continue;
+            };
+            if c.group < from_group || !fallback_is_for(model, &c, last.as_ref()) {
+                continue;
+            }
+            // Resolve through the snapshot so both live as long as it does.
+            let Some(served) = snap.models.get(&c.model.name) else {
+                continue;
+            };
+            let m: &'a Model = served;
+            let dep: &'a Deployment = &m.deployments[c.index];
+            let live = dep.live(&self.upstreams).clone();
+            let admitted = match (m.breaker, panic) {
+                (Some(spec), false) => live.breaker.admit(&spec, Instant::now()),
+                _ => Admit::Yes,
+            };
+            if let Admit::No { .. } = admitted {
+                open.push(c);
+                continue;
+            }
+            if att.count > 0 && !self.extra_attempt(model, budget) {
+                let mut e = all_failed(last, att);
+                e.message
+                    .push_str("; no retry left in the model's retry budget");
+                return Round::Done(Err(e));
+            }
+            attempted = true;
+            att.count += 1;
+            att.model = Some(m.name.clone());
+            att.provider = Some(dep.provider.name.clone());
+            att.served = Some((served.clone(), c.index));
+            let tried = Tried {
+                spec: m.breaker,
+                in_flight: live.enter(),
+                live,
+                key: dep.key.clone(),
+            };
+            let started = Instant::now();
+            let result = once(m, dep).await;
+            let elapsed = started.elapsed();
+            att.upstream += elapsed;
+            if m.strategy == Strategy::LeastLatency {
+                tried.live.latency.observe(elapsed, Instant::now());
+            }
+            let ok = result
+                .as_ref()
+                .map_or_else(|e| !e.breaker_failure(), |_| true);
+            tried.record(ok, admitted == Admit::Trial);
+            let e = match result {
+                Ok(a) => return Round::Done(Ok((a, tried))),
+                Err(e) => e,
+            };
+            att.failures.push((dep.provider.name.clone(), e.code()));
+            if !e.retryable() {
+                if !later_fallback_is_for(model, c.group, &e) {
+                    return Round::Done(Err(e));
+                }
+                from_group = c.group + 1;
+            }
+            last = Some(e);
+        }
+        match last {
+            Some(e) if e.retryable() => Round::Retry(e),
+            last => Round::Done(Err(all_failed(last, att))),
+        }
+    }
+
+    /// Takes an extra attempt (failover or retry) from the budget, counted.
+    fn extra_attempt(&self, model: &Model, budget: &RetryBudget) -> bool {
+        let ok = budget.withdraw(&model.retries, Instant::now());
+        self.retries(&model.name, ok);
+        ok
+    }
+}
+
+/// Whether candidate `c` may be tried after failure `last`: the model's
+/// own deployments always (the loop has passed them over when the failure
+/// was not retryable), a fallback's when it is for that failure's class.
+fn fallback_is_for(model: &Model, c: &Candidate, last: Option<&GatewayError>) -> bool {
+    let Some(e) = last.filter(|_| c.group > 0) else {
+        return true;
+    };
+    let on = model.fallbacks[c.group - 1].on;
+    failure_class(e).is_some_and(|class| on.contains(class))
+}
+
+/// Whether a fallback after `group` is for failure `e`.
+fn later_fallback_is_for(model: &Model, group: usize, e: &GatewayError) -> bool {
+    let Some(class) = failure_class(e) else {
+        return false;
+    };
+    model.fallbacks[group..]
+        .iter()
+        .any(|f| f.on.contains(class))
+}
+
+/// The deployment an attempt went to: counted in flight while this lives;
+/// records outcomes on its breaker.
+pub struct Tried {
+    spec: Option<BreakerSpec>,
+    live: Arc<Upstream>,
+    key: Arc<str>,
+    #[allow(
+        dead_code,
+        reason = "held for its Drop: the request leaves the in-flight count"
+    )]
+    in_flight: InFlight,
+}
+
+impl Tried {
+    fn record(&self, ok: bool, trial: bool) {
+        let Some(spec) = &self.spec else {
+            return;
+        };
+        if let Some(phase) = self.live.breaker.record(spec, ok, trial, Instant::now()) {
+            let key = &*self.key;
+            match phase {
+                Phase::Open => {
+                    tracing::warn!(deployment = key, cooldown = ?spec.cooldown, "circuit breaker opened: the deployment leaves the rotation")
+                }
+                Phase::Closed => tracing::info!(
+                    deployment = key,
+                    "circuit breaker closed: the deployment is back"
+                ),
+                Phase::HalfOpen => {}
+            }
+        }
+    }
+
+    /// A stream that had begun broke: a failure of its deployment.
+    pub fn failed_mid_stream(&self) {
+        self.record(false, false);
+    }
+}
+
+/// The answer when every attempt failed: the last failure, listing the
+/// attempts when there were several.
+fn all_failed(last: Option<GatewayError>, att: &Attempts) -> GatewayError {
+    let mut e = last.unwrap_or_else(|| {
+        GatewayError::new(
+            crate::error::ErrorKind::Unavailable,
+            "the model has no deployment",
+        )
+    });
+    if att.count > 1 {
+        let tried: Vec<String> = att
+            .failures
+            .iter()
+            .map(|(p, c)| format!("{p}: {c}"))
+            .collect();
+        e.message = format!(
+            "all {} attempts failed ({}); last: {}",
+            att.count,
+            tried.join(", "),
+            e.message
+        );
+    }
+    e
+}
