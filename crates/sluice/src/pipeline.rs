@@ -7,6 +7,7 @@
 //! | 2 | auth             | `Authorization` / `x-api-key`, snapshot | `ctx.key`                       |
 //! | 3 | body + parse     | body (size guard), inbound format       | typed request                   |
 //! | 4 | model + guards   | `model`, key allow-list, policy limits  | `ctx.model`, clamped max tokens |
+//! | 4a| route (before the guards) | `routes:`, tenant, tier, app, tags, size | serving model, `ctx.route` |
 //! | 4b| budgets          | levels' budgets, model price            | `ctx.budget` (or 402, downgrade)|
 //! | 5 | rate limits      | key's and model's rules, end user, IP   | counters, `ctx.rate` (or 429)   |
 //! | 5b| concurrency      | key's and model's queues, priority      | `ctx.held` slots (or 429 / 503) |
@@ -49,6 +50,7 @@ use crate::telemetry::metrics::{BudgetLabels, ScopeLabels};
 use crate::tokens::{count_chat_input, count_embedding_input};
 
 mod admit;
+mod route;
 
 /// The identity behind a presented secret: a static key of the config, else
 /// a store-managed key of the directory. Hashes once; no I/O, no lock.
@@ -88,6 +90,10 @@ pub struct RequestCtx {
     pub budget: Charges,
     /// The model the request asked for, when a budget moved it to another.
     pub downgraded_from: Option<Arc<str>>,
+    /// The route (`routes:`) that picked the serving model.
+    pub route: Option<Arc<str>>,
+    /// The `x-sluice-tag-*` headers routes read (`Routes::tag_headers`).
+    pub tags: Vec<Option<HeaderValue>>,
     /// What the answer cost, at the serving model's price.
     pub cost_micro_usd: Option<u64>,
     /// Effective guards: the key's, tightened by the model's once it is known.
@@ -141,8 +147,13 @@ impl RequestCtx {
         let client_ip = header(&snap.client_ip_header)
             .and_then(left_most_ip)
             .or(peer);
+        let tags = (snap.routes.tag_headers().iter())
+            .map(|h| headers.get(h).cloned())
+            .collect();
         RequestCtx {
             user_header: header(&snap.end_user_header).cloned(),
+            route: None,
+            tags,
             client_ip,
             rate: RateNote::default(),
             held: Held::default(),

@@ -114,6 +114,13 @@ pub struct Model {
 pub struct KeyInfo {
     pub name: Arc<str>,
     pub tenant: Option<Arc<str>>,
+    /// The tenant's tier (`routes` match on it).
+    pub tier: Option<Arc<str>>,
+    /// The app's name (store-managed keys and JWT callers).
+    pub app: Option<Arc<str>>,
+    /// A stable hash of the key (or app) id: keeps it on one side of a
+    /// route's `split`.
+    pub sticky: u64,
     /// Allowed model names (policies and scopes together); `None` = all.
     pub models: Option<Vec<Arc<str>>>,
     pub limits: LimitsConfig,
@@ -181,6 +188,8 @@ pub struct Snapshot {
     pub end_user_header: Option<HeaderName>,
     /// `server.client_ip_header`: its left-most address is the client IP.
     pub client_ip_header: Option<HeaderName>,
+    /// The compiled `routes:`.
+    pub routes: crate::routing::routes::Routes,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -510,6 +519,14 @@ impl Snapshot {
             let info = KeyInfo {
                 name: k.name.as_str().into(),
                 tenant: k.tenant.as_deref().map(Into::into),
+                tier: k
+                    .tenant
+                    .as_ref()
+                    .and_then(|t| cfg.tenants.get(t))
+                    .and_then(|t| t.tier.as_deref())
+                    .map(Into::into),
+                app: None,
+                sticky: crate::routing::routes::stable_hash(&id),
                 models: c
                     .models
                     .map(|v| v.iter().map(|s| s.as_str().into()).collect()),
@@ -551,6 +568,7 @@ impl Snapshot {
             access_log: cfg.log.access_log,
             end_user_header: header_name(cfg.server.end_user_header.as_ref()),
             client_ip_header: header_name(cfg.server.client_ip_header.as_ref()),
+            routes: crate::routing::routes::Routes::build(&cfg.routes),
         })
     }
 

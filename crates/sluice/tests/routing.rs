@@ -400,3 +400,146 @@ async fn the_retry_budget_caps_the_extra_upstream_load() {
         "{metrics}"
     );
 }
+
+/// `examples/cost-tiers.yaml`, served on free ports.
+async fn cost_tiers() -> TestGateway {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/cost-tiers.yaml"
+    );
+    let yaml = std::fs::read_to_string(path)
+        .unwrap()
+        .replace("127.0.0.1:4000", "127.0.0.1:0")
+        .replace("127.0.0.1:4001", "127.0.0.1:0")
+        .replace("latency: 300ms", "latency: 1ms")
+        .replace("latency: 30ms", "latency: 1ms");
+    TestGateway::start(&yaml).await
+}
+
+async fn ask(gw: &TestGateway, key: &str, body: Value) -> reqwest::Response {
+    TestGateway::client()
+        .post(format!("{}/v1/chat/completions", gw.url))
+        .bearer_auth(key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn cost_tiers_send_each_request_to_the_model_its_tier_and_size_call_for() {
+    let gw = cost_tiers().await;
+    let say = |words: usize| json!({"model": "smart", "messages": [{"role": "user", "content": "word ".repeat(words)}]});
+    let served = |r: &reqwest::Response| r.headers()["x-sluice-model"].to_str().unwrap().to_owned();
+    // The free tier gets the cheap model, however long the prompt.
+    for words in [5, 1_000] {
+        let r = ask(&gw, "sk-free-tier", say(words)).await;
+        assert_eq!((r.status().as_u16(), served(&r)), (200, "cheap".into()));
+    }
+    // Premium: short prompts cheap, longer ones the frontier model, the
+    // longest the long-context one.
+    let r = ask(&gw, "sk-premium-tier", say(5)).await;
+    assert_eq!(served(&r), "cheap");
+    let r = ask(&gw, "sk-premium-tier", say(1_000)).await;
+    assert_eq!(served(&r), "smart");
+    let r = ask(&gw, "sk-premium-tier", say(60_000)).await;
+    assert_eq!(
+        (r.status().as_u16(), served(&r)),
+        (200, "long-context".into())
+    );
+    // A short prompt offering tools is not "short" for this rule.
+    let tools = json!({"model": "smart", "messages": [{"role": "user", "content": "hi"}],
+        "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]});
+    let r = ask(&gw, "sk-premium-tier", tools).await;
+    assert_eq!(served(&r), "smart");
+    let metrics = gw.metrics().await;
+    assert!(
+        metrics.contains(r#"sluice_routed_total{route="free-tier",model="cheap"} 2"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"sluice_routed_total{route="long-prompts",model="long-context"} 1"#),
+        "{metrics}"
+    );
+}
+
+fn canary_config(smart: u32, next: u32) -> String {
+    format!(
+        r#"
+listen: 127.0.0.1:0
+admin_listen: 127.0.0.1:0
+admin_key: {ADMIN_KEY}
+providers:
+  mock: {{ kind: mock, mock: {{ latency: 1ms }} }}
+  slow: {{ kind: mock, mock: {{ latency: 700ms }} }}
+models:
+  smart: {{ deployments: [ {{ provider: mock, model: s }} ] }}
+  smart-next: {{ deployments: [ {{ provider: mock, model: n }} ] }}
+  slow: {{ deployments: [ {{ provider: slow, model: w }} ] }}
+routes:
+  - name: canary
+    match: {{ model: smart }}
+    split: {{ smart: {smart}, smart-next: {next} }}
+keys:
+{keys}"#,
+        keys = (0..40)
+            .map(|i| format!("  - {{ name: k{i}, key: sk-canary-{i:04} }}\n"))
+            .collect::<String>()
+    )
+}
+
+#[tokio::test]
+async fn a_canary_split_is_sticky_per_key_and_a_reload_moves_it_without_dropping_requests() {
+    let gw = canary_gateway().await;
+    let hi = || json!({"model": "smart", "messages": [{"role": "user", "content": "hi"}]});
+    let mut sides = Vec::new();
+    for i in 0..40 {
+        let key = format!("sk-canary-{i:04}");
+        let first = ask(&gw, &key, hi()).await.headers()["x-sluice-model"].clone();
+        for _ in 0..3 {
+            let r = ask(&gw, &key, hi()).await;
+            assert_eq!(
+                r.headers()["x-sluice-model"],
+                first,
+                "key {i} stays on its side"
+            );
+        }
+        sides.push(first == "smart-next");
+    }
+    let on_canary = sides.iter().filter(|s| **s).count();
+    assert!(
+        (4..=36).contains(&on_canary),
+        "{on_canary} of 40 keys on a 50 % canary"
+    );
+    // A request in flight through a reload that sends everybody to the
+    // new model finishes as it began.
+    let url = gw.url.clone();
+    let held = tokio::spawn(async move {
+        TestGateway::client()
+            .post(format!("{url}/v1/chat/completions"))
+            .bearer_auth("sk-canary-0000")
+            .json(&json!({"model": "slow", "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    std::fs::write(&gw.config_path, canary_config(0, 100)).unwrap();
+    let reload = TestGateway::client()
+        .post(format!("{}/admin/reload", gw.admin_url.as_ref().unwrap()))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reload.status(), 200);
+    assert_eq!(held.await.unwrap(), 200);
+    for i in 0..40 {
+        let r = ask(&gw, &format!("sk-canary-{i:04}"), hi()).await;
+        assert_eq!(r.headers()["x-sluice-model"], "smart-next");
+    }
+}
+
+async fn canary_gateway() -> TestGateway {
+    TestGateway::start(&canary_config(50, 50)).await
+}

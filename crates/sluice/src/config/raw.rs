@@ -62,7 +62,7 @@ pub struct RawConfig {
     pub models: BTreeMap<String, ModelConfig>,
     /// Ordered routing rules (not yet supported).
     #[serde(default)]
-    pub routes: Vec<serde_json::Value>,
+    pub routes: Vec<RouteConfig>,
     /// Reusable policies by name.
     #[serde(default)]
     pub policies: BTreeMap<String, PolicyConfig>,
@@ -350,6 +350,114 @@ pub struct ModelConfig {
     /// of [`BreakerConfig`].
     #[serde(default)]
     pub circuit_breaker: Option<BreakerConfig>,
+}
+
+/// One rule of `routes`: when a request matches, it is served by `to`, or
+/// by one model of `split` (`routing/routes.rs`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// The rule's name in metrics and the access log. Default `routes[i]`.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Every condition given must hold; none given matches every request.
+    #[serde(rename = "match", default)]
+    pub matches: RouteMatch,
+    /// The model that serves a matching request.
+    #[serde(default)]
+    pub to: Option<String>,
+    /// Models sharing matching requests by weight (a canary, blue/green).
+    #[serde(default)]
+    pub split: Option<BTreeMap<String, u32>>,
+    /// What keeps a caller on one side of a `split`: its key (default), its
+    /// end user, or nothing (each request drawn anew).
+    #[serde(default)]
+    pub sticky: Option<Sticky>,
+}
+
+/// The conditions of a route.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RouteMatch {
+    /// The model the client asked for (one name or a list).
+    #[serde(default)]
+    pub model: Option<Names>,
+    #[serde(default)]
+    pub tenant: Option<Names>,
+    #[serde(default)]
+    pub tenant_tier: Option<Names>,
+    /// The app (store-managed keys and JWT callers).
+    #[serde(default)]
+    pub app: Option<Names>,
+    /// Request headers `x-sluice-tag-<name>: <value>` that must be sent.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// The prompt's estimated tokens exceed this.
+    #[serde(default)]
+    pub input_tokens_over: Option<u64>,
+    /// The prompt's estimated tokens are at most this.
+    #[serde(default)]
+    pub input_tokens_under: Option<u64>,
+    /// The request offers tools (true) or none (false).
+    #[serde(default)]
+    pub tools: Option<bool>,
+    /// The request carries images (true) or none (false).
+    #[serde(default)]
+    pub images: Option<bool>,
+    /// The request asks for a stream (true) or not (false).
+    #[serde(default)]
+    pub stream: Option<bool>,
+}
+
+/// One name or a list of names.
+#[derive(Debug, Clone, PartialEq, JsonSchema)]
+#[serde(untagged)]
+pub enum Names {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Names {
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        let s: &[String] = match self {
+            Names::One(n) => std::slice::from_ref(n),
+            Names::Many(v) => v,
+        };
+        s.iter().map(String::as_str)
+    }
+}
+
+impl<'de> Deserialize<'de> for Names {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Names;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a name or a list of names")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Names::One(v.to_owned()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                let d = serde::de::value::SeqAccessDeserializer::new(seq);
+                Vec::<String>::deserialize(d).map(Names::Many)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// What keeps a caller on one side of a route's `split`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Sticky {
+    #[default]
+    Key,
+    User,
+    None,
 }
 
 /// One entry of a model's `fallbacks`.

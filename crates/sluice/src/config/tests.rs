@@ -575,7 +575,18 @@ fn every_validation_rule_fails_its_case() {
         (with("", "", "shared_state: redis://127.0.0.1:6379\non_shared_state_failure: ignore\n"), "on_shared_state_failure", "unknown variant `ignore`, expected one of `local`, `fail_open`, `fail_closed`"),
         (with("", "", "shared_state: redis://127.0.0.1:6379\nshared_state_timeout: 10s\n"), "shared_state_timeout", "at most 5s"),
         (with("", "", "apis: { chats: { requires_approval: true } }\n"), "apis.chats", "unknown API `chats`"),
-        (with("", "", "routes:\n  - { match: { model: a }, to: a }\n"), "routes", "not supported"),
+        (with("", "", "routes:\n  - { match: { model: a } }\n"), "routes[0]", "give `to: <model>` or `split"),
+        (with("", "", "routes:\n  - { match: { model: a }, to: a, split: { a: 1 } }\n"), "routes[0]", "not both"),
+        (with("", "", "routes:\n  - { match: { model: nope }, to: a }\n"), "routes[0].match.model", "unknown model `nope`"),
+        (with("", "", "routes:\n  - { to: nope }\n"), "routes[0].to", "unknown model `nope`"),
+        (with("", "", "routes:\n  - { split: { a: 0 } }\n"), "routes[0].split", "weight above 0"),
+        (with("", "", "routes:\n  - { split: { a: 1, nope: 1 } }\n"), "routes[0].split.nope", "unknown model `nope`"),
+        (with("", "", "routes:\n  - { to: a, sticky: user }\n"), "routes[0].sticky", "applies to a `split`"),
+        (with("", "", "routes:\n  - { match: { tags: { Team: x } }, to: a }\n"), "routes[0].match.tags.Team", "lower-case"),
+        (with("", "", "routes:\n  - { match: { input_tokens_over: 500, input_tokens_under: 100 }, to: a }\n"), "routes[0].match.input_tokens_under", "could never match"),
+        (with("", "", "routes:\n  - { match: { tenant: [] }, to: a }\n"), "routes[0].match.tenant", "at least one"),
+        (with("", "", "routes:\n  - { name: r, to: a }\n  - { name: r, to: a }\n"), "routes", "two routes are named `r`"),
+        (with("", "", "routes:\n  - { match: { modle: a }, to: a }\n"), "routes[0].match.modle", "unknown field"),
     ];
     assert!(load(&with("", "", "")).is_ok());
     for (text, path, needle) in &cases {

@@ -3,9 +3,8 @@
 //! implement yet. Every problem is collected with its key path; `mod.rs` maps
 //! paths to lines and columns.
 //!
-//! Unsupported features (`routes`, token limits in `rate_limit`,
-//! `concurrency`, `budget`, `priority`) are errors rather than ignored, so
-//! nobody believes a limit is enforced when it is not. Likewise settings that
+//! Unsupported features are errors rather than ignored, so nobody believes
+//! a limit is enforced when it is not. Likewise settings that
 //! would do nothing or not what they seem (`mode: shadow` or `rollout` on a
 //! policy without a rate limit or with guards, a `rate_limit` that sets no
 //! rate).
@@ -28,8 +27,6 @@ pub const MIN_WEBHOOK_SECRET_LEN: usize = 16;
 
 /// Longest accepted webhook attempt timeout.
 const MAX_WEBHOOK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
-
-const UNSUPPORTED: &str = "not supported by this build yet; remove it (planned)";
 
 /// One semantic problem: the key path it is about and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,8 +154,23 @@ fn top_level(cfg: &RawConfig, out: &mut Out) {
             );
         }
     }
-    if !cfg.routes.is_empty() {
-        out.push("routes", UNSUPPORTED);
+    for (i, r) in cfg.routes.iter().enumerate() {
+        route(cfg, &format!("routes[{i}]"), r, out);
+    }
+    let mut names: Vec<&str> = cfg
+        .routes
+        .iter()
+        .filter_map(|r| r.name.as_deref())
+        .collect();
+    names.sort_unstable();
+    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+        out.push(
+            "routes",
+            format!(
+                "two routes are named `{}`; names label metrics and must differ",
+                w[0]
+            ),
+        );
     }
     let server = &cfg.server;
     for (key, name) in [
@@ -459,6 +471,70 @@ fn price(path: &str, p: &crate::config::raw::Price, out: &mut Out) {
                 join_key(path, field),
                 "must be a non-negative number (USD per million tokens)",
             );
+        }
+    }
+}
+
+/// One rule of `routes`.
+fn route(cfg: &RawConfig, path: &str, r: &crate::config::raw::RouteConfig, out: &mut Out) {
+    let model = |field: String, name: &str, out: &mut Out| {
+        if !cfg.models.contains_key(name) {
+            out.push(
+                field,
+                format!("unknown model `{name}` ({})", known(&cfg.models, "models")),
+            );
+        }
+    };
+    match (&r.to, &r.split) {
+        (None, None) => out.push(
+            path,
+            "give `to: <model>` or `split: { <model>: <weight>, … }`",
+        ),
+        (Some(_), Some(_)) => out.push(path, "give `to` or `split`, not both"),
+        (Some(to), None) => model(join_key(path, "to"), to, out),
+        (None, Some(split)) => {
+            for name in split.keys() {
+                model(format!("{path}.split.{name}"), name, out);
+            }
+            if split.values().all(|w| *w == 0) {
+                out.push(
+                    join_key(path, "split"),
+                    "give at least one model a weight above 0",
+                );
+            }
+        }
+    }
+    if r.sticky.is_some() && r.split.is_none() {
+        out.push(join_key(path, "sticky"), "`sticky` applies to a `split`");
+    }
+    let m = &r.matches;
+    let at = |f: &str| format!("{path}.match.{f}");
+    for name in m.model.iter().flat_map(|n| n.iter()) {
+        model(at("model"), name, out);
+    }
+    for (field, names) in [
+        ("model", &m.model),
+        ("tenant", &m.tenant),
+        ("tenant_tier", &m.tenant_tier),
+        ("app", &m.app),
+    ] {
+        if names.as_ref().is_some_and(|n| n.iter().next().is_none()) {
+            out.push(at(field), "name at least one (or leave the condition out)");
+        }
+    }
+    for (name, value) in &m.tags {
+        let header = format!("x-sluice-tag-{name}");
+        let bad_name = http::HeaderName::from_bytes(header.as_bytes()).is_err()
+            || name.bytes().any(|b| b.is_ascii_uppercase());
+        if bad_name || name.is_empty() {
+            out.push(format!("{}.{name}", at("tags")), "a tag name is lower-case letters, digits and `-` (the header is `x-sluice-tag-<name>`)");
+        } else if http::HeaderValue::from_str(value).is_err() {
+            out.push(format!("{}.{name}", at("tags")), "not a valid header value");
+        }
+    }
+    if let (Some(over), Some(under)) = (m.input_tokens_over, m.input_tokens_under) {
+        if over >= under {
+            out.push(at("input_tokens_under"), format!("no prompt is over {over} and at most {under} tokens: this route could never match"));
         }
     }
 }

@@ -157,6 +157,7 @@ impl Directory {
 /// is keyed by name, so static keys of the same tenant share its counters.
 struct Levels<'a> {
     tenant_name: &'a str,
+    tenant_tier: Option<&'a str>,
     tenant_id: &'a str,
     app_id: &'a str,
     app_name: &'a str,
@@ -186,6 +187,7 @@ impl<'a> Levels<'a> {
         let app_ref = parse(cfg, a.policy.as_ref(), "app", &a.name, &mut denied);
         Levels {
             tenant_name: &t.name,
+            tenant_tier: t.tier.as_deref(),
             tenant_id: &t.id,
             app_id: &a.id,
             app_name: &a.name,
@@ -223,6 +225,9 @@ impl<'a> Levels<'a> {
         KeyInfo {
             name: name.into(),
             tenant: Some(self.tenant_name.into()),
+            tier: self.tenant_tier.map(Into::into),
+            app: Some(self.app_name.into()),
+            sticky: crate::routing::routes::stable_hash(key.map_or(self.app_id, |k| k.id.as_str())),
             models: allowed.map(|v| v.iter().map(|s| s.as_str().into()).collect()),
             limits: c.limits,
             rates: c.rates,

@@ -71,7 +71,8 @@ pub async fn run(
     mut req: ChatRequest,
     want_raw: bool,
 ) -> Result<ChatAnswer, GatewayError> {
-    let mut model = ctx.resolve_model(&req.model)?;
+    let model = ctx.resolve_model(&req.model)?;
+    let mut model = ctx.route_chat(model, &req);
     ctx.apply_guards(&model, &mut req)?;
     if let Some(to) = ctx.admit(&model, false, req.user.as_deref()).await? {
         model = ctx.downgrade(&model, &to)?;

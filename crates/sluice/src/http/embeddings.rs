@@ -34,6 +34,7 @@ async fn serve(
     let bytes = ctx.read_body(headers, body).await?;
     let req: EmbeddingsRequest = json::parse(&bytes)?;
     let model = ctx.resolve_model(&req.model)?;
+    let model = ctx.route_embeddings(model, &req.input);
     ctx.count_embeddings(&model, &req.input);
     let user = req.extra.get("user").and_then(serde_json::Value::as_str);
     if let Some(to) = ctx.admit(&model, false, user).await? {

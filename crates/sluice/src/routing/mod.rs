@@ -12,6 +12,7 @@ pub mod balance;
 pub mod breaker;
 pub mod latency;
 pub mod retry;
+pub mod routes;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;

@@ -160,6 +160,7 @@ fn line(ctx: &RequestCtx, usage: TokenUsage, total: std::time::Duration) -> Vec<
         cost_usd: ctx.cost_micro_usd.map(|c| c as f64 / 1e6),
         budget_over: ctx.budget.over.as_ref().map(|(label, _)| &**label),
         downgraded_from: ctx.downgraded_from.as_deref(),
+        route: ctx.route.as_deref(),
         target: "sluice::access",
     };
     let mut out = Vec::with_capacity(512);
@@ -203,6 +204,7 @@ fn json(r: &Record, out: &mut Vec<u8>) {
     o.opt_float("cost_usd", r.cost_usd);
     o.opt_str("budget_over", r.budget_over);
     o.opt_str("downgraded_from", r.downgraded_from);
+    o.opt_str("route", r.route);
     o.str("target", r.target);
     o.end();
 }
@@ -244,6 +246,8 @@ struct Record<'a> {
     budget_over: Option<&'a str>,
     /// The model asked for, when a budget moved the request to another.
     downgraded_from: Option<&'a str>,
+    /// The route that picked the serving model.
+    route: Option<&'a str>,
     target: &'static str,
 }
 
@@ -296,6 +300,7 @@ mod tests {
             cost_usd: some.then_some(0.00058),
             budget_over: pick("app `web`"),
             downgraded_from: pick("smart"),
+            route: pick("free-tier"),
             target: "sluice::access",
         }
     }

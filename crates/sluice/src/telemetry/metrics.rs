@@ -60,6 +60,13 @@ pub struct RetryLabels {
     pub outcome: &'static str,
 }
 
+/// A route (`routes:`) that picked a request's model, and that model.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub route: Label,
+    pub model: Label,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TokenLabels {
     pub model: Label,
@@ -159,6 +166,7 @@ pub struct Metrics {
     pub shared_state_failures: Counter,
     pub breaker_state: Family<DeploymentLabels, Gauge>,
     pub retries: Family<RetryLabels, Counter>,
+    pub routed: Family<RouteLabels, Counter>,
     pub deployment_in_flight: Family<DeploymentLabels, Gauge>,
     pub alerts: Family<AlertLabels, Counter>,
     pub alerts_dropped: Family<ReasonLabels, Counter>,
@@ -239,6 +247,12 @@ impl Metrics {
             "queue_refused",
             "Requests refused by a concurrency queue: full (429) or no slot in time (503), by level and priority class",
             queue_refused.clone(),
+        );
+        let routed = Family::default();
+        registry.register(
+            "routed",
+            "Requests whose serving model a route (`routes:`) picked, by route and model (compare a canary with its incumbent by the per-model series)",
+            routed.clone(),
         );
         let retries = Family::default();
         registry.register(
@@ -335,6 +349,7 @@ impl Metrics {
             breaker_state,
             deployment_in_flight,
             retries,
+            routed,
         }
     }
 
