@@ -13,6 +13,7 @@ pub mod error;
 pub mod fuzzing;
 pub mod gemini;
 pub mod openai;
+pub mod ratelimit;
 pub mod sse;
 
 pub use adapter::*;

@@ -870,6 +870,13 @@ impl Drop for RequestCtx {
         }
         let usage = self.final_usage();
         self.settle_budgets(usage);
+        if let Some((m, i)) = &self.attempts.served {
+            let d = &m.deployments[*i];
+            if d.counted {
+                let live = d.live(&self.app.dispatcher.upstreams);
+                live.usage.used(usage.total(), Instant::now());
+            }
+        }
         if !self.rate.holds.is_empty() {
             let used = self.used_tokens(usage);
             self.app.rates.settle(&self.rate.holds, used);

@@ -25,6 +25,7 @@ use crate::policy::rate::RateRule;
 use crate::policy::{rollout_bucket, Scope};
 use crate::routing::breaker::BreakerSpec;
 use crate::routing::retry::RetrySpec;
+use crate::routing::usage::Caps;
 use crate::routing::{ClassSet, Upstream, Upstreams};
 
 /// How one provider is reached.
@@ -55,6 +56,12 @@ pub struct Deployment {
     pub price: Option<raw::Price>,
     /// Stable identity (`model/provider/upstream model`) of its live state.
     pub key: Arc<str>,
+    /// Its `rpm` / `tpm` caps.
+    pub caps: Caps,
+    /// Its room is tracked (it has caps, or the model is `usage_aware`).
+    pub counted: bool,
+    /// The provider's limits are learned from its answers (`usage_aware`).
+    pub learns: bool,
     /// Its live state in the dispatcher's `Upstreams`, found on first use.
     live: std::sync::OnceLock<Arc<Upstream>>,
     /// Metric handles of (model, provider), resolved on first use.
@@ -456,6 +463,7 @@ impl Snapshot {
         let mut models = NameMap::default();
         for (name, m) in &cfg.models {
             let mut deployments = Vec::new();
+            let usage_aware = m.strategy == Some(raw::Strategy::UsageAware);
             for d in &m.deployments {
                 let (prov, pcfg) = providers
                     .get(d.provider.as_str())
@@ -466,6 +474,12 @@ impl Snapshot {
                     weight: d.weight.unwrap_or(1),
                     price: d.price.or(m.price),
                     key: crate::routing::deployment_key(name, &d.provider, &d.model),
+                    caps: Caps {
+                        rpm: d.rpm,
+                        tpm: d.tpm,
+                    },
+                    counted: d.rpm.is_some() || d.tpm.is_some() || usage_aware,
+                    learns: usage_aware,
                     live: std::sync::OnceLock::new(),
                     series: std::sync::OnceLock::new(),
                 });

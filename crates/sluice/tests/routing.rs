@@ -203,18 +203,20 @@ async fn least_busy_sends_requests_away_from_a_deployment_with_one_in_flight() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn least_latency_moves_traffic_off_a_deployment_made_ten_times_slower() {
     let (a, b) = (MockUpstream::start().await, MockUpstream::start().await);
-    a.set_default(Script::text("a").with_delay(Duration::from_millis(5)));
-    b.set_default(Script::text("b").with_delay(Duration::from_millis(5)));
+    a.set_default(Script::text("a").with_delay(Duration::from_millis(10)));
+    b.set_default(Script::text("b").with_delay(Duration::from_millis(10)));
     let gw = gateway(&[&a, &b], "    strategy: least_latency", &[]).await;
     for _ in 0..20 {
         assert_eq!(call(&gw).await.status(), 200);
     }
     assert!(a.hits() > 0 && b.hits() > 0, "both measured");
-    // `a` turns 10× slower; 8 concurrent clients keep calling for 2 s.
-    a.set_default(Script::text("a").with_delay(Duration::from_millis(50)));
+    // `a` turns 10× slower; two concurrent clients keep calling for 2 s.
+    // (The cost is latency × (in flight + 1): with many more clients than
+    // the latency ratio, spilling onto the slow one is the right choice.)
+    a.set_default(Script::text("a").with_delay(Duration::from_millis(100)));
     let (a0, b0) = (a.hits(), b.hits());
     let until = Instant::now() + Duration::from_secs(2);
-    let clients: Vec<_> = (0..8)
+    let clients: Vec<_> = (0..2)
         .map(|_| {
             let url = gw.url.clone();
             tokio::spawn(async move {
@@ -542,4 +544,142 @@ async fn a_canary_split_is_sticky_per_key_and_a_reload_moves_it_without_dropping
 
 async fn canary_gateway() -> TestGateway {
     TestGateway::start(&canary_config(50, 50)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_succeeds_while_a_healthy_deployment_remains() {
+    let faults: [(&str, Script); 5] = [
+        ("500", Script::status(500)),
+        ("429 with retry-after", Script::rate_limited(30)),
+        ("529 overloaded", Script::status(529)),
+        (
+            "slow first byte",
+            Script::text("late").with_delay(Duration::from_secs(3)),
+        ),
+        ("reset before answering", Script::text("never").reset()),
+    ];
+    for (what, fault) in faults {
+        let (bad, good) = (MockUpstream::start().await, MockUpstream::start().await);
+        bad.set_default(fault);
+        good.set_default(Script::text("fine"));
+        let gw = TestGateway::start(&format!(
+            r#"
+listen: 127.0.0.1:0
+admin_listen: 127.0.0.1:0
+admin_key: {ADMIN_KEY}
+server: {{ first_byte_timeout: 1500ms }}
+providers:
+  bad: {{ kind: openai, base_url: "{}/v1", api_key: k }}
+  good: {{ kind: openai, base_url: "{}/v1", api_key: k }}
+models:
+  m:
+    circuit_breaker: {{ failures: 3, cooldown: 1h }}
+    deployments: [ {{ provider: bad, model: b }}, {{ provider: good, model: g }} ]
+keys:
+  - {{ name: test, key: {KEY} }}
+"#,
+            bad.url(),
+            good.url()
+        ))
+        .await;
+        let calls: Vec<_> = (0..30)
+            .map(|_| {
+                let url = gw.url.clone();
+                tokio::spawn(async move {
+                    let r = TestGateway::client()
+                        .post(format!("{url}/v1/chat/completions"))
+                        .bearer_auth(KEY)
+                        .json(
+                            &json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}),
+                        )
+                        .send()
+                        .await
+                        .unwrap();
+                    let status = r.status().as_u16();
+                    (status, r.text().await.unwrap())
+                })
+            })
+            .collect();
+        for c in calls {
+            let (status, body) = c.await.unwrap();
+            assert_eq!(status, 200, "{what}: {body}");
+        }
+        // The breaker took the bad deployment out after its failures (the
+        // concurrent ones already under way when it opened still count).
+        assert!(
+            bad.hits() < 30,
+            "{what}: {} attempts on the bad deployment",
+            bad.hits()
+        );
+        assert_eq!(breaker(&gw, 0).await, "open", "{what}");
+    }
+}
+
+#[tokio::test]
+async fn a_deployment_at_its_rpm_cap_is_skipped_and_all_capped_answers_429() {
+    let (a, b) = (MockUpstream::start().await, MockUpstream::start().await);
+    a.set_default(Script::text("a"));
+    b.set_default(Script::text("b"));
+    let gw = gateway(&[&a, &b], "", &[", rpm: 3", ", rpm: 5"]).await;
+    for i in 0..8 {
+        assert_eq!(call(&gw).await.status(), 200, "request {i}");
+    }
+    assert_eq!((a.hits(), b.hits()), (3, 5), "each within its cap");
+    let r = call(&gw).await;
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+    let body: Value = r.json().await.unwrap();
+    let msg = body["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with("every deployment of `m` is at its rate limit"),
+        "{msg}"
+    );
+    assert_eq!(
+        a.hits() + b.hits(),
+        8,
+        "nothing sent to be refused upstream"
+    );
+}
+
+#[tokio::test]
+async fn usage_aware_never_sends_past_a_limit_the_provider_reported() {
+    let (a, b) = (MockUpstream::start().await, MockUpstream::start().await);
+    // `a` says its requests are used up for the next minute.
+    a.set_default(
+        Script::text("a")
+            .with_header("x-ratelimit-limit-requests", "10")
+            .with_header("x-ratelimit-remaining-requests", "0")
+            .with_header("x-ratelimit-reset-requests", "1m0s"),
+    );
+    b.set_default(
+        Script::text("b")
+            .with_header("x-ratelimit-limit-requests", "1000")
+            .with_header("x-ratelimit-remaining-requests", "900"),
+    );
+    let gw = gateway(&[&a, &b], "    strategy: usage_aware", &[]).await;
+    for _ in 0..12 {
+        assert_eq!(call(&gw).await.status(), 200);
+    }
+    assert_eq!(a.hits(), 1, "only the answer that said it was used up");
+    assert_eq!(b.hits(), 11);
+}
+
+#[tokio::test]
+async fn usage_aware_keeps_away_from_a_deployment_that_answered_429() {
+    let (a, b) = (MockUpstream::start().await, MockUpstream::start().await);
+    a.push(Script::rate_limited(30));
+    a.set_default(Script::text("a"));
+    b.set_default(Script::text("b"));
+    let gw = gateway(&[&a, &b], "    strategy: usage_aware", &[]).await;
+    let r = call(&gw).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["x-sluice-attempts"],
+        "2",
+        "the 429, then the other"
+    );
+    for _ in 0..10 {
+        assert_eq!(call(&gw).await.status(), 200);
+    }
+    assert_eq!((a.hits(), b.hits()), (1, 11), "not before its retry-after");
 }

@@ -624,6 +624,7 @@ pub enum Strategy {
     LeastBusy,
     LeastLatency,
     LowestCost,
+    UsageAware,
 }
 
 /// One deployment of a model on a provider.
@@ -642,6 +643,13 @@ pub struct DeploymentConfig {
     /// charged at it.
     #[serde(default)]
     pub price: Option<Price>,
+    /// Requests a minute it may take (from this instance); beyond, it is
+    /// skipped.
+    #[serde(default)]
+    pub rpm: Option<u32>,
+    /// Tokens (input + output) a minute it may take (from this instance).
+    #[serde(default)]
+    pub tpm: Option<u64>,
 }
 
 /// A policy reference: a name, an inline policy, or a list merged left to right.

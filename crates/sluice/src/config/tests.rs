@@ -499,6 +499,7 @@ fn every_validation_rule_fails_its_case() {
         (with("", "  b: { deployments: [{ provider: m, model: x }], strategy: lowest_cost }\n", ""), "models.b.deployments[0].price", "`strategy: lowest_cost` compares prices"),
         (with("", "  b: { deployments: [{ provider: m, model: x, price: { input: 1, output: -2 } }] }\n", ""), "models.b.deployments[0].price.output", "non-negative"),
         (with("", "  b: { deployments: [{ provider: m, model: x }], circuit_breaker: { failures: 0 } }\n", ""), "models.b.circuit_breaker.failures", "at least 1"),
+        (with("", "  b: { deployments: [{ provider: m, model: x, rpm: 0 }] }\n", ""), "models.b.deployments[0].rpm", "at least 1"),
         (with("", "  b: { deployments: [{ provider: m, model: x }], fallbacks: [{ model: a, on: [] }] }\n", ""), "models.b.fallbacks[0].on", "at least one failure class"),
         (with("", "  b: { deployments: [{ provider: m, model: x }], fallbacks: [a, { model: a, on: [bogus] }] }\n", ""), "models.b.fallbacks[1].on[0]", "unknown variant `bogus`, expected one of `rate_limited`"),
         (with("", "  b: { deployments: [{ provider: m, model: x }], fallbacks: [{ model: nope, on: [timeout] }] }\n", ""), "models.b.fallbacks[0]", "unknown model `nope`"),

@@ -410,6 +410,13 @@ fn model(cfg: &RawConfig, name: &str, m: &super::raw::ModelConfig, out: &mut Out
         }
     }
     for (i, d) in m.deployments.iter().enumerate() {
+        if d.rpm == Some(0) || d.tpm == Some(0) {
+            let field = if d.rpm == Some(0) { "rpm" } else { "tpm" };
+            out.push(
+                format!("{path}.deployments[{i}].{field}"),
+                "must be at least 1 (leave it out for no cap)",
+            );
+        }
         if d.weight == Some(0) {
             out.push(
                 format!("{path}.deployments[{i}].weight"),

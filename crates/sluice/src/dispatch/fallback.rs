@@ -13,6 +13,9 @@
 //! 3. **Retry rounds.** When a round ends with a retryable failure and the
 //!    model has `retries.attempts` left: wait (backoff with full jitter, at
 //!    least the upstream's `retry-after`) and run another round.
+//!    A deployment out of room (its `rpm`/`tpm` cap, or its provider's
+//!    learned limit under `usage_aware`) is skipped too; when all are, the
+//!    answer is a 429 with the time until the first has room.
 //! 4. **Budget.** Every attempt after a request's first — failover or
 //!    retry — is taken from the model's retry budget; when it is empty the
 //!    request ends with its last failure.
@@ -27,11 +30,12 @@ use std::time::Instant;
 
 use super::{Attempts, Dispatcher};
 use crate::config::raw::Strategy;
-use crate::error::GatewayError;
+use crate::error::{ErrorKind, GatewayError};
 use crate::routing::breaker::{Admit, BreakerSpec, Phase};
 use crate::routing::retry::RetryBudget;
 use crate::routing::{balance, failure_class, InFlight, Upstream};
 use crate::snapshot::{Deployment, Model, Snapshot};
+use sluice_providers::ErrorClass;
 
 /// A deployment to try: of the requested model (`group` 0) or of its
 /// fallback `group` (1-based).
@@ -118,6 +122,8 @@ impl Dispatcher {
         let mut last: Option<GatewayError> = None;
         let mut queue: VecDeque<Candidate> = self.candidates(snap, model).into();
         let (mut open, mut panic, mut attempted) = (Vec::new(), false, false);
+        // When the first deployment skipped for want of room has room again.
+        let mut full: Option<Instant> = None;
         // Candidates of a lower group are passed over (a failure the
         // model's other deployments would share).
         let mut from_group = 0;
@@ -140,6 +146,12 @@ impl Dispatcher {
             let m: &'a Model = served;
             let dep: &'a Deployment = &m.deployments[c.index];
             let live = dep.live(&self.upstreams).clone();
+            if dep.counted {
+                if let Err(until) = live.usage.room(&dep.caps, Instant::now()) {
+                    full = Some(full.map_or(until, |f| f.min(until)));
+                    continue;
+                }
+            }
             let admitted = match (m.breaker, panic) {
                 (Some(spec), false) => live.breaker.admit(&spec, Instant::now()),
                 _ => Admit::Yes,
@@ -166,6 +178,9 @@ impl Dispatcher {
                 key: dep.key.clone(),
             };
             let started = Instant::now();
+            if dep.counted {
+                tried.live.usage.sent(started);
+            }
             let result = once(m, dep).await;
             let elapsed = started.elapsed();
             att.upstream += elapsed;
@@ -180,6 +195,9 @@ impl Dispatcher {
                 Ok(a) => return Round::Done(Ok((a, tried))),
                 Err(e) => e,
             };
+            if dep.learns && e.kind == ErrorKind::Upstream(ErrorClass::RateLimited) {
+                tried.live.usage.rate_limited(e.retry_after, Instant::now());
+            }
             att.failures.push((dep.provider.name.clone(), e.code()));
             if !e.retryable() {
                 if !later_fallback_is_for(model, c.group, &e) {
@@ -189,9 +207,10 @@ impl Dispatcher {
             }
             last = Some(e);
         }
-        match last {
-            Some(e) if e.retryable() => Round::Retry(e),
-            last => Round::Done(Err(all_failed(last, att))),
+        match (last, full) {
+            (Some(e), _) if e.retryable() => Round::Retry(e),
+            (None, Some(until)) => Round::Done(Err(no_room(model, until))),
+            (last, _) => Round::Done(Err(all_failed(last, att))),
         }
     }
 
@@ -263,14 +282,27 @@ impl Tried {
     }
 }
 
+/// Every candidate is at its `rpm`/`tpm` cap or its provider's limit: a
+/// 429 with the time until the first has room again.
+fn no_room(model: &Model, until: Instant) -> GatewayError {
+    let wait = until.saturating_duration_since(Instant::now());
+    let mut e = GatewayError::new(
+        ErrorKind::RateLimited,
+        format!(
+            "every deployment of `{}` is at its rate limit; retry in {} s",
+            model.name,
+            wait.as_secs().max(1)
+        ),
+    );
+    e.retry_after = Some(wait.max(std::time::Duration::from_secs(1)));
+    e
+}
+
 /// The answer when every attempt failed: the last failure, listing the
 /// attempts when there were several.
 fn all_failed(last: Option<GatewayError>, att: &Attempts) -> GatewayError {
     let mut e = last.unwrap_or_else(|| {
-        GatewayError::new(
-            crate::error::ErrorKind::Unavailable,
-            "the model has no deployment",
-        )
+        GatewayError::new(ErrorKind::Unavailable, "the model has no deployment")
     });
     if att.count > 1 {
         let tried: Vec<String> = att

@@ -80,6 +80,20 @@ impl Dispatcher {
         }
     }
 
+    /// Reads the provider's rate-limit headers into the deployment's room
+    /// (`usage_aware` models only).
+    fn learn(&self, dep: &Deployment, headers: &http::HeaderMap) {
+        if !dep.learns {
+            return;
+        }
+        let now_ms = crate::mock::now_ms();
+        if let Some(l) = sluice_providers::ratelimit::RateLimits::from_headers(headers, now_ms) {
+            dep.live(&self.upstreams)
+                .usage
+                .learn(&l, std::time::Instant::now());
+        }
+    }
+
     /// Counts an extra attempt of `model`'s request: sent, or refused.
     fn retries(&self, model: &Arc<str>, sent: bool) {
         let outcome = if sent { "sent" } else { "refused" };
@@ -159,6 +173,7 @@ impl Dispatcher {
                     .chat_request(req, &dep.target)
                     .map_err(|e| GatewayError::adapter(pname, e))?;
                 let resp = self.send(up, t.first_byte, pname).await?;
+                self.learn(dep, resp.headers());
                 if !resp.status().is_success() {
                     return Err(read_error(adapter.as_ref(), resp, t.total, pname).await);
                 }
@@ -227,6 +242,7 @@ impl Dispatcher {
                     .embeddings_request(req, &dep.target)
                     .map_err(|e| GatewayError::adapter(pname, e))?;
                 let resp = self.send(up, t.first_byte, pname).await?;
+                self.learn(dep, resp.headers());
                 if !resp.status().is_success() {
                     return Err(read_error(adapter.as_ref(), resp, t.total, pname).await);
                 }

@@ -9,6 +9,7 @@
 //! | `least_busy` | fewest requests in flight | by requests in flight |
 //! | `least_latency` | power of two choices: of two at random, the lower peak-EWMA latency × (in flight + 1) | by that cost |
 //! | `lowest_cost` | the cheapest (input + output price per token) | by price |
+//! | `usage_aware` | the most room left under its caps and the provider's learned limits | by room |
 //!
 //! Circuit breakers are asked later, by the dispatcher, as it tries each
 //! candidate (asking admits a half-open trial, so only the one tried asks).
@@ -39,6 +40,13 @@ pub fn order(model: &Model, ups: &Upstreams) -> Vec<usize> {
                 .price
                 .map_or(f64::MAX, |p| p.input + p.output)
         }),
+        Strategy::UsageAware => {
+            let now = std::time::Instant::now();
+            by_cost(rotated(tick, n), |i| {
+                let d = &model.deployments[i];
+                -d.live(ups).usage.headroom(&d.caps, now)
+            })
+        }
     }
 }
 
@@ -88,4 +96,50 @@ fn least_latency(model: &Model, ups: &Upstreams, tick: usize) -> Vec<usize> {
     let mut rest = by_cost(rotated(tick, n), cost);
     rest.retain(|i| *i != first);
     std::iter::once(first).chain(rest).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn model(weights: &[u32]) -> std::sync::Arc<Model> {
+        let deps: Vec<String> = weights
+            .iter()
+            .enumerate()
+            .map(|(i, w)| format!("{{ provider: p, model: d{i}, weight: {w} }}"))
+            .collect();
+        let yaml = format!(
+            "providers: {{ p: {{ kind: mock }} }}\nmodels:\n  m: {{ strategy: weighted, deployments: [ {} ] }}\n",
+            deps.join(", ")
+        );
+        let cfg = crate::config::load_str(&yaml, std::path::Path::new("w.yaml"), &|_| None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let snap = crate::snapshot::Snapshot::build(&cfg, 1).unwrap();
+        snap.models.get("m").unwrap().clone()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Over whole turns of the weight line, each deployment is first
+        /// exactly as often as its weight says, and every order holds
+        /// every deployment once.
+        #[test]
+        fn weighted_picks_converge_to_the_weights(weights in prop::collection::vec(1u32..20, 2..6), turns in 1usize..4) {
+            let m = model(&weights);
+            let ups = Upstreams::default();
+            let total: u32 = weights.iter().sum();
+            let mut firsts = vec![0u32; weights.len()];
+            for _ in 0..(total as usize * turns) {
+                let order = order(&m, &ups);
+                let mut sorted = order.clone();
+                sorted.sort_unstable();
+                prop_assert_eq!(sorted, (0..weights.len()).collect::<Vec<_>>());
+                firsts[order[0]] += 1;
+            }
+            let want: Vec<u32> = weights.iter().map(|w| w * turns as u32).collect();
+            prop_assert_eq!(firsts, want);
+        }
+    }
 }

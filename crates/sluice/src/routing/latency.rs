@@ -1,14 +1,20 @@
 //! Peak-EWMA latency of one deployment (Finagle's and linkerd's balancer
 //! cost): a slower sample than the estimate replaces it at once (peaks
 //! count fully), a faster one pulls it down with a weight that decays with
-//! the time since the last sample (`TAU`). The balancer's cost of a
-//! deployment is this estimate times its requests in flight plus one.
+//! the time since the last sample (`TAU`) — and by at least a tenth, so a
+//! busy deployment's one slow outlier (a first connection, a GC pause)
+//! fades within a few dozen requests rather than seconds. The balancer's
+//! cost of a deployment is this estimate times its requests in flight plus
+//! one.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// How fast the estimate forgets: a sample `TAU` old weighs 1/e.
 const TAU: Duration = Duration::from_secs(10);
+
+/// The most an estimate keeps of itself per faster sample.
+const KEEP_AT_MOST: f64 = 0.9;
 
 #[derive(Debug, Default)]
 pub struct PeakEwma {
@@ -26,7 +32,7 @@ impl PeakEwma {
             Some((est, _)) if rtt > est => rtt,
             Some((est, at)) => {
                 let age = now.saturating_duration_since(at).as_secs_f64();
-                let w = (-age / TAU.as_secs_f64()).exp();
+                let w = (-age / TAU.as_secs_f64()).exp().min(KEEP_AT_MOST);
                 est * w + rtt * (1.0 - w)
             }
         };
@@ -53,10 +59,16 @@ mod tests {
         assert_eq!(e.micros(), 10_000.0);
         e.observe(Duration::from_millis(100), t0);
         assert_eq!(e.micros(), 100_000.0, "a peak replaces the estimate");
-        // A fast sample right after barely moves it; one TAU later, most.
+        // A fast sample right after moves it a tenth of the way; many fast
+        // samples in a row bring it down; a sample long after, almost all.
         e.observe(Duration::from_millis(10), t0 + Duration::from_millis(1));
-        assert!(e.micros() > 99_000.0, "{}", e.micros());
-        e.observe(Duration::from_millis(10), t0 + Duration::from_secs(30));
-        assert!(e.micros() < 15_000.0, "{}", e.micros());
+        assert!((e.micros() - 91_000.0).abs() < 10.0, "{}", e.micros());
+        for i in 2..40 {
+            e.observe(Duration::from_millis(10), t0 + Duration::from_millis(i));
+        }
+        assert!(e.micros() < 12_000.0, "{}", e.micros());
+        e.observe(Duration::from_millis(100), t0 + Duration::from_millis(50));
+        e.observe(Duration::from_millis(10), t0 + Duration::from_secs(60));
+        assert!(e.micros() < 11_000.0, "{}", e.micros());
     }
 }

@@ -13,6 +13,7 @@ pub mod breaker;
 pub mod latency;
 pub mod retry;
 pub mod routes;
+pub mod usage;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -32,6 +33,8 @@ pub struct Upstream {
     in_flight: AtomicU32,
     pub latency: PeakEwma,
     pub breaker: Breaker,
+    /// Room left under its caps and the provider's limits.
+    pub usage: usage::Usage,
 }
 
 impl Upstream {
