@@ -438,6 +438,7 @@ fn breaker_spec(c: Option<&raw::BreakerConfig>) -> Option<BreakerSpec> {
         min_requests: c.min_requests.unwrap_or(d.min_requests),
         cooldown: c.cooldown.map_or(d.cooldown, |w| w.0),
         half_open_requests: c.half_open_requests.unwrap_or(d.half_open_requests),
+        slow_call: c.slow_call.map(|s| s.0),
     })
 }
 

@@ -683,3 +683,17 @@ async fn usage_aware_keeps_away_from_a_deployment_that_answered_429() {
     }
     assert_eq!((a.hits(), b.hits()), (1, 11), "not before its retry-after");
 }
+
+#[tokio::test]
+async fn slow_answers_open_a_breaker_with_slow_call() {
+    let (slow, fast) = (MockUpstream::start().await, MockUpstream::start().await);
+    slow.set_default(Script::text("slow").with_delay(Duration::from_millis(300)));
+    fast.set_default(Script::text("fast"));
+    let cfg = "    circuit_breaker: { failures: 2, slow_call: 100ms, cooldown: 1h }";
+    let gw = gateway(&[&slow, &fast], cfg, &[]).await;
+    for _ in 0..10 {
+        assert_eq!(call(&gw).await.status(), 200, "slow answers still answer");
+    }
+    assert_eq!(slow.hits(), 2, "two slow answers opened it");
+    assert_eq!(breaker(&gw, 0).await, "open");
+}

@@ -34,6 +34,11 @@ keys:
     )
 }
 
+/// For tests of sharing (not of failures): a slow moment of a busy machine
+/// must not look like an unreachable Redis, and if Redis did fail the test
+/// says so (503) instead of counting per instance.
+const SHARING: &str = "shared_state_timeout: 1s\non_shared_state_failure: fail_closed";
+
 fn unique(prefix: &str) -> String {
     format!("{prefix}-{:08x}", fastrand::u32(..))
 }
@@ -54,7 +59,7 @@ async fn three_instances_hold_one_limit_together() {
     let policy = "{ rate_limit: { requests_per_second: 50 } }";
     let mut gws = Vec::new();
     for _ in 0..3 {
-        gws.push(TestGateway::start(&config(&redis_url(), &name, policy, "")).await);
+        gws.push(TestGateway::start(&config(&redis_url(), &name, policy, SHARING)).await);
     }
     let urls: Vec<String> = gws.iter().map(|g| g.url.clone()).collect();
     let started = Instant::now();
@@ -103,8 +108,8 @@ async fn three_instances_hold_one_limit_together() {
 async fn a_token_reservation_on_one_instance_shows_on_another() {
     let name = unique("tokens");
     let policy = "{ rate_limit: { tokens_per_day: 100000 } }";
-    let a = TestGateway::start(&config(&redis_url(), &name, policy, "")).await;
-    let b = TestGateway::start(&config(&redis_url(), &name, policy, "")).await;
+    let a = TestGateway::start(&config(&redis_url(), &name, policy, SHARING)).await;
+    let b = TestGateway::start(&config(&redis_url(), &name, policy, SHARING)).await;
     let r = call(&a.url, &name).await;
     let first: u64 = r.headers()["x-ratelimit-remaining-tokens"]
         .to_str()
@@ -269,6 +274,7 @@ fn budget_config(redis: &str, name: &str, usd: &str, upstream: &str, listen: &st
         r#"
 listen: {listen}
 shared_state: {redis}
+{SHARING}
 server: {{ total_timeout: 1s }}
 providers:
   up: {{ kind: openai, base_url: "{upstream}/v1", api_key: sk-upstream-secret }}

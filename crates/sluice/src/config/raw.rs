@@ -580,6 +580,10 @@ pub struct BreakerConfig {
     /// Trial requests let through half-open. Default 1.
     #[serde(default)]
     pub half_open_requests: Option<u32>,
+    /// An answer slower than this to start (a stream's headers, a whole
+    /// answer otherwise) counts as a failure. Default: none.
+    #[serde(default)]
+    pub slow_call: Option<Dur>,
 }
 
 /// A tokenizer family (see `tokens.rs`).

@@ -583,7 +583,11 @@ fn breaker(path: &str, b: &crate::config::raw::BreakerConfig, out: &mut Out) {
             "must be a fraction above 0 and at most 1 (0.5 = half the requests)",
         );
     }
-    for (field, v) in [("window", b.window), ("cooldown", b.cooldown)] {
+    for (field, v) in [
+        ("window", b.window),
+        ("cooldown", b.cooldown),
+        ("slow_call", b.slow_call),
+    ] {
         if v.is_some_and(|d| d.0.is_zero()) {
             out.push(join_key(path, field), "must be longer than 0s");
         }

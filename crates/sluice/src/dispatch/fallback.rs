@@ -187,9 +187,8 @@ impl Dispatcher {
             if m.strategy == Strategy::LeastLatency {
                 tried.live.latency.observe(elapsed, Instant::now());
             }
-            let ok = result
-                .as_ref()
-                .map_or_else(|e| !e.breaker_failure(), |_| true);
+            let slow = (m.breaker.and_then(|b| b.slow_call)).is_some_and(|s| elapsed > s);
+            let ok = !slow && result.as_ref().err().is_none_or(|e| !e.breaker_failure());
             tried.record(ok, admitted == Admit::Trial);
             let e = match result {
                 Ok(a) => return Round::Done(Ok((a, tried))),

@@ -5,6 +5,9 @@
 //! trial requests through → **closed** when a trial succeeds, or open again
 //! (for another cooldown) when one fails.
 //!
+//! With `slow_call`, an answer that took longer than that to start counts
+//! as a failure too (latency-based outlier detection).
+//!
 //! Pure state and a clock passed in: no I/O, no `.await`, a short lock.
 //! The spec comes from the snapshot on every call, so a reload applies at
 //! once while the state (outside the snapshot) survives it.
@@ -21,6 +24,8 @@ pub struct BreakerSpec {
     pub min_requests: u32,
     pub cooldown: Duration,
     pub half_open_requests: u32,
+    /// An answer that took longer than this to start counts as a failure.
+    pub slow_call: Option<Duration>,
 }
 
 impl Default for BreakerSpec {
@@ -34,6 +39,7 @@ impl Default for BreakerSpec {
             min_requests: 20,
             cooldown: Duration::from_secs(30),
             half_open_requests: 1,
+            slow_call: None,
         }
     }
 }
@@ -253,6 +259,7 @@ mod tests {
             min_requests: 10,
             cooldown: Duration::from_secs(5),
             half_open_requests: 1,
+            slow_call: None,
         }
     }
 
