@@ -31,6 +31,7 @@ use super::queue::{AdmissionQueue, Permit, Priority, QueueRefusal, QueueSpec, DE
 use super::{Scope, ScopeKind};
 use crate::config::raw::ConcurrencyConfig;
 use crate::error::{ErrorKind, GatewayError};
+use crate::snapshot::NameHasher;
 
 /// `queue_timeout` when the policy sets none.
 pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -148,11 +149,12 @@ impl Refused {
     }
 }
 
-/// The live queues, keyed by scope, and the shared slots when
-/// `shared_state` is set.
+/// The live queues, keyed by scope (config and store names, hashed with
+/// FNV-1a: never request data), and the shared slots when `shared_state`
+/// is set.
 #[derive(Default)]
 pub struct Queues {
-    map: DashMap<(ScopeKind, Arc<str>), Arc<AdmissionQueue>>,
+    map: DashMap<(ScopeKind, Arc<str>), Arc<AdmissionQueue>, BuildHasherDefault<NameHasher>>,
     shared: Option<SharedSlots>,
 }
 
@@ -188,14 +190,19 @@ impl Queues {
     pub async fn admit(&self, rules: [&[QueueRule]; 2], ask: &Ask) -> Result<Held, Refused> {
         let mut order: Vec<&QueueRule> = rules.into_iter().flatten().collect();
         order.sort_by_key(|r| r.rank());
-        let far = Instant::now() + Duration::from_secs(86_400);
-        let deadline = ask.deadline.unwrap_or(far);
+        // One clock read for the whole admission (the wait is the time
+        // from here to the last slot), another only with shared state.
+        let started = Instant::now();
+        let deadline = ask
+            .deadline
+            .unwrap_or(started + Duration::from_secs(86_400));
         let mut held = Held {
             permits: Vec::with_capacity(order.len()),
             ..Held::default()
         };
         for rule in order {
-            let started = Instant::now();
+            // When this level's wait began (its shared slot's bound).
+            let rule_started = self.shared.as_ref().map(|_| Instant::now());
             let q = self.queue(rule);
             let flow = ask.flows.of(rule.scope.kind);
             let refused = |refusal| Refused {
@@ -210,7 +217,8 @@ impl Queues {
             held.permits.push(p);
             held.widest = Some(rule.scope.kind);
             if let Some(s) = &self.shared {
-                let until = deadline.min(started + rule.spec.timeout);
+                let began = rule_started.unwrap_or(started);
+                let until = deadline.min(began + rule.spec.timeout);
                 match s.take(&rule.scope, rule.spec, until, ask.lease).await {
                     shared::Taken::Slot(slot) => held.shared.push(slot),
                     shared::Taken::Unchecked => {}
@@ -218,8 +226,8 @@ impl Queues {
                     shared::Taken::Unavailable => return Err(refused(None)),
                 }
             }
-            held.waited += started.elapsed();
         }
+        held.waited = started.elapsed();
         Ok(held)
     }
 
