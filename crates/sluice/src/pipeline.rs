@@ -693,8 +693,9 @@ impl RequestCtx {
         // Room for what follows at once (one regrowth at most), and no
         // reservation when the map has room already: growing a map costs
         // ~2k instructions, and a plain answer fits the first allocation.
-        let limits = 3 * (usize::from(self.rate.tightest.is_some())
-            + usize::from(self.rate.tightest_tokens.is_some()));
+        let limits = 3
+            * (usize::from(self.rate.tightest.is_some())
+                + usize::from(self.rate.tightest_tokens.is_some()));
         let ours = 4 + limits + usize::from(self.downgraded_from.is_some());
         if h.capacity() - h.len() < ours {
             h.reserve(ours);

@@ -6,7 +6,6 @@
 //! serde_json does). serde_json stays the oracle:
 //! the access log's tests compare both.
 
-
 /// An object being written into `out`.
 pub struct Obj<'a> {
     out: &'a mut Vec<u8>,
@@ -60,8 +59,7 @@ impl<'a> Obj<'a> {
         }
         // serde_json's own formatter: the same text, without `fmt`.
         let mut buf = zmij::Buffer::new();
-        self.out
-            .extend_from_slice(buf.format_finite(v).as_bytes());
+        self.out.extend_from_slice(buf.format_finite(v).as_bytes());
     }
 
     pub fn opt_float(&mut self, k: &str, v: Option<f64>) {
