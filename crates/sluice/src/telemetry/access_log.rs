@@ -169,7 +169,9 @@ fn line(ctx: &RequestCtx, usage: TokenUsage, total: std::time::Duration) -> Vec<
         downgraded_from: ctx.downgraded_from.as_deref(),
         target: "sluice::access",
     };
-    let mut out = Vec::with_capacity(512);
+    // A line is ~620 bytes (more with long names or errors): room for it
+    // at once, still a small allocation (no regrowth and copy).
+    let mut out = Vec::with_capacity(1024);
     match super::format() {
         LogFormat::Json => json(&rec, &mut out),
         LogFormat::Text => text(&rec, &mut out),

@@ -6,7 +6,9 @@
 //! serde_json does). serde_json stays the oracle:
 //! the access log's tests compare both.
 
-/// An object being written into `out`.
+/// An object being written into `out`. The writers are `#[inline]`: with
+/// the field names as literals at the call site, copying a name compiles
+/// to a few stores instead of a `memcpy` call.
 pub struct Obj<'a> {
     out: &'a mut Vec<u8>,
     first: bool,
@@ -18,6 +20,7 @@ impl<'a> Obj<'a> {
         Obj { out, first: true }
     }
 
+    #[inline]
     fn key(&mut self, k: &str) {
         if !self.first {
             self.out.push(b',');
@@ -28,11 +31,13 @@ impl<'a> Obj<'a> {
         self.out.extend_from_slice(b"\":");
     }
 
+    #[inline]
     pub fn str(&mut self, k: &str, v: &str) {
         self.key(k);
         write_str(self.out, v);
     }
 
+    #[inline]
     pub fn opt_str(&mut self, k: &str, v: Option<&str>) {
         match v {
             Some(v) => self.str(k, v),
@@ -40,17 +45,20 @@ impl<'a> Obj<'a> {
         }
     }
 
+    #[inline]
     pub fn bool(&mut self, k: &str, v: bool) {
         self.key(k);
         self.out
             .extend_from_slice(if v { b"true" } else { b"false" });
     }
 
+    #[inline]
     pub fn uint(&mut self, k: &str, v: u64) {
         self.key(k);
         write_uint(self.out, v);
     }
 
+    #[inline]
     pub fn float(&mut self, k: &str, v: f64) {
         self.key(k);
         if !v.is_finite() {
@@ -62,6 +70,7 @@ impl<'a> Obj<'a> {
         self.out.extend_from_slice(buf.format_finite(v).as_bytes());
     }
 
+    #[inline]
     pub fn opt_float(&mut self, k: &str, v: Option<f64>) {
         match v {
             Some(v) => self.float(k, v),
@@ -69,6 +78,7 @@ impl<'a> Obj<'a> {
         }
     }
 
+    #[inline]
     fn null(&mut self, k: &str) {
         self.key(k);
         self.out.extend_from_slice(b"null");
