@@ -46,7 +46,7 @@ use crate::policy::{Decision, ScopeKind};
 use crate::snapshot::{hash_secret, tighter, KeyInfo, Managed, Model, Snapshot};
 use crate::state::App;
 use crate::telemetry::access_log;
-use crate::telemetry::metrics::{BudgetLabels, ScopeLabels};
+use crate::telemetry::metrics::BudgetLabels;
 use crate::tokens::{count_chat_input, count_embedding_input};
 
 mod admit;
@@ -612,22 +612,18 @@ impl RequestCtx {
             return;
         }
         let cost = cost.unwrap_or(0);
-        let mut counted: Vec<ScopeKind> = Vec::new();
+        // The levels counted so far, one bit each (spend counts once per level).
+        let mut counted = 0u8;
         let kinds = held.iter().map(|c| c.rule.scope.kind).chain(
             shared
                 .iter()
                 .flat_map(|s| s.counters.iter().map(|c| c.rule.scope.kind)),
         );
         for kind in kinds {
-            if cost > 0 && !counted.contains(&kind) {
-                counted.push(kind);
-                self.app
-                    .metrics
-                    .budget_spend
-                    .get_or_create(&ScopeLabels {
-                        scope: kind.as_str(),
-                    })
-                    .inc_by(cost);
+            let bit = 1u8 << kind as u8;
+            if cost > 0 && counted & bit == 0 {
+                counted |= bit;
+                self.app.metrics.budget_spend_of(kind).inc_by(cost);
             }
         }
         let charges = Charges {
@@ -735,6 +731,16 @@ impl RequestCtx {
         self.error_source = Some(e.source());
     }
 
+    /// How many headers [`decorate`](Self::decorate) may add: sluice's
+    /// four, three per `x-ratelimit-*` trio, the downgrade's. A caller
+    /// that builds the answer's header map sizes it with this.
+    pub fn header_room(&self) -> usize {
+        let limits = 3
+            * (usize::from(self.rate.tightest.is_some())
+                + usize::from(self.rate.tightest_tokens.is_some()));
+        4 + limits + usize::from(self.downgraded_from.is_some())
+    }
+
     /// Adds `x-request-id`, the `x-sluice-*` headers and, past the rate
     /// stage, the `x-ratelimit-*` headers of the tightest limit.
     pub fn decorate(&self, h: &mut HeaderMap) {
@@ -743,8 +749,13 @@ impl RequestCtx {
         static MODEL: HeaderName = HeaderName::from_static("x-sluice-model");
         static PROVIDER: HeaderName = HeaderName::from_static("x-sluice-provider");
         static ATTEMPTS: HeaderName = HeaderName::from_static("x-sluice-attempts");
-        // Room for ours and the six x-ratelimit-* at once (no regrowth).
-        h.reserve(12);
+        // Room for what follows at once (one regrowth at most), and no
+        // reservation when the map has room already: growing a map costs
+        // ~2k instructions, and a plain answer fits the first allocation.
+        let ours = self.header_room();
+        if h.capacity() - h.len() < ours {
+            h.reserve(ours);
+        }
         if let Ok(v) = HeaderValue::from_str(&self.id) {
             h.insert(REQUEST_ID.clone(), v);
         }

@@ -31,6 +31,7 @@ use super::queue::{AdmissionQueue, Permit, Priority, QueueRefusal, QueueSpec, DE
 use super::{Scope, ScopeKind};
 use crate::config::raw::ConcurrencyConfig;
 use crate::error::{ErrorKind, GatewayError};
+use crate::snapshot::NameHasher;
 
 /// `queue_timeout` when the policy sets none.
 pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -173,11 +174,12 @@ impl Refused {
     }
 }
 
-/// The live queues, keyed by scope, and the shared slots when
-/// `shared_state` is set.
+/// The live queues, keyed by scope (config and store names, hashed with
+/// FNV-1a: never request data), and the shared slots when `shared_state`
+/// is set.
 #[derive(Default)]
 pub struct Queues {
-    map: DashMap<(ScopeKind, Arc<str>), Arc<AdmissionQueue>>,
+    map: DashMap<(ScopeKind, Arc<str>), Arc<AdmissionQueue>, BuildHasherDefault<NameHasher>>,
     shared: Option<SharedSlots>,
 }
 
@@ -259,8 +261,13 @@ impl Queues {
         ask: &Ask,
     ) -> Result<Held, Refused> {
         let Begun { order, mut held } = begun;
-        let far = Instant::now() + Duration::from_secs(86_400);
-        let deadline = ask.deadline.unwrap_or(far);
+        // One clock read for the whole admission (the wait is the time
+        // from here to the last slot), another per level only with shared
+        // state.
+        let started = Instant::now();
+        let deadline = ask
+            .deadline
+            .unwrap_or(started + Duration::from_secs(86_400));
         let mut calls = calls.into_iter();
         let mut shared = self.shared.as_ref();
         match (shared, taken) {
@@ -284,7 +291,8 @@ impl Queues {
         }
         let done = held.shared.len();
         for (i, rule) in order.iter().enumerate() {
-            let started = Instant::now();
+            // When this level's wait began (its shared slot's bound).
+            let rule_started = shared.map(|_| Instant::now());
             let refused = |refusal| Refused {
                 scope: rule.scope.clone(),
                 refusal,
@@ -300,7 +308,8 @@ impl Queues {
                 let call = calls
                     .next()
                     .unwrap_or_else(|| s.prepare(&rule.scope, rule.spec, ask.lease));
-                let until = deadline.min(started + rule.spec.timeout);
+                let began = rule_started.unwrap_or(started);
+                let until = deadline.min(began + rule.spec.timeout);
                 match s.take(call, until).await {
                     shared::Taken::Slot(slot) => held.shared.push(slot),
                     shared::Taken::Unchecked => {}
@@ -308,8 +317,8 @@ impl Queues {
                     shared::Taken::Unavailable => return Err(refused(None)),
                 }
             }
-            held.waited += started.elapsed();
         }
+        held.waited = started.elapsed();
         Ok(held)
     }
 

@@ -437,21 +437,55 @@ impl RateNote {
             N::from_static("x-ratelimit-reset-tokens"),
         ];
         if let Some(s) = &self.tightest {
-            s.write_headers(h, &REQUESTS);
+            s.write_headers(h, &REQUESTS, 0);
         }
         if let Some(s) = &self.tightest_tokens {
-            s.write_headers(h, &TOKENS);
+            s.write_headers(h, &TOKENS, 1);
         }
     }
 }
 
+/// The last limit and reset header values this thread wrote, for the
+/// request headers (slot 0) and the token headers (slot 1). Limits are
+/// the same from answer to answer and resets often are; a clone of a
+/// remembered value shares its bytes, where a new value costs an
+/// allocation and its formatting.
+#[derive(Default)]
+struct Memo {
+    limit: [Option<(u32, HeaderValue)>; 2],
+    reset: [Option<HeaderValue>; 2],
+}
+
+thread_local! {
+    static MEMO: std::cell::RefCell<Memo> = std::cell::RefCell::default();
+}
+
 impl Standing {
-    /// The limit, remaining and reset headers under `names`.
-    fn write_headers(&self, h: &mut HeaderMap, names: &[http::HeaderName; 3]) {
-        h.insert(names[0].clone(), HeaderValue::from(self.limit));
-        h.insert(names[1].clone(), HeaderValue::from(self.remaining));
+    /// The limit, remaining and reset headers under `names`; `slot`: 0
+    /// for the request headers, 1 for the token headers ([`Memo`]).
+    fn write_headers(&self, h: &mut HeaderMap, names: &[http::HeaderName; 3], slot: usize) {
         let mut buf = [0u8; 32];
-        if let Ok(v) = HeaderValue::from_bytes(reset_text(self.reset, &mut buf)) {
+        let reset = reset_text(self.reset, &mut buf);
+        let (limit, reset) = MEMO.with_borrow_mut(|m| {
+            let limit = match &m.limit[slot] {
+                Some((n, v)) if *n == self.limit => v.clone(),
+                _ => {
+                    let v = HeaderValue::from(self.limit);
+                    m.limit[slot] = Some((self.limit, v.clone()));
+                    v
+                }
+            };
+            let reset = match &m.reset[slot] {
+                Some(v) if v.as_bytes() == reset => Some(v.clone()),
+                _ => HeaderValue::from_bytes(reset).ok().inspect(|v| {
+                    m.reset[slot] = Some(v.clone());
+                }),
+            };
+            (limit, reset)
+        });
+        h.insert(names[0].clone(), limit);
+        h.insert(names[1].clone(), HeaderValue::from(self.remaining));
+        if let Some(v) = reset {
             h.insert(names[2].clone(), v);
         }
     }

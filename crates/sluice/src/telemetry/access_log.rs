@@ -8,7 +8,7 @@ use crate::config::raw::LogFormat;
 use crate::pipeline::RequestCtx;
 use crate::policy::rate::Hit;
 use crate::telemetry::metrics::{
-    Label, Metrics, ModelLabels, QueueLabels, QueueRefusalLabels, RateLabels, RequestLabels,
+    ok_index, Label, Metrics, ModelLabels, QueueRefusalLabels, RateLabels, RequestLabels,
     SeriesHandles,
 };
 use crate::telemetry::sink::LogSink;
@@ -34,24 +34,34 @@ pub fn complete(ctx: &RequestCtx, usage: TokenUsage) {
             .clone()
             .unwrap_or_else(|| "none".into()),
     );
-    m.requests
-        .get_or_create(&RequestLabels {
-            endpoint: ctx.endpoint,
-            model: model.clone(),
-            provider: provider.clone(),
-            status: status_class(ctx.status),
-            code: ctx.error.unwrap_or("ok"),
-        })
-        .inc();
+    let labels = || RequestLabels {
+        endpoint: ctx.endpoint,
+        model: model.clone(),
+        provider: provider.clone(),
+        status: status_class(ctx.status),
+        code: ctx.error.unwrap_or("ok"),
+    };
     let ml = ModelLabels {
         model: model.clone(),
-        provider,
+        provider: provider.clone(),
     };
     let series = ctx.attempts.served.as_ref().map(|(served, i)| {
         served.deployments[*i]
             .series
             .get_or_init(|| SeriesHandles::new(m, &ml))
     });
+    // The common answer (2xx, no error, a deployment served it) counts
+    // through the deployment's cached handle; others look their labels up.
+    let ok = (status_class(ctx.status) == "2xx" && ctx.error.is_none())
+        .then(|| ok_index(ctx.endpoint))
+        .flatten();
+    match (series, ok) {
+        (Some(s), Some(i)) => s
+            .requests_ok
+            .get(i, || m.requests.get_or_create(&labels()).clone())
+            .inc(),
+        _ => m.requests.get_or_create(&labels()).inc(),
+    };
     let secs = |d: std::time::Duration| d.as_secs_f64();
     match series {
         Some(s) => s.duration.observe(secs(total)),
@@ -119,11 +129,8 @@ fn queue_metrics(m: &Metrics, ctx: &RequestCtx) {
             .inc();
     }
     if let Some(widest) = ctx.held.widest {
-        m.queue_wait
-            .get_or_create(&QueueLabels {
-                scope: widest.as_str(),
-                priority,
-            })
+        let class = ctx.key.as_ref().map(|k| k.priority).unwrap_or_default();
+        m.queue_wait_of(widest, class)
             .observe(ctx.held.waited.as_secs_f64());
     }
 }
@@ -163,7 +170,9 @@ fn line(ctx: &RequestCtx, usage: TokenUsage, total: std::time::Duration) -> Vec<
         route: ctx.route.as_deref(),
         target: "sluice::access",
     };
-    let mut out = Vec::with_capacity(512);
+    // A line is ~620 bytes (more with long names or errors): room for it
+    // at once, still a small allocation (no regrowth and copy).
+    let mut out = Vec::with_capacity(1024);
     match super::format() {
         LogFormat::Json => json(&rec, &mut out),
         LogFormat::Text => text(&rec, &mut out),

@@ -2,12 +2,13 @@
 //! the access log (one line per request): the same JSON serde_json writes
 //! for the record, at a fraction of the instructions — strings without
 //! characters to escape are copied as they are, integers and floats are
-//! formatted without `fmt` where it matters. serde_json stays the oracle:
+//! formatted without `fmt` where it matters (floats with zmij, as
+//! serde_json does). serde_json stays the oracle:
 //! the access log's tests compare both.
 
-use std::io::Write as _;
-
-/// An object being written into `out`.
+/// An object being written into `out`. The writers are `#[inline]`: with
+/// the field names as literals at the call site, copying a name compiles
+/// to a few stores instead of a `memcpy` call.
 pub struct Obj<'a> {
     out: &'a mut Vec<u8>,
     first: bool,
@@ -19,6 +20,7 @@ impl<'a> Obj<'a> {
         Obj { out, first: true }
     }
 
+    #[inline]
     fn key(&mut self, k: &str) {
         if !self.first {
             self.out.push(b',');
@@ -29,11 +31,13 @@ impl<'a> Obj<'a> {
         self.out.extend_from_slice(b"\":");
     }
 
+    #[inline]
     pub fn str(&mut self, k: &str, v: &str) {
         self.key(k);
         write_str(self.out, v);
     }
 
+    #[inline]
     pub fn opt_str(&mut self, k: &str, v: Option<&str>) {
         match v {
             Some(v) => self.str(k, v),
@@ -41,31 +45,32 @@ impl<'a> Obj<'a> {
         }
     }
 
+    #[inline]
     pub fn bool(&mut self, k: &str, v: bool) {
         self.key(k);
         self.out
             .extend_from_slice(if v { b"true" } else { b"false" });
     }
 
+    #[inline]
     pub fn uint(&mut self, k: &str, v: u64) {
         self.key(k);
         write_uint(self.out, v);
     }
 
+    #[inline]
     pub fn float(&mut self, k: &str, v: f64) {
         self.key(k);
         if !v.is_finite() {
             self.out.extend_from_slice(b"null");
             return;
         }
-        let start = self.out.len();
-        let _ = write!(self.out, "{v}");
-        // Keep it a float to JSON readers: `3` → `3.0`, as serde writes.
-        if !self.out[start..].contains(&b'.') {
-            self.out.extend_from_slice(b".0");
-        }
+        // serde_json's own formatter: the same text, without `fmt`.
+        let mut buf = zmij::Buffer::new();
+        self.out.extend_from_slice(buf.format_finite(v).as_bytes());
     }
 
+    #[inline]
     pub fn opt_float(&mut self, k: &str, v: Option<f64>) {
         match v {
             Some(v) => self.float(k, v),
@@ -73,6 +78,7 @@ impl<'a> Obj<'a> {
         }
     }
 
+    #[inline]
     fn null(&mut self, k: &str) {
         self.key(k);
         self.out.extend_from_slice(b"null");

@@ -2,7 +2,7 @@
 //! provider names come from the config, status is a class (`2xx`…), error
 //! codes are a fixed set. Never key names, tenants' users or free text.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
@@ -11,6 +11,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+
+use crate::policy::queue::Priority;
+use crate::policy::ScopeKind;
 
 /// A label value shared by reference count (no allocation per request).
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
@@ -168,6 +171,10 @@ pub struct Metrics {
     pub retries: Family<RetryLabels, Counter>,
     pub routed: Family<RouteLabels, Counter>,
     pub deployment_in_flight: Family<DeploymentLabels, Gauge>,
+    /// `queue_wait`'s series by level and priority class, looked up once.
+    queue_wait_handles: Handles<Histogram, 25>,
+    /// `budget_spend`'s series by level, looked up once.
+    budget_spend_handles: Handles<Counter, 5>,
     pub alerts: Family<AlertLabels, Counter>,
     pub alerts_dropped: Family<ReasonLabels, Counter>,
     pub alert_deliveries: Family<ResultLabels, Counter>,
@@ -343,6 +350,8 @@ impl Metrics {
             budget_exceeded,
             budget_spend,
             shared_state_failures,
+            queue_wait_handles: Handles::default(),
+            budget_spend_handles: Handles::default(),
             alerts,
             alerts_dropped,
             alert_deliveries,
@@ -374,8 +383,53 @@ impl Metrics {
         out
     }
 
+    /// The `queue_wait` series of a level and priority class (no label
+    /// hashing after the first use).
+    pub fn queue_wait_of(&self, scope: ScopeKind, priority: Priority) -> &Histogram {
+        let i = scope as usize * 5 + priority as usize;
+        self.queue_wait_handles.get(i, || {
+            self.queue_wait
+                .get_or_create(&QueueLabels {
+                    scope: scope.as_str(),
+                    priority: priority.as_str(),
+                })
+                .clone()
+        })
+    }
+
+    /// The `budget_spend` series of a level (no label hashing after the
+    /// first use).
+    pub fn budget_spend_of(&self, scope: ScopeKind) -> &Counter {
+        self.budget_spend_handles.get(scope as usize, || {
+            self.budget_spend
+                .get_or_create(&ScopeLabels {
+                    scope: scope.as_str(),
+                })
+                .clone()
+        })
+    }
+
     pub fn observe(h: &HistFamily<ModelLabels>, labels: &ModelLabels, d: Duration) {
         h.get_or_create(labels).observe(d.as_secs_f64());
+    }
+}
+
+/// Handles of a family's series for a small fixed set of label sets, by
+/// index, each looked up in the family on first use: then recording costs
+/// no label hashing and no lock. A handle shares its value with the
+/// family's series.
+pub struct Handles<M, const N: usize>([OnceLock<M>; N]);
+
+impl<M, const N: usize> Default for Handles<M, N> {
+    fn default() -> Self {
+        Handles(std::array::from_fn(|_| OnceLock::new()))
+    }
+}
+
+impl<M, const N: usize> Handles<M, N> {
+    /// The handle at `i` (< N), made by `make` the first time.
+    pub fn get(&self, i: usize, make: impl FnOnce() -> M) -> &M {
+        self.0[i].get_or_init(make)
     }
 }
 
@@ -390,6 +444,15 @@ pub struct SeriesHandles {
     pub ttft: Histogram,
     pub tokens_in: Counter,
     pub tokens_out: Counter,
+    /// `requests` answered `2xx` / `ok`, by endpoint ([`ok_index`]).
+    pub requests_ok: Handles<Counter, 3>,
+}
+
+/// The index of an endpoint in [`SeriesHandles::requests_ok`].
+pub fn ok_index(endpoint: &str) -> Option<usize> {
+    ["chat", "messages", "embeddings"]
+        .iter()
+        .position(|e| *e == endpoint)
 }
 
 impl SeriesHandles {
@@ -409,6 +472,7 @@ impl SeriesHandles {
             ttft: m.ttft.get_or_create(labels).clone(),
             tokens_in: tokens("input"),
             tokens_out: tokens("output"),
+            requests_ok: Handles::default(),
         }
     }
 }

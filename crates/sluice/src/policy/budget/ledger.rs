@@ -38,12 +38,14 @@
 //! restored at startup; other instances' spend since then reaches the store
 //! but not this ledger.
 
+use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 use dashmap::DashMap;
 use sluice_store::{SpendDelta, SpendRow};
 
 use super::Period;
+use crate::snapshot::NameHasher;
 
 /// A counter's identity.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -98,10 +100,12 @@ pub struct Exceeded {
     pub resets_at_ms: i64,
 }
 
-/// Budget counters of this process (see the module docs).
+/// Budget counters of this process (see the module docs). Scopes are
+/// config and store names, never request data, so the map hashes with
+/// FNV-1a (a third of SipHash's instructions on these short keys).
 #[derive(Debug, Default)]
 pub struct LocalLedger {
-    counters: DashMap<CounterKey, Counter>,
+    counters: DashMap<CounterKey, Counter, BuildHasherDefault<NameHasher>>,
 }
 
 impl LocalLedger {
