@@ -24,7 +24,7 @@ use crate::policy::queue::Priority;
 use crate::policy::rate::RateRule;
 use crate::policy::{rollout_bucket, Scope};
 use crate::routing::breaker::BreakerSpec;
-use crate::routing::retry::RetrySpec;
+use crate::routing::retry::{RetryBudget, RetrySpec};
 use crate::routing::usage::Caps;
 use crate::routing::{ClassSet, Upstream, Upstreams};
 
@@ -111,10 +111,19 @@ pub struct Model {
     /// The highest of its deployments' prices, figure by figure: what a
     /// budget reserves (the serving deployment's price is charged).
     pub reserve_price: Option<raw::Price>,
+    /// Its retry budget in the dispatcher's `Upstreams`, found on first use.
+    budget: std::sync::OnceLock<Arc<RetryBudget>>,
     /// Balancer cursor (reset by reload, harmless).
     pub cursor: AtomicUsize,
     /// Sum of weights under `strategy: weighted`.
     pub total_weight: u64,
+}
+
+impl Model {
+    /// Its retry budget (kept across reloads, by name).
+    pub fn retry_budget(&self, ups: &Upstreams) -> &Arc<RetryBudget> {
+        self.budget.get_or_init(|| ups.budget(&self.name))
+    }
 }
 
 /// A caller's resolved identity and effective guards.
@@ -503,6 +512,7 @@ impl Snapshot {
                 requires_approval: m.requires_approval,
                 strategy: m.strategy.unwrap_or_default(),
                 breaker: breaker_spec(m.circuit_breaker.as_ref()),
+                budget: std::sync::OnceLock::new(),
                 cursor: AtomicUsize::new(0),
                 total_weight: m
                     .deployments

@@ -88,7 +88,7 @@ impl Dispatcher {
         F: FnMut(&'a Model, &'a Deployment) -> Fut,
         Fut: std::future::Future<Output = Result<T, GatewayError>> + 'a,
     {
-        let budget = self.upstreams.budget(&model.name);
+        let budget = model.retry_budget(&self.upstreams);
         budget.request(Instant::now());
         let mut round = 0;
         loop {
@@ -146,14 +146,16 @@ impl Dispatcher {
             let m: &'a Model = served;
             let dep: &'a Deployment = &m.deployments[c.index];
             let live = dep.live(&self.upstreams).clone();
+            // One clock read for the checks and the attempt's start.
+            let started = Instant::now();
             if dep.counted {
-                if let Err(until) = live.usage.room(&dep.caps, Instant::now()) {
+                if let Err(until) = live.usage.room(&dep.caps, started) {
                     full = Some(full.map_or(until, |f| f.min(until)));
                     continue;
                 }
             }
             let admitted = match (m.breaker, panic) {
-                (Some(spec), false) => live.breaker.admit(&spec, Instant::now()),
+                (Some(spec), false) => live.breaker.admit(&spec, started),
                 _ => Admit::Yes,
             };
             if let Admit::No { .. } = admitted {
@@ -177,25 +179,25 @@ impl Dispatcher {
                 live,
                 key: dep.key.clone(),
             };
-            let started = Instant::now();
             if dep.counted {
                 tried.live.usage.sent(started);
             }
             let result = once(m, dep).await;
-            let elapsed = started.elapsed();
+            let ended = Instant::now();
+            let elapsed = ended.saturating_duration_since(started);
             att.upstream += elapsed;
             if m.strategy == Strategy::LeastLatency {
-                tried.live.latency.observe(elapsed, Instant::now());
+                tried.live.latency.observe(elapsed, ended);
             }
             let slow = (m.breaker.and_then(|b| b.slow_call)).is_some_and(|s| elapsed > s);
             let ok = !slow && result.as_ref().err().is_none_or(|e| !e.breaker_failure());
-            tried.record(ok, admitted == Admit::Trial);
+            tried.record(ok, admitted == Admit::Trial, ended);
             let e = match result {
                 Ok(a) => return Round::Done(Ok((a, tried))),
                 Err(e) => e,
             };
             if dep.learns && e.kind == ErrorKind::Upstream(ErrorClass::RateLimited) {
-                tried.live.usage.rate_limited(e.retry_after, Instant::now());
+                tried.live.usage.rate_limited(e.retry_after, ended);
             }
             att.failures.push((dep.provider.name.clone(), e.code()));
             if !e.retryable() {
@@ -256,11 +258,11 @@ pub struct Tried {
 }
 
 impl Tried {
-    fn record(&self, ok: bool, trial: bool) {
+    fn record(&self, ok: bool, trial: bool, now: Instant) {
         let Some(spec) = &self.spec else {
             return;
         };
-        if let Some(phase) = self.live.breaker.record(spec, ok, trial, Instant::now()) {
+        if let Some(phase) = self.live.breaker.record(spec, ok, trial, now) {
             let key = &*self.key;
             match phase {
                 Phase::Open => {
@@ -277,7 +279,7 @@ impl Tried {
 
     /// A stream that had begun broke: a failure of its deployment.
     pub fn failed_mid_stream(&self) {
-        self.record(false, false);
+        self.record(false, false, Instant::now());
     }
 }
 
