@@ -92,7 +92,7 @@ impl Dispatcher {
         budget.request(Instant::now());
         let mut round = 0;
         loop {
-            let last = match self.round(snap, model, att, &mut once, &budget).await {
+            let last = match self.round(snap, model, att, &mut once, budget).await {
                 Round::Done(r) => return r,
                 Round::Retry(e) => e,
             };

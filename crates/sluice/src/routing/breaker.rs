@@ -15,6 +15,12 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use super::window::Window;
+
+/// The breaker window's counts.
+const REQUESTS: usize = 0;
+const FAILURES: usize = 1;
+
 /// What the config sets (`models.X.circuit_breaker`), with defaults.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct BreakerSpec {
@@ -91,53 +97,11 @@ pub struct Breaker {
 struct State {
     phase: Phase,
     consecutive: u32,
-    /// Open until (open), or when the current window started (closed).
+    /// Open until (open).
     until: Instant,
-    window: Window,
+    /// Requests and failures over the last `spec.window`.
+    window: Window<2>,
     trials_out: u32,
-}
-
-/// Requests and failures of the current and the previous window; the rate
-/// weighs the previous one by how much of it still overlaps the last
-/// `window` (a sliding-window estimate with two counters).
-#[derive(Debug, Default)]
-struct Window {
-    started: Option<Instant>,
-    requests: u32,
-    failures: u32,
-    prev_requests: u32,
-    prev_failures: u32,
-}
-
-impl Window {
-    fn roll(&mut self, now: Instant, len: Duration) {
-        let started = *self.started.get_or_insert(now);
-        let elapsed = now.saturating_duration_since(started);
-        if elapsed >= len * 2 {
-            *self = Window {
-                started: Some(now),
-                ..Window::default()
-            };
-        } else if elapsed >= len {
-            self.prev_requests = self.requests;
-            self.prev_failures = self.failures;
-            self.requests = 0;
-            self.failures = 0;
-            self.started = Some(started + len);
-        }
-    }
-
-    /// (requests, failures) over the last `len`, estimated.
-    fn counts(&self, now: Instant, len: Duration) -> (f64, f64) {
-        let into = self
-            .started
-            .map_or(0.0, |s| now.saturating_duration_since(s).as_secs_f64());
-        let weight = (1.0 - into / len.as_secs_f64().max(1e-9)).clamp(0.0, 1.0);
-        (
-            f64::from(self.requests) + weight * f64::from(self.prev_requests),
-            f64::from(self.failures) + weight * f64::from(self.prev_failures),
-        )
-    }
 }
 
 impl Default for Breaker {
@@ -215,14 +179,14 @@ impl Breaker {
                 }
             }
             (Phase::Closed, _) => {
-                s.window.roll(now, spec.window);
-                s.window.requests += 1;
+                s.window.add(REQUESTS, 1, now, spec.window);
                 if ok {
                     s.consecutive = 0;
                 } else {
                     s.consecutive += 1;
-                    s.window.failures += 1;
-                    if s.consecutive >= spec.failures.max(1) || over_rate(&s.window, spec, now) {
+                    s.window.add(FAILURES, 1, now, spec.window);
+                    if s.consecutive >= spec.failures.max(1) || over_rate(&mut s.window, spec, now)
+                    {
                         open(&mut s, spec, now);
                     }
                 }
@@ -242,8 +206,8 @@ fn open(s: &mut State, spec: &BreakerSpec, now: Instant) {
     s.trials_out = 0;
 }
 
-fn over_rate(w: &Window, spec: &BreakerSpec, now: Instant) -> bool {
-    let (requests, failures) = w.counts(now, spec.window);
+fn over_rate(w: &mut Window<2>, spec: &BreakerSpec, now: Instant) -> bool {
+    let [requests, failures] = w.recent(now, spec.window);
     requests >= f64::from(spec.min_requests.max(1)) && failures / requests >= spec.failure_rate
 }
 

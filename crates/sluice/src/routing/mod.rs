@@ -14,6 +14,7 @@ pub mod latency;
 pub mod retry;
 pub mod routes;
 pub mod usage;
+pub mod window;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;

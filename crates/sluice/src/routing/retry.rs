@@ -8,6 +8,8 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use super::window::Window;
+
 /// What the config sets (`models.X.retries`), with defaults.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RetrySpec {
@@ -55,75 +57,36 @@ impl RetrySpec {
 const WINDOW: Duration = Duration::from_secs(10);
 
 /// One model's retry budget: requests and extra attempts over the last
-/// [`WINDOW`] (two fixed windows, the older weighted by its overlap).
+/// [`WINDOW`].
 #[derive(Debug, Default)]
 pub struct RetryBudget {
-    state: Mutex<Counts>,
+    state: Mutex<Window<2>>,
 }
 
-#[derive(Debug, Default)]
-struct Counts {
-    started: Option<Instant>,
-    requests: u64,
-    extra: u64,
-    prev_requests: u64,
-    prev_extra: u64,
-}
-
-impl Counts {
-    fn roll(&mut self, now: Instant) {
-        let started = *self.started.get_or_insert(now);
-        let elapsed = now.saturating_duration_since(started);
-        if elapsed >= WINDOW * 2 {
-            *self = Counts {
-                started: Some(now),
-                ..Counts::default()
-            };
-        } else if elapsed >= WINDOW {
-            self.prev_requests = self.requests;
-            self.prev_extra = self.extra;
-            self.requests = 0;
-            self.extra = 0;
-            self.started = Some(started + WINDOW);
-        }
-    }
-
-    /// (requests, extra attempts) over the last window, estimated.
-    fn recent(&self, now: Instant) -> (f64, f64) {
-        let into = self
-            .started
-            .map_or(0.0, |s| now.saturating_duration_since(s).as_secs_f64());
-        let w = (1.0 - into / WINDOW.as_secs_f64()).clamp(0.0, 1.0);
-        (
-            self.requests as f64 + w * self.prev_requests as f64,
-            self.extra as f64 + w * self.prev_extra as f64,
-        )
-    }
-}
+/// The budget window's counts.
+const REQUESTS: usize = 0;
+const EXTRA: usize = 1;
 
 impl RetryBudget {
     /// A request of the model arrived.
     pub fn request(&self, now: Instant) {
-        let mut c = self.lock();
-        c.roll(now);
-        c.requests += 1;
+        self.lock().add(REQUESTS, 1, now, WINDOW);
     }
 
     /// Takes one extra attempt from the budget, if it has one.
     pub fn withdraw(&self, spec: &RetrySpec, now: Instant) -> bool {
-        let mut c = self.lock();
-        c.roll(now);
-        let (requests, extra) = c.recent(now);
+        let mut w = self.lock();
+        let [requests, extra] = w.recent(now, WINDOW);
         let allowed =
             spec.budget * requests + f64::from(spec.min_per_second) * WINDOW.as_secs_f64();
         if extra + 1.0 > allowed {
             return false;
         }
-        c.extra += 1;
+        w.add(EXTRA, 1, now, WINDOW);
         true
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Counts> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Window<2>> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

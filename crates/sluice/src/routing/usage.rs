@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use sluice_providers::ratelimit::{Limit, RateLimits};
 
+use super::window::Window;
+
 /// A deployment's configured caps.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Caps {
@@ -32,11 +34,8 @@ pub struct Usage {
 
 #[derive(Debug, Default)]
 struct State {
-    started: Option<Instant>,
-    requests: u64,
-    tokens: u64,
-    prev_requests: u64,
-    prev_tokens: u64,
+    /// Requests sent and tokens used over the last minute.
+    minute: Window<2>,
     /// What the provider last said is left, and until when that holds.
     requests_left: Option<(Limit, Instant)>,
     tokens_left: Option<(Limit, Instant)>,
@@ -44,43 +43,13 @@ struct State {
     blocked_until: Option<Instant>,
 }
 
-impl State {
-    fn roll(&mut self, now: Instant) {
-        let started = *self.started.get_or_insert(now);
-        let elapsed = now.saturating_duration_since(started);
-        if elapsed >= MINUTE * 2 {
-            *self = State {
-                started: Some(now),
-                requests_left: self.requests_left.take(),
-                tokens_left: self.tokens_left.take(),
-                blocked_until: self.blocked_until.take(),
-                ..State::default()
-            };
-        } else if elapsed >= MINUTE {
-            self.prev_requests = self.requests;
-            self.prev_tokens = self.tokens;
-            self.requests = 0;
-            self.tokens = 0;
-            self.started = Some(started + MINUTE);
-        }
-    }
+/// The minute window's counts.
+const REQUESTS: usize = 0;
+const TOKENS: usize = 1;
 
-    /// (requests, tokens) over the last minute, estimated.
-    fn recent(&self, now: Instant) -> (f64, f64) {
-        let into = self
-            .started
-            .map_or(0.0, |s| now.saturating_duration_since(s).as_secs_f64());
-        let w = (1.0 - into / MINUTE.as_secs_f64()).clamp(0.0, 1.0);
-        (
-            self.requests as f64 + w * self.prev_requests as f64,
-            self.tokens as f64 + w * self.prev_tokens as f64,
-        )
-    }
-
-    /// A learned limit still in force.
-    fn learned(l: &Option<(Limit, Instant)>, now: Instant) -> Option<Limit> {
-        l.filter(|(_, until)| now < *until).map(|(l, _)| l)
-    }
+/// A learned limit still in force.
+fn learned(l: Option<(Limit, Instant)>, now: Instant) -> Option<Limit> {
+    l.filter(|(_, until)| now < *until).map(|(l, _)| l)
 }
 
 impl Usage {
@@ -88,11 +57,10 @@ impl Usage {
     /// when it will (as far as is known).
     pub fn room(&self, caps: &Caps, now: Instant) -> Result<(), Instant> {
         let mut s = self.lock();
-        s.roll(now);
         if let Some(until) = s.blocked_until.filter(|u| now < *u) {
             return Err(until);
         }
-        let (requests, tokens) = s.recent(now);
+        let [requests, tokens] = s.minute.recent(now, MINUTE);
         let soon = now + Duration::from_secs(1);
         if caps.rpm.is_some_and(|r| requests >= f64::from(r))
             || caps.tpm.is_some_and(|t| tokens >= t as f64)
@@ -111,8 +79,7 @@ impl Usage {
     /// provider's limits; 1 when nothing is known.
     pub fn headroom(&self, caps: &Caps, now: Instant) -> f64 {
         let mut s = self.lock();
-        s.roll(now);
-        let (requests, tokens) = s.recent(now);
+        let [requests, tokens] = s.minute.recent(now, MINUTE);
         let mut left: f64 = 1.0;
         if let Some(r) = caps.rpm {
             left = left.min(1.0 - requests / f64::from(r.max(1)));
@@ -120,12 +87,9 @@ impl Usage {
         if let Some(t) = caps.tpm {
             left = left.min(1.0 - tokens / t.max(1) as f64);
         }
-        for l in [
-            State::learned(&s.requests_left, now),
-            State::learned(&s.tokens_left, now),
-        ]
-        .into_iter()
-        .flatten()
+        for l in [learned(s.requests_left, now), learned(s.tokens_left, now)]
+            .into_iter()
+            .flatten()
         {
             if let Some(limit) = l.limit.filter(|n| *n > 0) {
                 left = left.min(l.remaining as f64 / limit as f64);
@@ -136,16 +100,12 @@ impl Usage {
 
     /// A request was sent to it.
     pub fn sent(&self, now: Instant) {
-        let mut s = self.lock();
-        s.roll(now);
-        s.requests += 1;
+        self.lock().minute.add(REQUESTS, 1, now, MINUTE);
     }
 
     /// An answer of it used `tokens`.
     pub fn used(&self, tokens: u64, now: Instant) {
-        let mut s = self.lock();
-        s.roll(now);
-        s.tokens += tokens;
+        self.lock().minute.add(TOKENS, tokens, now, MINUTE);
     }
 
     /// What the provider said of its limits on an answer.
