@@ -697,3 +697,50 @@ async fn slow_answers_open_a_breaker_with_slow_call() {
     assert_eq!(slow.hits(), 2, "two slow answers opened it");
     assert_eq!(breaker(&gw, 0).await, "open");
 }
+
+#[tokio::test]
+async fn streams_that_break_midway_open_the_breaker_and_failed_attempts_are_logged() {
+    let log = common::log::access_log();
+    let (bad, good) = (MockUpstream::start().await, MockUpstream::start().await);
+    bad.set_default(Script::text("a long answer cut short by the upstream").truncated_after(3));
+    good.set_default(Script::text("a whole answer"));
+    let cfg = "    circuit_breaker: { failures: 2, cooldown: 1h }";
+    let gw = gateway(&[&bad, &good], cfg, &[]).await;
+    let stream = json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    let mut broken = 0;
+    for _ in 0..8 {
+        let r = gw.post("/v1/chat/completions", stream.clone()).await;
+        assert_eq!(r.status(), 200, "a stream is committed once it begins");
+        let body = r.text().await.unwrap();
+        broken += usize::from(!body.contains("[DONE]"));
+    }
+    // Round robin sent every other stream to `bad` until two broke; a
+    // stream that began is never retried, so those two clients saw the
+    // error event, and nobody after them.
+    assert_eq!((broken, bad.hits()), (2, 2));
+    assert_eq!(breaker(&gw, 0).await, "open");
+    // An attempt that failed before answering is in the access log.
+    let (bad2, good2) = (MockUpstream::start().await, MockUpstream::start().await);
+    bad2.set_default(Script::status(500));
+    good2.set_default(Script::text("fine"));
+    let gw2 = gateway(&[&bad2, &good2], "", &[]).await;
+    for i in 0..2 {
+        let r = TestGateway::client()
+            .post(format!("{}/v1/chat/completions", gw2.url))
+            .bearer_auth(KEY)
+            .header("x-request-id", format!("failover-{i}"))
+            .json(&json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let lines = [
+        common::log::log_line("failover-0").await,
+        common::log::log_line("failover-1").await,
+    ];
+    let failed: Vec<&String> = lines.iter().filter(|l| l.contains("attempts=2")).collect();
+    assert_eq!(failed.len(), 1, "{lines:?}");
+    assert!(failed[0].contains(r#"failed_attempts="up0: server_error""#), "{}", failed[0]);
+    drop(log);
+}

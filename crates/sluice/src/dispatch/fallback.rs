@@ -178,6 +178,8 @@ impl Dispatcher {
                 in_flight: live.enter(),
                 live,
                 key: dep.key.clone(),
+                trial: admitted == Admit::Trial,
+                settled: std::sync::atomic::AtomicBool::new(false),
             };
             if dep.counted {
                 tried.live.usage.sent(started);
@@ -189,9 +191,14 @@ impl Dispatcher {
             if m.strategy == Strategy::LeastLatency {
                 tried.live.latency.observe(elapsed, ended);
             }
+            // A failure (or a slow start) counts at once; a success when the
+            // caller has the whole answer (`Tried::succeeded`).
             let slow = (m.breaker.and_then(|b| b.slow_call)).is_some_and(|s| elapsed > s);
-            let ok = !slow && result.as_ref().err().is_none_or(|e| !e.breaker_failure());
-            tried.record(ok, admitted == Admit::Trial, ended);
+            match &result {
+                Err(e) => tried.settle(!e.breaker_failure(), ended),
+                Ok(_) if slow => tried.settle(false, ended),
+                Ok(_) => {}
+            }
             let e = match result {
                 Ok(a) => return Round::Done(Ok((a, tried))),
                 Err(e) => e,
@@ -245,11 +252,16 @@ fn later_fallback_is_for(model: &Model, group: usize, e: &GatewayError) -> bool 
 }
 
 /// The deployment an attempt went to: counted in flight while this lives;
-/// records outcomes on its breaker.
+/// settles the attempt's outcome on its breaker once — a failure at once, a
+/// success when the answer is whole (a stream: when it ended cleanly, so a
+/// break mid-stream counts as the failure it is). A half-open trial
+/// dropped unsettled (the client left) gives its trial back.
 pub struct Tried {
     spec: Option<BreakerSpec>,
     live: Arc<Upstream>,
     key: Arc<str>,
+    trial: bool,
+    settled: std::sync::atomic::AtomicBool,
     #[allow(
         dead_code,
         reason = "held for its Drop: the request leaves the in-flight count"
@@ -258,11 +270,16 @@ pub struct Tried {
 }
 
 impl Tried {
-    fn record(&self, ok: bool, trial: bool, now: Instant) {
+    /// Records the outcome on the breaker, the first time only.
+    fn settle(&self, ok: bool, now: Instant) {
+        use std::sync::atomic::Ordering;
         let Some(spec) = &self.spec else {
             return;
         };
-        if let Some(phase) = self.live.breaker.record(spec, ok, trial, now) {
+        if self.settled.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        if let Some(phase) = self.live.breaker.record(spec, ok, self.trial, now) {
             let key = &*self.key;
             match phase {
                 Phase::Open => {
@@ -277,9 +294,22 @@ impl Tried {
         }
     }
 
+    /// The answer is whole: a success of its deployment.
+    pub fn succeeded(&self) {
+        self.settle(true, Instant::now());
+    }
+
     /// A stream that had begun broke: a failure of its deployment.
     pub fn failed_mid_stream(&self) {
-        self.record(false, false, Instant::now());
+        self.settle(false, Instant::now());
+    }
+}
+
+impl Drop for Tried {
+    fn drop(&mut self) {
+        if self.trial && !*self.settled.get_mut() {
+            self.live.breaker.abandon_trial();
+        }
     }
 }
 

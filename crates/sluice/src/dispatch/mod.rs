@@ -121,17 +121,11 @@ impl Dispatcher {
             })
             .await?;
         Ok(match answer {
-            // The deployment counts the stream in flight until it ends, and
-            // a failure mid-stream counts against its breaker.
-            ChatAnswer::Stream(s) => ChatAnswer::Stream(
-                s.inspect(move |item| {
-                    if item.is_err() {
-                        tried.failed_mid_stream();
-                    }
-                })
-                .boxed(),
-            ),
-            full => full,
+            ChatAnswer::Stream(s) => ChatAnswer::Stream(watched(s, tried)),
+            full => {
+                tried.succeeded();
+                full
+            }
         })
     }
 
@@ -219,9 +213,10 @@ impl Dispatcher {
         att: &mut Attempts,
     ) -> Result<(Bytes, TokenUsage), GatewayError> {
         let t = &snap.timeouts;
-        let (answer, _) = self
+        let (answer, tried) = self
             .fallback_loop(snap, model, att, |_, dep| self.embeddings_once(dep, req, t))
             .await?;
+        tried.succeeded();
         Ok(answer)
     }
 
@@ -325,6 +320,28 @@ fn usage_of_raw(body: &[u8]) -> Result<TokenUsage, AdapterError> {
     let u: UsageOnly =
         serde_json::from_slice(body).map_err(|e| AdapterError::BadResponse(e.to_string()))?;
     Ok(u.usage.map(|u| u.to_tokens()).unwrap_or_default())
+}
+
+/// A stream that keeps its deployment counted in flight until it ends, and
+/// tells the deployment's breaker how it ended: a failure at its first
+/// error, a success when it finished cleanly (a client leaving first
+/// settles nothing).
+fn watched(s: ChunkStream, tried: Tried) -> ChunkStream {
+    futures::stream::unfold((s, tried), |(mut s, tried)| async move {
+        match s.next().await {
+            Some(item) => {
+                if item.is_err() {
+                    tried.failed_mid_stream();
+                }
+                Some((item, (s, tried)))
+            }
+            None => {
+                tried.succeeded();
+                None
+            }
+        }
+    })
+    .boxed()
 }
 
 struct Relay {

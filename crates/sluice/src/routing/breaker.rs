@@ -162,6 +162,15 @@ impl Breaker {
         }
     }
 
+    /// A trial that ended without an outcome (its client left): another
+    /// request may take it.
+    pub fn abandon_trial(&self) {
+        let mut s = self.lock();
+        if s.phase == Phase::HalfOpen {
+            s.trials_out = s.trials_out.saturating_sub(1);
+        }
+    }
+
     /// The outcome of a request admitted by [`admit`](Self::admit).
     /// Returns the phase it moved to, if it changed.
     pub fn record(&self, spec: &BreakerSpec, ok: bool, trial: bool, now: Instant) -> Option<Phase> {
@@ -300,6 +309,20 @@ mod tests {
             assert_eq!(b.record(&s, i % 3 != 0, false, t1), None, "request {i}");
         }
         assert_eq!(b.phase(t1), Phase::Closed);
+    }
+
+    #[test]
+    fn an_abandoned_trial_is_given_back() {
+        let (t0, s) = (Instant::now(), spec());
+        let b = Breaker::new(t0);
+        for _ in 0..3 {
+            b.record(&s, false, false, t0);
+        }
+        let t1 = t0 + Duration::from_secs(5);
+        assert_eq!(b.admit(&s, t1), Admit::Trial);
+        assert!(matches!(b.admit(&s, t1), Admit::No { .. }));
+        b.abandon_trial();
+        assert_eq!(b.admit(&s, t1), Admit::Trial, "the next request is the trial");
     }
 
     #[test]

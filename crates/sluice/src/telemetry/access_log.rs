@@ -168,6 +168,7 @@ fn line(ctx: &RequestCtx, usage: TokenUsage, total: std::time::Duration) -> Vec<
         budget_over: ctx.budget.over.as_ref().map(|(label, _)| &**label),
         downgraded_from: ctx.downgraded_from.as_deref(),
         route: ctx.route.as_deref(),
+        failed_attempts: failed_attempts(ctx),
         target: "sluice::access",
     };
     // A line is ~620 bytes (more with long names or errors): room for it
@@ -179,6 +180,16 @@ fn line(ctx: &RequestCtx, usage: TokenUsage, total: std::time::Duration) -> Vec<
     }
     out.push(b'\n');
     out
+}
+
+/// The failed attempts, `provider: error` in order (no allocation when
+/// none failed).
+fn failed_attempts(ctx: &RequestCtx) -> Option<String> {
+    let f = &ctx.attempts.failures;
+    (!f.is_empty()).then(|| {
+        let parts: Vec<String> = f.iter().map(|(p, c)| format!("{p}: {c}")).collect();
+        parts.join(", ")
+    })
 }
 
 /// The record as one JSON object, written field by field (what serde
@@ -214,6 +225,7 @@ fn json(r: &Record, out: &mut Vec<u8>) {
     o.opt_str("budget_over", r.budget_over);
     o.opt_str("downgraded_from", r.downgraded_from);
     o.opt_str("route", r.route);
+    o.opt_str("failed_attempts", r.failed_attempts.as_deref());
     o.str("target", r.target);
     o.end();
 }
@@ -257,6 +269,8 @@ struct Record<'a> {
     downgraded_from: Option<&'a str>,
     /// The route that picked the serving model.
     route: Option<&'a str>,
+    /// Each failed attempt, `provider: error` in order, when there was one.
+    failed_attempts: Option<String>,
     target: &'static str,
 }
 
@@ -310,6 +324,7 @@ mod tests {
             budget_over: pick("app `web`"),
             downgraded_from: pick("smart"),
             route: pick("free-tier"),
+            failed_attempts: some.then(|| "up0: server_error, up1: timeout".to_owned()),
             target: "sluice::access",
         }
     }
