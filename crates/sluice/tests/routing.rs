@@ -706,7 +706,8 @@ async fn streams_that_break_midway_open_the_breaker_and_failed_attempts_are_logg
     good.set_default(Script::text("a whole answer"));
     let cfg = "    circuit_breaker: { failures: 2, cooldown: 1h }";
     let gw = gateway(&[&bad, &good], cfg, &[]).await;
-    let stream = json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    let stream =
+        json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
     let mut broken = 0;
     for _ in 0..8 {
         let r = gw.post("/v1/chat/completions", stream.clone()).await;
@@ -741,6 +742,10 @@ async fn streams_that_break_midway_open_the_breaker_and_failed_attempts_are_logg
     ];
     let failed: Vec<&String> = lines.iter().filter(|l| l.contains("attempts=2")).collect();
     assert_eq!(failed.len(), 1, "{lines:?}");
-    assert!(failed[0].contains(r#"failed_attempts="up0: server_error""#), "{}", failed[0]);
+    assert!(
+        failed[0].contains(r#"failed_attempts="up0: server_error""#),
+        "{}",
+        failed[0]
+    );
     drop(log);
 }

@@ -322,7 +322,11 @@ mod tests {
         assert_eq!(b.admit(&s, t1), Admit::Trial);
         assert!(matches!(b.admit(&s, t1), Admit::No { .. }));
         b.abandon_trial();
-        assert_eq!(b.admit(&s, t1), Admit::Trial, "the next request is the trial");
+        assert_eq!(
+            b.admit(&s, t1),
+            Admit::Trial,
+            "the next request is the trial"
+        );
     }
 
     #[test]
