@@ -54,6 +54,21 @@ impl UpstreamRequest {
 }
 
 impl UpstreamRequest {
+    /// A GET of `url` with the target's extra headers (an active health
+    /// probe).
+    pub fn get(url: String, target: &Target) -> Self {
+        let mut headers = HeaderMap::new();
+        for (k, v) in &target.headers {
+            headers.insert(k.clone(), v.clone());
+        }
+        UpstreamRequest {
+            method: Method::GET,
+            url,
+            headers,
+            body: Bytes::new(),
+        }
+    }
+
     /// Sets a credential header, marked sensitive so it is never logged.
     pub fn set_secret_header(
         &mut self,
@@ -86,6 +101,14 @@ pub trait Adapter: Send + Sync {
 
     /// A fresh decoder for one streamed answer.
     fn stream_decoder(&self) -> Box<dyn StreamDecoder>;
+
+    /// A cheap call that shows the provider answers — its model list by
+    /// default, or `path` after the base URL — for active health checks.
+    fn probe_request(
+        &self,
+        target: &Target,
+        path: Option<&str>,
+    ) -> Result<UpstreamRequest, AdapterError>;
 
     /// Classifies a non-2xx answer.
     fn classify_error(&self, status: StatusCode, headers: &HeaderMap, body: &[u8])

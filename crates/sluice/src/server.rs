@@ -77,6 +77,7 @@ impl Server {
         let app = self.app.clone();
         let sync = crate::directory::spawn_sync(&app);
         let pruner = spawn_rate_pruner(app.clone());
+        let prober = crate::routing::probe::spawn(app.clone(), rx.clone());
         warm_tokenizers(&app);
         // Budget spend goes to the store every second and once more after
         // the last request drained (`drained` turns true at the very end).
@@ -144,6 +145,7 @@ impl Server {
             sync.abort();
         }
         pruner.abort();
+        prober.abort();
         if let Some(r) = reseeder {
             r.abort();
         }

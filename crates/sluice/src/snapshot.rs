@@ -45,6 +45,16 @@ pub struct Provider {
     /// True for OpenAI-format upstreams, whose answers can be relayed verbatim
     /// to OpenAI-format clients.
     pub openai_wire: bool,
+    /// Its active health check, if configured.
+    pub health: Option<HealthCheck>,
+}
+
+/// A provider's active health check (`routing/probe.rs`).
+#[derive(Clone, Debug)]
+pub struct HealthCheck {
+    pub interval: std::time::Duration,
+    pub timeout: std::time::Duration,
+    pub path: Option<String>,
 }
 
 pub struct Deployment {
@@ -298,6 +308,13 @@ fn build_provider(name: &str, p: &raw::ProviderConfig) -> Result<Provider, Strin
         kind: p.kind,
         backend,
         openai_wire,
+        health: p.health_check.as_ref().map(|h| HealthCheck {
+            interval: h
+                .interval
+                .map_or(std::time::Duration::from_secs(30), |d| d.0),
+            timeout: h.timeout.map_or(std::time::Duration::from_secs(5), |d| d.0),
+            path: h.path.clone(),
+        }),
     })
 }
 

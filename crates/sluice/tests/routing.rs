@@ -749,3 +749,70 @@ async fn streams_that_break_midway_open_the_breaker_and_failed_attempts_are_logg
     );
     drop(log);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_checks_take_a_dead_provider_out_before_any_request_and_bring_it_back() {
+    let port = common::free_port();
+    let good = MockUpstream::start().await;
+    good.set_default(Script::text("fine"));
+    let gw = TestGateway::start(&format!(
+        r#"
+listen: 127.0.0.1:0
+admin_listen: 127.0.0.1:0
+admin_key: {ADMIN_KEY}
+providers:
+  dead:
+    kind: openai
+    base_url: "http://127.0.0.1:{port}/v1"
+    api_key: k
+    health_check: {{ interval: 1s, timeout: 500ms }}
+  good: {{ kind: openai, base_url: "{}/v1", api_key: k, health_check: {{ interval: 1s }} }}
+models:
+  m:
+    deployments: [ {{ provider: dead, model: d }}, {{ provider: good, model: g }} ]
+keys:
+  - {{ name: test, key: {KEY} }}
+"#,
+        good.url()
+    ))
+    .await;
+    // Nothing answers on `dead`: its first probe opens its breaker.
+    let started = Instant::now();
+    while breaker(&gw, 0).await != "open" {
+        assert!(started.elapsed() < Duration::from_secs(5), "never probed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(breaker(&gw, 1).await, "closed");
+    for _ in 0..6 {
+        let r = call(&gw).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(
+            r.headers()["x-sluice-attempts"],
+            "1",
+            "no request tried the dead one"
+        );
+    }
+    // It comes up: the next probe closes its breaker, and it serves again.
+    let revived = MockUpstream::start_on(&format!("127.0.0.1:{port}"))
+        .await
+        .unwrap();
+    revived.set_default(Script::text("back"));
+    let started = Instant::now();
+    while breaker(&gw, 0).await != "closed" {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for _ in 0..4 {
+        assert_eq!(call(&gw).await.status(), 200);
+    }
+    let seen = revived.requests();
+    let chats = seen.iter().filter(|r| r.method == "POST").count();
+    assert_eq!(chats, 2, "round robin includes it again");
+    // The probes: GETs of the model list, with the provider's credential.
+    let probe = seen.iter().find(|r| r.method == "GET").expect("probed");
+    assert_eq!(probe.path, "/v1/models");
+    assert_eq!(probe.headers["authorization"], "Bearer k");
+}

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::db::redis_url;
-use common::{TestGateway, ADMIN_KEY};
+use common::{free_port, TestGateway, ADMIN_KEY};
 use serde_json::json;
 
 /// A config for one instance; `name` makes the key (and so the Redis
@@ -179,14 +179,6 @@ impl Drop for PrivateRedis {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Statuses of `n` calls, and the slowest call.

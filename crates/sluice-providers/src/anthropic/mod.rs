@@ -62,6 +62,21 @@ fn messages_url(base_url: &str) -> String {
     }
 }
 
+/// Adds the credential and `anthropic-version`.
+fn authorized(mut up: UpstreamRequest, target: &Target) -> Result<UpstreamRequest, AdapterError> {
+    if let Some(key) = &target.api_key {
+        up.set_secret_header("x-api-key", key)?;
+    }
+    if !up.headers.contains_key("anthropic-version") {
+        let version = target.api_version.as_deref().unwrap_or(DEFAULT_API_VERSION);
+        let value = HeaderValue::from_str(version).map_err(|_| {
+            AdapterError::InvalidRequest("api_version is not a valid header value".into())
+        })?;
+        up.headers.insert("anthropic-version", value);
+    }
+    Ok(up)
+}
+
 impl Adapter for AnthropicAdapter {
     /// See [`to_messages_request`] for the mapping, its defaults
     /// (`max_tokens` [`DEFAULT_MAX_TOKENS`]) and what is refused.
@@ -73,18 +88,23 @@ impl Adapter for AnthropicAdapter {
         let body: MessagesRequest = to_messages_request(req, &target.model)?;
         let body =
             serde_json::to_vec(&body).map_err(|e| AdapterError::InvalidRequest(e.to_string()))?;
-        let mut up = UpstreamRequest::post_json(messages_url(&target.base_url), body, target);
-        if let Some(key) = &target.api_key {
-            up.set_secret_header("x-api-key", key)?;
-        }
-        if !up.headers.contains_key("anthropic-version") {
-            let version = target.api_version.as_deref().unwrap_or(DEFAULT_API_VERSION);
-            let value = HeaderValue::from_str(version).map_err(|_| {
-                AdapterError::InvalidRequest("api_version is not a valid header value".into())
-            })?;
-            up.headers.insert("anthropic-version", value);
-        }
-        Ok(up)
+        let up = UpstreamRequest::post_json(messages_url(&target.base_url), body, target);
+        authorized(up, target)
+    }
+
+    /// `GET {base_url}/v1/models`.
+    fn probe_request(
+        &self,
+        target: &Target,
+        path: Option<&str>,
+    ) -> Result<UpstreamRequest, AdapterError> {
+        let base = target.base_url.trim_end_matches('/');
+        let url = match path {
+            Some(p) => [base, p].concat(),
+            None if base.ends_with("/v1") => [base, "/models"].concat(),
+            None => [base, "/v1/models"].concat(),
+        };
+        authorized(UpstreamRequest::get(url, target), target)
     }
 
     fn chat_response(&self, body: &[u8]) -> Result<ChatResponse, AdapterError> {

@@ -60,7 +60,13 @@ impl GeminiAdapter {
     }
 
     fn post(url: String, body: Vec<u8>, target: &Target) -> Result<UpstreamRequest, AdapterError> {
-        let mut up = UpstreamRequest::post_json(url, body, target);
+        Self::authorized(UpstreamRequest::post_json(url, body, target), target)
+    }
+
+    fn authorized(
+        mut up: UpstreamRequest,
+        target: &Target,
+    ) -> Result<UpstreamRequest, AdapterError> {
         if let Some(key) = &target.api_key {
             up.set_secret_header("x-goog-api-key", key)?;
         }
@@ -73,6 +79,17 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, AdapterError> {
 }
 
 impl Adapter for GeminiAdapter {
+    /// `GET {base_url}/v1beta/models`.
+    fn probe_request(
+        &self,
+        target: &Target,
+        path: Option<&str>,
+    ) -> Result<UpstreamRequest, AdapterError> {
+        let base = target.base_url.trim_end_matches('/');
+        let url = [base, path.unwrap_or("/v1beta/models")].concat();
+        Self::authorized(UpstreamRequest::get(url, target), target)
+    }
+
     fn chat_request(
         &self,
         req: &ChatRequest,

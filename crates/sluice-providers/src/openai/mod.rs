@@ -61,7 +61,16 @@ impl OpenAiAdapter {
         op: &str,
         body: Vec<u8>,
     ) -> Result<UpstreamRequest, AdapterError> {
-        let mut up = UpstreamRequest::post_json(self.url(target, op), body, target);
+        let up = UpstreamRequest::post_json(self.url(target, op), body, target);
+        self.authorized(up, target)
+    }
+
+    /// Adds the provider's credential.
+    fn authorized(
+        &self,
+        mut up: UpstreamRequest,
+        target: &Target,
+    ) -> Result<UpstreamRequest, AdapterError> {
         if let Some(key) = &target.api_key {
             let (name, value) = match self.flavor {
                 Flavor::OpenAi => ("authorization", ["Bearer ", key].concat()),
@@ -74,6 +83,27 @@ impl OpenAiAdapter {
 }
 
 impl Adapter for OpenAiAdapter {
+    /// `GET {base_url}/models`; Azure: `GET {base_url}/openai/models`.
+    fn probe_request(
+        &self,
+        target: &Target,
+        path: Option<&str>,
+    ) -> Result<UpstreamRequest, AdapterError> {
+        let base = target.base_url.trim_end_matches('/');
+        let url = match (path, self.flavor) {
+            (Some(p), _) => [base, p].concat(),
+            (None, Flavor::OpenAi) => [base, "/models"].concat(),
+            (None, Flavor::Azure) => format!(
+                "{base}/openai/models?api-version={}",
+                target
+                    .api_version
+                    .as_deref()
+                    .unwrap_or(AZURE_DEFAULT_API_VERSION)
+            ),
+        };
+        self.authorized(UpstreamRequest::get(url, target), target)
+    }
+
     fn chat_request(
         &self,
         req: &ChatRequest,

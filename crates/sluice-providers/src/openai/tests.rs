@@ -139,3 +139,57 @@ fn anthropic_only_fields_are_not_sent_to_openai() {
         "vLLM and others accept top_k: {body}"
     );
 }
+
+#[test]
+fn health_probes_get_each_providers_model_list_with_its_credential() {
+    use crate::anthropic::AnthropicAdapter;
+    use crate::gemini::GeminiAdapter;
+    let t = target();
+    let openai = OpenAiAdapter::new(Flavor::OpenAi)
+        .probe_request(&t, None)
+        .unwrap();
+    assert_eq!(
+        (openai.method.as_str(), openai.url.as_str()),
+        ("GET", "https://api.example.com/v1/models")
+    );
+    assert_eq!(openai.headers["authorization"], "Bearer sk-upstream");
+    assert!(openai.body.is_empty());
+    let azure = Target {
+        base_url: "https://res.openai.azure.com".into(),
+        api_version: Some("2024-10-21".into()),
+        ..target()
+    };
+    let up = OpenAiAdapter::new(Flavor::Azure)
+        .probe_request(&azure, None)
+        .unwrap();
+    assert_eq!(
+        up.url,
+        "https://res.openai.azure.com/openai/models?api-version=2024-10-21"
+    );
+    assert_eq!(up.headers["api-key"], "sk-upstream");
+    let anthropic = Target {
+        base_url: "https://api.anthropic.com".into(),
+        ..target()
+    };
+    let up = AnthropicAdapter::new()
+        .probe_request(&anthropic, None)
+        .unwrap();
+    assert_eq!(up.url, "https://api.anthropic.com/v1/models");
+    assert_eq!(up.headers["x-api-key"], "sk-upstream");
+    assert!(up.headers.contains_key("anthropic-version"));
+    let gemini = Target {
+        base_url: "https://generativelanguage.googleapis.com".into(),
+        ..target()
+    };
+    let up = GeminiAdapter::new().probe_request(&gemini, None).unwrap();
+    assert_eq!(
+        up.url,
+        "https://generativelanguage.googleapis.com/v1beta/models"
+    );
+    assert_eq!(up.headers["x-goog-api-key"], "sk-upstream");
+    // A configured path replaces the default.
+    let up = OpenAiAdapter::new(Flavor::OpenAi)
+        .probe_request(&t, Some("/health"))
+        .unwrap();
+    assert_eq!(up.url, "https://api.example.com/v1/health");
+}

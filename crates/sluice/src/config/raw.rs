@@ -265,6 +265,28 @@ pub struct ProviderConfig {
     /// Settings of the `mock` kind.
     #[serde(default)]
     pub mock: Option<MockConfig>,
+    /// Active health checks: a cheap call (the model list) on an interval
+    /// whose failure takes the provider's deployments out of the rotation
+    /// before a request finds out. Default: none.
+    #[serde(default)]
+    pub health_check: Option<HealthCheckConfig>,
+}
+
+/// `health_check` of a provider (`routing/probe.rs`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheckConfig {
+    /// Time between probes. Default 30s.
+    #[serde(default)]
+    pub interval: Option<Dur>,
+    /// The longest a probe waits for its answer's headers. Default 5s.
+    #[serde(default)]
+    pub timeout: Option<Dur>,
+    /// The path after `base_url` to GET. Default: the provider's model
+    /// list (`/models`, Anthropic `/v1/models`, Gemini `/v1beta/models`,
+    /// Azure `/openai/models`).
+    #[serde(default)]
+    pub path: Option<String>,
 }
 
 /// Behaviour of the built-in `mock` provider.

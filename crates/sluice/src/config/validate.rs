@@ -281,6 +281,20 @@ fn parse_url(url: &str) -> Result<(), String> {
 }
 
 fn provider(path: &str, p: &super::raw::ProviderConfig, out: &mut Out) {
+    if let Some(h) = &p.health_check {
+        let at = |f: &str| format!("{path}.health_check.{f}");
+        if h.interval
+            .is_some_and(|d| d.0 < std::time::Duration::from_secs(1))
+        {
+            out.push(at("interval"), "must be at least 1s");
+        }
+        if h.timeout.is_some_and(|d| d.0.is_zero()) {
+            out.push(at("timeout"), "must be longer than 0s");
+        }
+        if h.path.as_ref().is_some_and(|p| !p.starts_with('/')) {
+            out.push(at("path"), "starts with `/` (it follows base_url)");
+        }
+    }
     match &p.base_url {
         Some(url) => {
             if let Err(e) = check_url(url) {

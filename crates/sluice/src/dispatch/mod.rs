@@ -94,6 +94,14 @@ impl Dispatcher {
         }
     }
 
+    /// An active health probe: whether `up` answers 2xx within `timeout`.
+    pub async fn probe(&self, up: UpstreamRequest, timeout: Duration) -> bool {
+        match self.transport.send(up, timeout).await {
+            Ok(resp) => resp.status().is_success(),
+            Err(_) => false,
+        }
+    }
+
     /// Counts an extra attempt of `model`'s request: sent, or refused.
     fn retries(&self, model: &Arc<str>, sent: bool) {
         let outcome = if sent { "sent" } else { "refused" };

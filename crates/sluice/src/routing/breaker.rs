@@ -162,6 +162,24 @@ impl Breaker {
         }
     }
 
+    /// The outcome of an active health probe of the deployment's provider:
+    /// a failure opens the breaker at once (for a cooldown), a success
+    /// closes an open or half-open one at once — the probe is the trial,
+    /// and no request pays for it. Returns the phase it moved to.
+    pub fn probe(&self, spec: &BreakerSpec, ok: bool, now: Instant) -> Option<Phase> {
+        let mut s = self.lock();
+        let before = s.phase;
+        if ok && s.phase != Phase::Closed {
+            s.phase = Phase::Closed;
+            s.consecutive = 0;
+            s.trials_out = 0;
+            s.window = Window::default();
+        } else if !ok {
+            open(&mut s, spec, now);
+        }
+        (s.phase != before).then_some(s.phase)
+    }
+
     /// A trial that ended without an outcome (its client left): another
     /// request may take it.
     pub fn abandon_trial(&self) {
@@ -309,6 +327,24 @@ mod tests {
             assert_eq!(b.record(&s, i % 3 != 0, false, t1), None, "request {i}");
         }
         assert_eq!(b.phase(t1), Phase::Closed);
+    }
+
+    #[test]
+    fn a_failed_probe_opens_and_a_good_one_closes() {
+        let (t0, s) = (Instant::now(), spec());
+        let b = Breaker::new(t0);
+        assert_eq!(b.probe(&s, true, t0), None, "closed stays closed");
+        assert_eq!(b.probe(&s, false, t0), Some(Phase::Open));
+        assert!(matches!(b.admit(&s, t0), Admit::No { .. }));
+        // Still failing: open for another cooldown from now.
+        let t1 = t0 + Duration::from_secs(4);
+        assert_eq!(b.probe(&s, false, t1), None);
+        assert!(matches!(
+            b.admit(&s, t0 + Duration::from_secs(6)),
+            Admit::No { .. }
+        ));
+        assert_eq!(b.probe(&s, true, t1), Some(Phase::Closed));
+        assert_eq!(b.admit(&s, t1), Admit::Yes);
     }
 
     #[test]

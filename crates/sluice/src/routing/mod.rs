@@ -11,6 +11,7 @@
 pub mod balance;
 pub mod breaker;
 pub mod latency;
+pub mod probe;
 pub mod retry;
 pub mod routes;
 pub mod usage;

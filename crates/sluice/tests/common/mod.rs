@@ -30,6 +30,15 @@ pub struct TestGateway {
 
 static DIRS: AtomicU64 = AtomicU64::new(0);
 
+/// A local port nothing listens on (now).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// A fresh directory under the system temp dir for one test.
 pub fn temp_dir() -> PathBuf {
     let n = DIRS.fetch_add(1, Ordering::Relaxed);
