@@ -816,3 +816,24 @@ keys:
     assert_eq!(probe.path, "/v1/models");
     assert_eq!(probe.headers["authorization"], "Bearer k");
 }
+
+#[tokio::test]
+async fn least_latency_judges_streams_by_time_to_first_token() {
+    let (slow, fast) = (MockUpstream::start().await, MockUpstream::start().await);
+    // Both answer at once; `slow`'s tokens start 150 ms after its headers.
+    slow.set_default(Script::text("one two three").with_chunk_delay(Duration::from_millis(150)));
+    fast.set_default(Script::text("one two three"));
+    let gw = gateway(&[&slow, &fast], "    strategy: least_latency", &[]).await;
+    let stream =
+        json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    for _ in 0..12 {
+        let r = gw.post("/v1/chat/completions", stream.clone()).await;
+        assert!(r.text().await.unwrap().contains("[DONE]"));
+    }
+    // The first request measures each; after that `fast` serves.
+    assert!(
+        slow.hits() <= 2,
+        "{} streams to the one slow to its first token",
+        slow.hits()
+    );
+}

@@ -180,6 +180,7 @@ impl Dispatcher {
                 key: dep.key.clone(),
                 trial: admitted == Admit::Trial,
                 settled: std::sync::atomic::AtomicBool::new(false),
+                measured_from: (m.strategy == Strategy::LeastLatency).then_some(started),
             };
             if dep.counted {
                 tried.live.usage.sent(started);
@@ -262,6 +263,9 @@ pub struct Tried {
     key: Arc<str>,
     trial: bool,
     settled: std::sync::atomic::AtomicBool,
+    /// When the attempt was sent, if its latency is measured
+    /// (`least_latency`): a stream's time to first token is observed too.
+    measured_from: Option<Instant>,
     #[allow(
         dead_code,
         reason = "held for its Drop: the request leaves the in-flight count"
@@ -297,6 +301,18 @@ impl Tried {
     /// The answer is whole: a success of its deployment.
     pub fn succeeded(&self) {
         self.settle(true, Instant::now());
+    }
+
+    /// A stream's first token arrived: its time to first token is a
+    /// latency sample (`least_latency`; the answer's start was one too,
+    /// and the slower of the two counts, as peaks do).
+    pub fn first_token(&self) {
+        if let Some(from) = self.measured_from {
+            let now = Instant::now();
+            self.live
+                .latency
+                .observe(now.saturating_duration_since(from), now);
+        }
     }
 
     /// A stream that had begun broke: a failure of its deployment.

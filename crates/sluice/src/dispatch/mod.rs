@@ -330,18 +330,24 @@ fn usage_of_raw(body: &[u8]) -> Result<TokenUsage, AdapterError> {
     Ok(u.usage.map(|u| u.to_tokens()).unwrap_or_default())
 }
 
-/// A stream that keeps its deployment counted in flight until it ends, and
-/// tells the deployment's breaker how it ended: a failure at its first
-/// error, a success when it finished cleanly (a client leaving first
-/// settles nothing).
+/// A stream that keeps its deployment counted in flight until it ends,
+/// reports its time to first token (`least_latency`), and tells the
+/// deployment's breaker how it ended: a failure at its first error, a
+/// success when it finished cleanly (a client leaving first settles
+/// nothing).
 fn watched(s: ChunkStream, tried: Tried) -> ChunkStream {
-    futures::stream::unfold((s, tried), |(mut s, tried)| async move {
+    futures::stream::unfold((s, tried, false), |(mut s, tried, mut tokens)| async move {
         match s.next().await {
             Some(item) => {
-                if item.is_err() {
-                    tried.failed_mid_stream();
+                match &item {
+                    Err(_) => tried.failed_mid_stream(),
+                    Ok(c) if !tokens && has_tokens(c) => {
+                        tokens = true;
+                        tried.first_token();
+                    }
+                    Ok(_) => {}
                 }
-                Some((item, (s, tried)))
+                Some((item, (s, tried, tokens)))
             }
             None => {
                 tried.succeeded();
@@ -350,6 +356,16 @@ fn watched(s: ChunkStream, tried: Tried) -> ChunkStream {
         }
     })
     .boxed()
+}
+
+/// Whether a chunk carries output: text, reasoning or a tool call.
+fn has_tokens(c: &ChatChunk) -> bool {
+    c.choices.iter().any(|ch| {
+        let d = &ch.delta;
+        d.content.as_ref().is_some_and(|t| !t.is_empty())
+            || d.reasoning_content.as_ref().is_some_and(|t| !t.is_empty())
+            || d.tool_calls.as_ref().is_some_and(|t| !t.is_empty())
+    })
 }
 
 struct Relay {

@@ -7,7 +7,7 @@
 //! | `round_robin` | the next in turn | the rest in config order |
 //! | `weighted` | by weight (a position on the cumulative weight line) | the rest in config order |
 //! | `least_busy` | fewest requests in flight | by requests in flight |
-//! | `least_latency` | power of two choices: of two at random, the lower peak-EWMA latency × (in flight + 1) | by that cost |
+//! | `least_latency` | power of two choices: of two at random, the lower peak-EWMA latency (time to first token for streams) × (in flight + 1) | by that cost |
 //! | `lowest_cost` | the cheapest (input + output price per token) | by price |
 //! | `usage_aware` | the most room left under its caps and the provider's learned limits | by room |
 //!
