@@ -44,6 +44,14 @@ providers:
     .await
 }
 
+/// Two upstreams: one answering `bad`, one answering "fine".
+async fn bad_and_good(bad: Script) -> (MockUpstream, MockUpstream) {
+    let (b, g) = (MockUpstream::start().await, MockUpstream::start().await);
+    b.set_default(bad);
+    g.set_default(Script::text("fine"));
+    (b, g)
+}
+
 async fn call(gw: &TestGateway) -> reqwest::Response {
     gw.post(
         "/v1/chat/completions",
@@ -72,9 +80,7 @@ async fn breaker(gw: &TestGateway, i: usize) -> String {
 
 #[tokio::test]
 async fn a_failing_deployment_leaves_the_rotation_and_returns_after_a_trial() {
-    let (bad, good) = (MockUpstream::start().await, MockUpstream::start().await);
-    bad.set_default(Script::status(500));
-    good.set_default(Script::text("fine"));
+    let (bad, good) = bad_and_good(Script::status(500)).await;
     let breaker_cfg = "    circuit_breaker: { failures: 3, cooldown: 500ms }";
     let gw = gateway(&[&bad, &good], breaker_cfg, &[]).await;
     // Round robin sends every other request to `bad` first; each falls
@@ -107,9 +113,7 @@ async fn a_failing_deployment_leaves_the_rotation_and_returns_after_a_trial() {
 
 #[tokio::test]
 async fn a_failed_trial_keeps_it_out_for_another_cooldown() {
-    let (bad, good) = (MockUpstream::start().await, MockUpstream::start().await);
-    bad.set_default(Script::status(503));
-    good.set_default(Script::text("fine"));
+    let (bad, good) = bad_and_good(Script::status(503)).await;
     let breaker_cfg = "    circuit_breaker: { failures: 2, cooldown: 300ms }";
     let gw = gateway(&[&bad, &good], breaker_cfg, &[]).await;
     for _ in 0..6 {
@@ -159,9 +163,7 @@ async fn with_every_breaker_open_requests_are_still_tried() {
 
 #[tokio::test]
 async fn a_disabled_breaker_keeps_a_failing_deployment_in_the_rotation() {
-    let (bad, good) = (MockUpstream::start().await, MockUpstream::start().await);
-    bad.set_default(Script::status(500));
-    good.set_default(Script::text("fine"));
+    let (bad, good) = bad_and_good(Script::status(500)).await;
     let cfg = "    circuit_breaker: { enabled: false }";
     let gw = gateway(&[&bad, &good], cfg, &[]).await;
     for _ in 0..10 {
