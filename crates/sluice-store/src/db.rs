@@ -88,6 +88,15 @@ impl Sql {
     }
 
     /// Adds an argument and returns its placeholder, for built-up text.
+    pub(crate) fn push_arg(&mut self, arg: impl Into<Arg>) -> String {
+        self.placeholder(arg)
+    }
+
+    /// Replaces the text (built after its placeholders).
+    pub(crate) fn set_text(&mut self, text: String) {
+        self.text = text;
+    }
+
     fn placeholder(&mut self, arg: impl Into<Arg>) -> String {
         self.args.push(arg.into());
         format!("${}", self.args.len())

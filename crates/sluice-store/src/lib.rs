@@ -10,6 +10,7 @@
 //! [`Store::revision`]. Budget spend ([`Store::add_spend`]) is accounting,
 //! not an admin change: it is neither audited nor counted in the revision.
 
+mod analytics;
 mod apps;
 mod audit;
 mod db;
@@ -19,6 +20,8 @@ pub mod ids;
 mod keys;
 mod migrations;
 pub mod model;
+pub mod request_log;
+pub mod rollup;
 mod rows;
 mod spend;
 mod subscriptions;
@@ -31,8 +34,11 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Connection, Executor};
 
+pub use analytics::{Dim, Interval, UsageQuery, UsageRow};
 pub use error::StoreError;
 pub use model::*;
+pub use request_log::{LogQuery, LogRecord};
+pub use rollup::Sums;
 pub use spend::{SpendDelta, SpendRow};
 
 /// The SQL dialect behind a [`Store`].
@@ -47,6 +53,8 @@ pub enum Backend {
 pub struct Store {
     pool: sqlx::AnyPool,
     backend: Backend,
+    /// Request-log day tables this store created or found.
+    known_days: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<i64>>>,
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -87,7 +95,11 @@ impl Store {
             })
             .connect_with(options)
             .await?;
-        Ok(Store { pool, backend })
+        Ok(Store {
+            pool,
+            backend,
+            known_days: Default::default(),
+        })
     }
 
     /// Applies pending migrations; returns the schema version reached.

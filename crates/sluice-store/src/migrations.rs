@@ -36,6 +36,12 @@ const MIGRATIONS: &[Embedded] = &[
         sqlite: include_str!("../migrations/sqlite/0003_spend.sql"),
         postgres: include_str!("../migrations/postgres/0003_spend.sql"),
     },
+    Embedded {
+        version: 4,
+        description: "request log",
+        sqlite: include_str!("../migrations/sqlite/0004_request_log.sql"),
+        postgres: include_str!("../migrations/postgres/0004_request_log.sql"),
+    },
 ];
 
 /// The newest schema version this build knows.

@@ -9,6 +9,7 @@ mod common;
 mod connect;
 mod directory;
 mod keys;
+mod request_log;
 mod spend;
 mod subscriptions;
 mod tenants;

@@ -1,0 +1,295 @@
+//! Rollups of the request log: per hour (`usage_hourly`) and per UTC day
+//! (`usage_daily`), one row per (period, tenant, app, key, model,
+//! provider) with counts, tokens, cost, summed latencies and a latency
+//! histogram. [`Rollups`] sums a batch in memory and writes it with one
+//! additive upsert per table, in the writer's transaction, so rollups and
+//! rows never disagree and instances sharing a store add up.
+//!
+//! The histogram has [`BUCKETS`] buckets: `lat_i` counts requests whose
+//! latency is below `LATENCY_EDGES_MS[i]` (and at or above the previous
+//! edge); the last counts the rest. Bucket counts merge exactly across
+//! hours and instances; a percentile read from them is exact to the bucket
+//! (edges grow by ~1.6×) and interpolated within it.
+
+use std::collections::HashMap;
+
+use crate::db::{Sql, Tx};
+use crate::request_log::{LogRecord, DAY_MS};
+use crate::Result;
+
+pub(crate) const HOUR_MS: i64 = 3_600_000;
+
+/// Upper edges (exclusive) of the latency buckets, in milliseconds.
+pub const LATENCY_EDGES_MS: [i64; 24] = [
+    1, 2, 3, 5, 8, 13, 20, 30, 50, 80, 130, 200, 300, 500, 800, 1_300, 2_000, 3_000, 5_000, 8_000,
+    13_000, 20_000, 30_000, 60_000,
+];
+/// Buckets: one per edge and one past the last.
+pub const BUCKETS: usize = LATENCY_EDGES_MS.len() + 1;
+
+/// The bucket of a latency.
+pub fn bucket_of(latency_us: i64) -> usize {
+    LATENCY_EDGES_MS
+        .iter()
+        .position(|edge| latency_us < edge * 1000)
+        .unwrap_or(BUCKETS - 1)
+}
+
+/// The `q`-quantile (0..=1) in milliseconds of a histogram, interpolated
+/// linearly within its bucket; `None` when it is empty. The last bucket
+/// (above 60 s) reports its lower edge.
+pub fn quantile_ms(hist: &[i64; BUCKETS], q: f64) -> Option<f64> {
+    let total: i64 = hist.iter().sum();
+    if total <= 0 {
+        return None;
+    }
+    let rank = (q.clamp(0.0, 1.0) * total as f64).max(1.0);
+    let mut seen = 0.0;
+    for (i, n) in hist.iter().enumerate() {
+        let n = *n as f64;
+        if n > 0.0 && seen + n >= rank {
+            let lo = if i == 0 { 0 } else { LATENCY_EDGES_MS[i - 1] } as f64;
+            let Some(hi) = LATENCY_EDGES_MS.get(i) else {
+                return Some(lo);
+            };
+            return Some(lo + (*hi as f64 - lo) * ((rank - seen) / n));
+        }
+        seen += n;
+    }
+    None
+}
+
+/// A rollup row's identity.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Dims {
+    pub bucket: i64,
+    pub tenant: String,
+    pub app: String,
+    pub key_id: String,
+    pub model: String,
+    pub provider: String,
+}
+
+/// What a rollup row sums.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sums {
+    pub requests: i64,
+    pub errors_4xx: i64,
+    pub errors_5xx: i64,
+    pub tokens_in: i64,
+    pub tokens_out: i64,
+    pub cache_read: i64,
+    pub cache_write: i64,
+    pub reasoning: i64,
+    pub cost_micro: i64,
+    pub latency_us: i64,
+    pub upstream_us: i64,
+    pub latency: [i64; BUCKETS],
+}
+
+/// The summed columns, in [`Sums::values`] order.
+pub(crate) const SUM_COLUMNS: [&str; 11] = [
+    "requests",
+    "errors_4xx",
+    "errors_5xx",
+    "tokens_in",
+    "tokens_out",
+    "cache_read",
+    "cache_write",
+    "reasoning",
+    "cost_micro",
+    "latency_us",
+    "upstream_us",
+];
+
+impl Sums {
+    fn add_record(&mut self, r: &LogRecord) {
+        self.requests += 1;
+        self.errors_4xx += i64::from((400..500).contains(&r.status));
+        self.errors_5xx += i64::from(r.status >= 500);
+        self.tokens_in += r.tokens_in;
+        self.tokens_out += r.tokens_out;
+        self.cache_read += r.cache_read;
+        self.cache_write += r.cache_write;
+        self.reasoning += r.reasoning;
+        self.cost_micro += r.cost_micro.unwrap_or(0);
+        self.latency_us += r.latency_us;
+        self.upstream_us += r.upstream_us;
+        self.latency[bucket_of(r.latency_us)] += 1;
+    }
+
+    /// Adds another row's sums.
+    pub fn merge(&mut self, o: &Sums) {
+        let (a, b) = (self.values_mut(), o.values());
+        for (x, y) in a.into_iter().zip(b) {
+            *x += y;
+        }
+        for (x, y) in self.latency.iter_mut().zip(o.latency) {
+            *x += y;
+        }
+    }
+
+    pub(crate) fn values(&self) -> [i64; 11] {
+        [
+            self.requests,
+            self.errors_4xx,
+            self.errors_5xx,
+            self.tokens_in,
+            self.tokens_out,
+            self.cache_read,
+            self.cache_write,
+            self.reasoning,
+            self.cost_micro,
+            self.latency_us,
+            self.upstream_us,
+        ]
+    }
+
+    fn values_mut(&mut self) -> [&mut i64; 11] {
+        [
+            &mut self.requests,
+            &mut self.errors_4xx,
+            &mut self.errors_5xx,
+            &mut self.tokens_in,
+            &mut self.tokens_out,
+            &mut self.cache_read,
+            &mut self.cache_write,
+            &mut self.reasoning,
+            &mut self.cost_micro,
+            &mut self.latency_us,
+            &mut self.upstream_us,
+        ]
+    }
+
+    /// Reads the summed columns (`SUM(x) AS x`) of a query row.
+    pub(crate) fn from_row(r: &sqlx::any::AnyRow) -> Result<Sums> {
+        use sqlx::Row;
+        let mut s = Sums::default();
+        for (slot, col) in s.values_mut().into_iter().zip(SUM_COLUMNS) {
+            *slot = r.try_get::<i64, _>(col)?;
+        }
+        for (i, slot) in s.latency.iter_mut().enumerate() {
+            *slot = r.try_get::<i64, _>(lat_column(i).as_str())?;
+        }
+        Ok(s)
+    }
+}
+
+/// The column of latency bucket `i`.
+pub(crate) fn lat_column(i: usize) -> String {
+    format!("lat_{i:02}")
+}
+
+/// The rollups of one batch.
+#[derive(Default)]
+pub(crate) struct Rollups {
+    hourly: HashMap<Dims, Sums>,
+    daily: HashMap<Dims, Sums>,
+}
+
+impl Rollups {
+    pub(crate) fn add(&mut self, r: &LogRecord) {
+        let dims = |bucket: i64| Dims {
+            bucket,
+            tenant: r.tenant.clone().unwrap_or_default(),
+            app: r.app.clone().unwrap_or_default(),
+            key_id: r.key_id.clone().unwrap_or_default(),
+            model: (r.model.as_ref().or(r.model_requested.as_ref()))
+                .cloned()
+                .unwrap_or_default(),
+            provider: r.provider.clone().unwrap_or_default(),
+        };
+        let hour = r.ts - r.ts.rem_euclid(HOUR_MS);
+        let day = r.ts - r.ts.rem_euclid(DAY_MS);
+        self.hourly.entry(dims(hour)).or_default().add_record(r);
+        self.daily.entry(dims(day)).or_default().add_record(r);
+    }
+
+    /// Adds the batch to both tables.
+    pub(crate) async fn write(self, tx: &mut Tx) -> Result<()> {
+        for (table, rows) in [("usage_hourly", self.hourly), ("usage_daily", self.daily)] {
+            let mut rows: Vec<(Dims, Sums)> = rows.into_iter().collect();
+            // Key order: concurrent writers lock rows in the same order.
+            rows.sort_by(|a, b| dims_key(&a.0).cmp(&dims_key(&b.0)));
+            for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+                upsert(table, chunk).execute(&mut **tx).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Rows per upsert (42 arguments each).
+const ROWS_PER_STATEMENT: usize = 200;
+
+const DIM_COLUMNS: [&str; 6] = ["bucket", "tenant", "app", "key_id", "model", "provider"];
+
+fn dims_key(d: &Dims) -> (i64, &str, &str, &str, &str, &str) {
+    (
+        d.bucket,
+        &d.tenant,
+        &d.app,
+        &d.key_id,
+        &d.model,
+        &d.provider,
+    )
+}
+
+/// One multi-row additive upsert.
+fn upsert(table: &str, rows: &[(Dims, Sums)]) -> Sql {
+    let mut cols: Vec<String> = DIM_COLUMNS.iter().map(|c| c.to_string()).collect();
+    cols.extend(SUM_COLUMNS.iter().map(|c| c.to_string()));
+    cols.extend((0..BUCKETS).map(lat_column));
+    let mut sql = Sql::new(String::new());
+    let mut values = Vec::with_capacity(rows.len());
+    for (d, s) in rows {
+        let mut ps = vec![
+            sql.push_arg(d.bucket),
+            sql.push_arg(d.tenant.as_str()),
+            sql.push_arg(d.app.as_str()),
+            sql.push_arg(d.key_id.as_str()),
+            sql.push_arg(d.model.as_str()),
+            sql.push_arg(d.provider.as_str()),
+        ];
+        ps.extend(s.values().into_iter().map(|v| sql.push_arg(v)));
+        ps.extend(s.latency.iter().map(|v| sql.push_arg(*v)));
+        values.push(format!("({})", ps.join(", ")));
+    }
+    let adds: Vec<String> = cols[DIM_COLUMNS.len()..]
+        .iter()
+        .map(|c| format!("{c} = {table}.{c} + excluded.{c}"))
+        .collect();
+    sql.set_text(format!(
+        "INSERT INTO {table} ({}) VALUES {} ON CONFLICT ({}) DO UPDATE SET {}",
+        cols.join(", "),
+        values.join(", "),
+        DIM_COLUMNS.join(", "),
+        adds.join(", ")
+    ));
+    sql
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_and_quantiles() {
+        assert_eq!(bucket_of(0), 0);
+        assert_eq!(bucket_of(999), 0);
+        assert_eq!(bucket_of(1_000), 1);
+        assert_eq!(bucket_of(59_999_999), 23);
+        assert_eq!(bucket_of(60_000_000), 24);
+        let mut h = [0; BUCKETS];
+        assert_eq!(quantile_ms(&h, 0.5), None);
+        // 100 requests between 50 and 80 ms: the median interpolates to 65.
+        h[bucket_of(60_000)] = 100;
+        assert_eq!(quantile_ms(&h, 0.5), Some(65.0));
+        assert_eq!(quantile_ms(&h, 1.0), Some(80.0));
+        // One slow outlier above 60 s is the p100, reported as 60 s.
+        h[24] = 1;
+        assert_eq!(quantile_ms(&h, 1.0), Some(60_000.0));
+        let p99 = quantile_ms(&h, 0.99).unwrap();
+        assert!((79.9..80.0).contains(&p99), "{p99}");
+    }
+}

@@ -1,0 +1,374 @@
+//! The request log and its rollups: rows land in day tables and read back
+//! whole; a batch written twice counts once; rollups sum exactly what was
+//! inserted, by hour and by day; usage queries group, filter and order;
+//! retention drops whole day tables; hostile strings stay data.
+
+use sluice_store::request_log::day_table;
+use sluice_store::rollup::{bucket_of, quantile_ms};
+use sluice_store::{Dim, Interval, LogQuery, LogRecord, Store, UsageQuery};
+
+use crate::common::*;
+
+both!(
+    records_read_back_whole_newest_first,
+    a_batch_written_twice_counts_once,
+    rollups_sum_by_hour_and_day,
+    usage_filters_groups_and_orders,
+    retention_drops_whole_days,
+    hostile_strings_are_data
+);
+
+const HOUR: i64 = 3_600_000;
+const DAY: i64 = 86_400_000;
+/// 2028-02-29T00:00:00Z.
+const LEAP_DAY: i64 = 1_835_395_200_000;
+
+fn rec(n: usize, ts: i64, tenant: &str, model: &str) -> LogRecord {
+    LogRecord {
+        id: format!("log_{ts}_{n:06}"),
+        ts,
+        request_id: format!("req_{n}"),
+        tenant: Some(tenant.to_owned()),
+        app: Some(format!("app_{tenant}")),
+        key_id: Some(format!("key_{tenant}")),
+        key_name: Some("ci".into()),
+        end_user: Some(format!("user{}", n % 3)),
+        client_ip: Some("10.0.0.1".into()),
+        endpoint: "chat".into(),
+        format: "openai".into(),
+        model_requested: Some(model.into()),
+        model: Some(model.into()),
+        provider: Some("mock".into()),
+        deployment: Some(format!("{model}-v1")),
+        route: None,
+        stream: n % 2 == 0,
+        status: 200,
+        error: None,
+        error_source: None,
+        latency_us: 40_000 + (n as i64 % 10) * 1000,
+        upstream_us: 35_000,
+        ttft_us: Some(20_000),
+        tokens_in: 10,
+        tokens_out: 20,
+        cache_read: 2,
+        cache_write: 1,
+        reasoning: 3,
+        usage_estimated: false,
+        cost_micro: Some(150),
+        attempts: 1,
+        failed_attempts: None,
+        rate_limited: None,
+        would_block: Some("key `ci` requests/minute".into()),
+        budget_over: None,
+        downgraded_from: None,
+        queue_wait_us: Some(12),
+        request_body: None,
+        response_body: Some("{\"ok\":true}".into()),
+    }
+}
+
+fn all_of(from: i64, to: i64) -> LogQuery {
+    LogQuery {
+        from,
+        to,
+        limit: 1000,
+        ..LogQuery::default()
+    }
+}
+
+async fn records_read_back_whole_newest_first(s: Store) {
+    let batch: Vec<LogRecord> = (0..30)
+        .map(|n| rec(n, LEAP_DAY - DAY + n as i64 * 2 * HOUR, "acme", "smart"))
+        .collect();
+    assert_eq!(s.write_logs(&batch).await.unwrap(), 30);
+    // Spanning three UTC days: three tables.
+    let days = s.day_tables().await.unwrap();
+    assert_eq!(days.len(), 3, "{days:?}");
+    let got = s.logs(&all_of(0, LEAP_DAY + 10 * DAY)).await.unwrap();
+    let mut want = batch.clone();
+    want.reverse();
+    assert_eq!(got, want);
+    // Paging: strictly older than the last one seen.
+    let mut q = all_of(0, LEAP_DAY + 10 * DAY);
+    q.limit = 7;
+    let first = s.logs(&q).await.unwrap();
+    assert_eq!(first, want[..7]);
+    let last = first.last().unwrap();
+    q.before = Some((last.ts, last.id.clone()));
+    assert_eq!(s.logs(&q).await.unwrap(), want[7..14]);
+    // The range is half-open.
+    let q = all_of(batch[3].ts, batch[5].ts);
+    let ids: Vec<_> = s
+        .logs(&q)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(ids, [batch[4].id.clone(), batch[3].id.clone()]);
+}
+
+async fn a_batch_written_twice_counts_once(s: Store) {
+    let batch: Vec<LogRecord> = (0..450)
+        .map(|n| rec(n, LEAP_DAY + n as i64, "acme", "smart"))
+        .collect();
+    assert_eq!(s.write_logs(&batch).await.unwrap(), 450);
+    // A replay of the same batch, and one overlapping it by half.
+    assert_eq!(s.write_logs(&batch).await.unwrap(), 0);
+    let more: Vec<LogRecord> = (225..675)
+        .map(|n| rec(n, LEAP_DAY + n as i64, "acme", "smart"))
+        .collect();
+    assert_eq!(s.write_logs(&more).await.unwrap(), 225);
+    let rows = s.logs(&all_of(LEAP_DAY, LEAP_DAY + DAY)).await.unwrap();
+    assert_eq!(rows.len(), 675);
+    let usage = s
+        .usage(&UsageQuery {
+            from: LEAP_DAY,
+            to: LEAP_DAY + DAY,
+            ..UsageQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(usage.len(), 1);
+    assert_eq!(usage[0].sums.requests, 675);
+    assert_eq!(usage[0].sums.cost_micro, 675 * 150);
+}
+
+async fn rollups_sum_by_hour_and_day(s: Store) {
+    // Day 1: 3 requests at 01:xx and 2 at 05:xx (one a 503); day 2: 4.
+    let mut batch = Vec::new();
+    for (n, ts) in [
+        LEAP_DAY + HOUR,
+        LEAP_DAY + HOUR + 10,
+        LEAP_DAY + 2 * HOUR - 1,
+        LEAP_DAY + 5 * HOUR,
+        LEAP_DAY + 5 * HOUR + 1,
+        LEAP_DAY + DAY,
+        LEAP_DAY + DAY + 1,
+        LEAP_DAY + DAY + 2,
+        LEAP_DAY + 2 * DAY - 1,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut r = rec(n, ts, "acme", "smart");
+        if n == 4 {
+            r.status = 503;
+            r.cost_micro = None;
+            r.latency_us = 2_500_000;
+        }
+        batch.push(r);
+    }
+    // Two batches, as two flushes would write them.
+    s.write_logs(&batch[..4]).await.unwrap();
+    s.write_logs(&batch[4..]).await.unwrap();
+    let q = |interval, from, to| UsageQuery {
+        from,
+        to,
+        interval: Some(interval),
+        ..UsageQuery::default()
+    };
+    let hours = s
+        .usage(&q(Interval::Hour, LEAP_DAY, LEAP_DAY + DAY))
+        .await
+        .unwrap();
+    let got: Vec<_> = hours
+        .iter()
+        .map(|r| (r.period.unwrap(), r.sums.requests, r.sums.errors_5xx))
+        .collect();
+    assert_eq!(got, [(LEAP_DAY + HOUR, 3, 0), (LEAP_DAY + 5 * HOUR, 2, 1)]);
+    let days = s
+        .usage(&q(Interval::Day, LEAP_DAY, LEAP_DAY + 2 * DAY))
+        .await
+        .unwrap();
+    let got: Vec<_> = days
+        .iter()
+        .map(|r| (r.period.unwrap(), r.sums.requests, r.sums.cost_micro))
+        .collect();
+    assert_eq!(got, [(LEAP_DAY, 5, 600), (LEAP_DAY + DAY, 4, 600)]);
+    // Days from the hourly table (a range not on day edges) agree.
+    let days_h = s
+        .usage(&q(Interval::Day, LEAP_DAY + HOUR, LEAP_DAY + 2 * DAY))
+        .await
+        .unwrap();
+    assert_eq!(days_h, days);
+    let d = &days[0].sums;
+    assert_eq!(
+        (
+            d.tokens_in,
+            d.tokens_out,
+            d.cache_read,
+            d.cache_write,
+            d.reasoning
+        ),
+        (50, 100, 10, 5, 15)
+    );
+    // The histogram: four fast requests and the slow 503.
+    assert_eq!(d.latency.iter().sum::<i64>(), 5);
+    assert_eq!(d.latency[bucket_of(2_500_000)], 1);
+    let p50 = quantile_ms(&d.latency, 0.5).unwrap();
+    assert!((30.0..=50.0).contains(&p50), "p50 {p50}");
+    let p99 = quantile_ms(&d.latency, 0.99).unwrap();
+    assert!((2_000.0..=3_000.0).contains(&p99), "p99 {p99}");
+}
+
+async fn usage_filters_groups_and_orders(s: Store) {
+    let mut batch = Vec::new();
+    for n in 0..12 {
+        let tenant = ["acme", "globex", "initech"][n % 3];
+        let model = ["smart", "cheap"][n % 2];
+        let mut r = rec(n, LEAP_DAY + n as i64 * 1000, tenant, model);
+        r.cost_micro = Some(match tenant {
+            "globex" => 1000,
+            "acme" => 10,
+            _ => 5,
+        });
+        batch.push(r);
+    }
+    // A static key without app or tenant.
+    let mut stray = rec(99, LEAP_DAY + 5, "x", "smart");
+    (stray.tenant, stray.app, stray.cost_micro) = (None, None, Some(1));
+    batch.push(stray);
+    s.write_logs(&batch).await.unwrap();
+    let base = UsageQuery {
+        from: LEAP_DAY,
+        to: LEAP_DAY + DAY,
+        ..UsageQuery::default()
+    };
+    let by = s
+        .usage(&UsageQuery {
+            group_by: vec![Dim::Tenant, Dim::Model],
+            ..base.clone()
+        })
+        .await
+        .unwrap();
+    let got: Vec<_> = by
+        .iter()
+        .map(|r| (r.dims.clone(), r.sums.requests))
+        .collect();
+    let d = |t: Option<&str>, m: &str| vec![t.map(str::to_owned), Some(m.to_owned())];
+    assert_eq!(
+        got,
+        [
+            (d(None, "smart"), 1),
+            (d(Some("acme"), "cheap"), 2),
+            (d(Some("acme"), "smart"), 2),
+            (d(Some("globex"), "cheap"), 2),
+            (d(Some("globex"), "smart"), 2),
+            (d(Some("initech"), "cheap"), 2),
+            (d(Some("initech"), "smart"), 2),
+        ]
+    );
+    // Top consumers by cost.
+    let top = s
+        .usage(&UsageQuery {
+            group_by: vec![Dim::Key],
+            order_by: Some("cost_micro"),
+            limit: 2,
+            ..base.clone()
+        })
+        .await
+        .unwrap();
+    let got: Vec<_> = top
+        .iter()
+        .map(|r| (r.dims[0].clone().unwrap(), r.sums.cost_micro))
+        .collect();
+    assert_eq!(
+        got,
+        [("key_globex".to_owned(), 4000), ("key_acme".to_owned(), 40)]
+    );
+    // Filters, and a developer restricted to apps.
+    let only = |q: UsageQuery| {
+        let s = s.clone();
+        async move { s.usage(&q).await.unwrap() }
+    };
+    let acme = only(UsageQuery {
+        tenant: Some("acme".into()),
+        model: Some("smart".into()),
+        ..base.clone()
+    })
+    .await;
+    assert_eq!(acme[0].sums.requests, 2);
+    let mine = only(UsageQuery {
+        apps: Some(vec!["app_initech".into(), "app_nobody".into()]),
+        ..base.clone()
+    })
+    .await;
+    assert_eq!(mine[0].sums.requests, 4);
+    let none = only(UsageQuery {
+        apps: Some(vec![]),
+        ..base.clone()
+    })
+    .await;
+    assert!(none.is_empty(), "{none:?}");
+    // An empty range has no rows; a backwards one is refused.
+    let empty = only(UsageQuery {
+        from: LEAP_DAY + 3 * DAY,
+        to: LEAP_DAY + 4 * DAY,
+        ..base.clone()
+    })
+    .await;
+    assert!(empty.is_empty());
+    let bad = s
+        .usage(&UsageQuery {
+            from: LEAP_DAY + DAY,
+            to: LEAP_DAY,
+            ..base.clone()
+        })
+        .await;
+    assert!(bad.is_err());
+}
+
+async fn retention_drops_whole_days(s: Store) {
+    let batch: Vec<LogRecord> = (0..5)
+        .map(|n| rec(n, LEAP_DAY + n as i64 * DAY, "acme", "smart"))
+        .collect();
+    s.write_logs(&batch).await.unwrap();
+    let day0 = LEAP_DAY / DAY;
+    assert_eq!(
+        s.day_tables().await.unwrap(),
+        (day0..day0 + 5).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        s.drop_logs_before(day0 + 3).await.unwrap(),
+        [day0, day0 + 1, day0 + 2]
+    );
+    assert_eq!(s.day_tables().await.unwrap(), [day0 + 3, day0 + 4]);
+    let left = s.logs(&all_of(0, LEAP_DAY + 10 * DAY)).await.unwrap();
+    assert_eq!(left.len(), 2);
+    // A dropped day can be written again (its table is recreated).
+    s.write_logs(&batch[..1]).await.unwrap();
+    assert!(s.day_tables().await.unwrap().contains(&day0));
+    assert!(day_table(day0).ends_with("20280229"));
+}
+
+async fn hostile_strings_are_data(s: Store) {
+    let batch: Vec<LogRecord> = NASTY
+        .iter()
+        .enumerate()
+        .map(|(n, nasty)| {
+            let mut r = rec(n, LEAP_DAY + n as i64, nasty, nasty);
+            r.end_user = Some(nasty.to_string());
+            r
+        })
+        .collect();
+    s.write_logs(&batch).await.unwrap();
+    for nasty in NASTY {
+        let mut q = all_of(LEAP_DAY, LEAP_DAY + DAY);
+        q.tenant = Some(nasty.to_string());
+        q.end_user = Some(nasty.to_string());
+        let got = s.logs(&q).await.unwrap();
+        assert_eq!(got.len(), 1, "{nasty}");
+        let usage = s
+            .usage(&UsageQuery {
+                from: LEAP_DAY,
+                to: LEAP_DAY + DAY,
+                model: Some(nasty.to_string()),
+                group_by: vec![Dim::Tenant],
+                ..UsageQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(usage[0].dims[0].as_deref(), Some(*nasty));
+    }
+}
