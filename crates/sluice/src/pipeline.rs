@@ -77,6 +77,9 @@ pub struct RequestCtx {
     pub user: Option<String>,
     /// The end user named by `server.end_user_header`, if configured and sent.
     pub user_header: Option<HeaderValue>,
+    /// The end user the request body named (OpenAI `user`, Anthropic
+    /// `metadata.user_id`), kept for the request log.
+    pub body_user: Option<String>,
     /// The client IP: `server.client_ip_header`'s left-most address, else
     /// the TCP peer.
     pub client_ip: Option<IpAddr>,
@@ -152,6 +155,7 @@ impl RequestCtx {
             .collect();
         RequestCtx {
             user_header: header(&snap.end_user_header).cloned(),
+            body_user: None,
             route: None,
             tags,
             client_ip,
@@ -656,6 +660,11 @@ impl RequestCtx {
             .into_iter()
             .flatten()
             .find(|u| !u.is_empty())
+    }
+
+    /// The end user as the request log records it.
+    pub fn end_user_of_record(&self) -> Option<String> {
+        self.end_user(self.body_user.as_deref()).map(str::to_owned)
     }
 
     /// Stage 5b: a concurrency slot at every level of the caller and of

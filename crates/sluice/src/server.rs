@@ -90,10 +90,14 @@ impl Server {
                 app.budgets.ledger().clone(),
                 store,
                 FLUSH_EVERY,
-                drained_rx,
+                drained_rx.clone(),
             )
         });
         let reseeder = spawn_budget_reseeder(app.clone(), rx.clone());
+        // The request log is drained after the last request, like spend.
+        let log_writer = (app.request_log_writer.lock().ok())
+            .and_then(|mut w| w.take())
+            .map(|w| w.spawn(drained_rx.clone()));
         if let Some(jwt) = app.jwt.load_full() {
             jwt.spawn_refresher();
         }
@@ -152,6 +156,9 @@ impl Server {
         let _ = drained.send(true);
         if let Some(f) = flusher {
             let _ = f.await;
+        }
+        if let Some(w) = log_writer {
+            let _ = w.await;
         }
         // Alerts of the last requests go out before the process ends.
         let _ = alerts_stop.send(true);
@@ -219,7 +226,11 @@ pub async fn build_app(cfg: &RawConfig, config_path: Option<PathBuf>) -> anyhow:
     let webhook = cfg.alerts.as_ref().map(|a| a.webhook.clone());
     let (alerts, alerts_worker) = crate::alerts::Alerts::new(webhook, &metrics)
         .map_err(|e| anyhow::anyhow!("alerts: {e}"))?;
+    let (request_log, request_log_writer) =
+        request_log(cfg, store.as_ref(), config_path.as_deref(), &metrics)?.unzip();
     let app = Arc::new(AppState {
+        request_log,
+        request_log_writer: Mutex::new(request_log_writer),
         snapshot: ArcSwap::from_pointee(snap),
         dispatcher: Dispatcher::new(&cfg.server, &metrics),
         metrics,
@@ -254,6 +265,30 @@ pub async fn build_app(cfg: &RawConfig, config_path: Option<PathBuf>) -> anyhow:
         .map_err(|e| anyhow::anyhow!("loading keys from the store: {e}"))?;
     restore_spend(&app).await?;
     Ok(app)
+}
+
+/// The request log and its writer, when `store:` is set and the log is
+/// not turned off.
+fn request_log(
+    cfg: &RawConfig,
+    store: Option<&sluice_store::Store>,
+    config_path: Option<&std::path::Path>,
+    metrics: &Metrics,
+) -> anyhow::Result<
+    Option<(
+        crate::telemetry::request_log::RequestLog,
+        crate::telemetry::request_log::Writer,
+    )>,
+> {
+    let (Some(store), rl) = (store, cfg.request_log.clone().unwrap_or_default()) else {
+        return Ok(None);
+    };
+    if !rl.enabled {
+        return Ok(None);
+    }
+    let dir = config_dir(config_path).join(rl.spill_dir.as_deref().unwrap_or("sluice-spill"));
+    crate::telemetry::request_log::RequestLog::new(&rl, store.clone(), &dir, &metrics.request_log)
+        .map(Some)
 }
 
 /// The rate and budget counters: shared through `shared_state` when it is

@@ -66,6 +66,10 @@ pub struct AppState {
     pub alerts: crate::alerts::Alerts,
     /// The webhook delivery task, until `Server::run` starts it.
     pub alerts_worker: Mutex<Option<crate::alerts::AlertsWorker>>,
+    /// The request log's buffer, when it is on (`store:` set).
+    pub request_log: Option<crate::telemetry::request_log::RequestLog>,
+    /// The request-log writer task, until `Server::run` starts it.
+    pub request_log_writer: Mutex<Option<crate::telemetry::request_log::Writer>>,
 }
 
 pub type App = Arc<AppState>;

@@ -41,7 +41,7 @@ fn rec(n: usize, ts: i64, tenant: &str, model: &str) -> LogRecord {
         provider: Some("mock".into()),
         deployment: Some(format!("{model}-v1")),
         route: None,
-        stream: n % 2 == 0,
+        stream: n.is_multiple_of(2),
         status: 200,
         error: None,
         error_source: None,

@@ -79,6 +79,67 @@ pub struct RawConfig {
     /// besides the log and the metrics: a signed webhook.
     #[serde(default)]
     pub alerts: Option<AlertsConfig>,
+    /// The request log: one record per request in the store (on by default
+    /// when `store:` is set).
+    #[serde(default)]
+    pub request_log: Option<RequestLogConfig>,
+}
+
+/// The request log (`request_log:`). Settings apply at start; a reload
+/// does not change them.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RequestLogConfig {
+    /// Record every request in the store. Default true (needs `store:`).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Records held in memory for the writer. Default 100000.
+    #[serde(default = "default_log_buffer")]
+    pub buffer: usize,
+    /// Records per store write. Default 1000.
+    #[serde(default = "default_log_batch")]
+    pub batch: usize,
+    /// Longest a record waits before its batch is written. Default 1s.
+    #[serde(default = "d1s")]
+    pub flush_every: Dur,
+    /// A write slower than this spills the batch to disk. Default 5s.
+    #[serde(default = "d5s")]
+    pub write_timeout: Dur,
+    /// Where records wait while the store is down (relative to the config
+    /// file). Default `sluice-spill` next to the config file.
+    #[serde(default)]
+    pub spill_dir: Option<String>,
+    /// Day tables older than this are dropped (whole days). Default 30d;
+    /// `null` keeps everything.
+    #[serde(default = "d30d")]
+    pub retention: Option<Dur>,
+}
+
+impl Default for RequestLogConfig {
+    fn default() -> Self {
+        RequestLogConfig {
+            enabled: true,
+            buffer: default_log_buffer(),
+            batch: default_log_batch(),
+            flush_every: d1s(),
+            write_timeout: d5s(),
+            spill_dir: None,
+            retention: d30d(),
+        }
+    }
+}
+
+fn default_log_buffer() -> usize {
+    100_000
+}
+fn default_log_batch() -> usize {
+    1000
+}
+fn d1s() -> Dur {
+    secs(1)
+}
+fn d30d() -> Option<Dur> {
+    Some(secs(30 * 86_400))
 }
 
 /// Alert delivery (`alerts:`). Every event is also logged at WARN and

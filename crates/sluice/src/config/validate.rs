@@ -72,6 +72,7 @@ pub fn validate(cfg: &RawConfig) -> Vec<PathIssue> {
     if let Some(a) = &cfg.alerts {
         webhook("alerts.webhook", &a.webhook, &mut out);
     }
+    request_log(cfg, &mut out);
     out.0
 }
 
@@ -871,5 +872,35 @@ fn keys(cfg: &RawConfig, out: &mut Out) {
         if let Some(r) = &k.policy {
             policy_ref(cfg, &format!("{path}.policy"), r, out);
         }
+    }
+}
+
+/// `request_log`: needs a store; sane sizes and times.
+fn request_log(cfg: &RawConfig, out: &mut Out) {
+    let Some(r) = &cfg.request_log else {
+        return;
+    };
+    if r.enabled && cfg.store.is_none() {
+        out.push(
+            "request_log",
+            "the request log is kept in the store: set `store:` or `request_log.enabled: false`",
+        );
+    }
+    if r.buffer == 0 {
+        out.push("request_log.buffer", "must be at least 1");
+    }
+    if r.batch == 0 || r.batch > 10_000 {
+        out.push("request_log.batch", "must be between 1 and 10000");
+    }
+    if r.write_timeout.0.is_zero() {
+        out.push("request_log.write_timeout", "must be more than 0");
+    }
+    if r.retention
+        .is_some_and(|d| d.0 < std::time::Duration::from_secs(86_400))
+    {
+        out.push(
+            "request_log.retention",
+            "must be at least 1d (whole day tables are dropped)",
+        );
     }
 }

@@ -26,6 +26,9 @@ impl RequestCtx {
         downgraded: bool,
         body_user: Option<&str>,
     ) -> Result<Option<String>, GatewayError> {
+        if self.app.request_log.is_some() {
+            self.body_user = body_user.filter(|u| !u.is_empty()).map(str::to_owned);
+        }
         let app = self.app.clone();
         if let (Some(adm), Rates::Shared(rates), Budgets::Shared(ledger)) =
             (&app.admission, &app.rates, &app.budgets)

@@ -89,6 +89,9 @@ pub fn complete(ctx: &RequestCtx, usage: TokenUsage) {
     }
     rate_metrics(m, ctx);
     queue_metrics(m, ctx);
+    if let Some(log) = &ctx.app.request_log {
+        log.record(ctx, usage, total);
+    }
     if !ctx.snap.access_log {
         return;
     }
@@ -184,7 +187,7 @@ fn line(ctx: &RequestCtx, usage: TokenUsage, total: std::time::Duration) -> Vec<
 
 /// The failed attempts, `provider: error` in order (no allocation when
 /// none failed).
-fn failed_attempts(ctx: &RequestCtx) -> Option<String> {
+pub(crate) fn failed_attempts(ctx: &RequestCtx) -> Option<String> {
     let f = &ctx.attempts.failures;
     (!f.is_empty()).then(|| {
         let parts: Vec<String> = f.iter().map(|(p, c)| format!("{p}: {c}")).collect();

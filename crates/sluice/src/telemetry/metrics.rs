@@ -178,6 +178,7 @@ pub struct Metrics {
     pub alerts: Family<AlertLabels, Counter>,
     pub alerts_dropped: Family<ReasonLabels, Counter>,
     pub alert_deliveries: Family<ResultLabels, Counter>,
+    pub request_log: super::request_log::LogMetrics,
 }
 
 impl Default for Metrics {
@@ -332,7 +333,9 @@ impl Metrics {
             "Log lines dropped because the output could not keep up",
             super::sink::DROPPED.clone(),
         );
+        let request_log = super::request_log::LogMetrics::register(&mut registry);
         Metrics {
+            request_log,
             registry,
             requests,
             duration,

@@ -5,6 +5,7 @@
 pub mod access_log;
 mod json_line;
 pub mod metrics;
+pub mod request_log;
 pub mod sink;
 
 use std::sync::OnceLock;

@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 pub mod db;
 pub mod log;
 pub mod redis_proxy;
+pub mod tcp_cut;
 pub mod webhook;
 
 pub const KEY: &str = "sk-test-key-0001";
