@@ -14,6 +14,7 @@ pub mod jwt;
 pub mod mock;
 pub mod pipeline;
 pub mod policy;
+pub mod pricing;
 pub mod reload;
 pub mod routing;
 pub mod server;

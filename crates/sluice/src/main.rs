@@ -1,5 +1,5 @@
-//! The `sluice` command: `serve`, `check`, `schema`, `version`, and the
-//! admin CLI (`tenants`, `apps`, `keys`, `users`, `subscriptions`, `audit`).
+//! The `sluice` command: `serve`, `check`, `schema`, `prices`, `version`,
+//! and the admin CLI (`tenants`, `apps`, `keys`, `users`, `subscriptions`, `audit`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,6 +34,12 @@ enum Cmd {
     },
     /// Print the JSON Schema of the config file (for editor autocompletion).
     Schema,
+    /// Print the built-in price table (USD per million tokens), or the
+    /// built-in price a model id resolves to.
+    Prices {
+        /// An upstream model id, e.g. `gpt-4o-2024-08-06`.
+        model: Option<String>,
+    },
     /// Print the version.
     Version,
     #[command(flatten)]
@@ -46,6 +52,13 @@ fn main() -> ExitCode {
         Cmd::Admin(cmd) => admin(&cmd),
         Cmd::Version => {
             println!("sluice {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Cmd::Prices { model } => {
+            match model {
+                Some(m) => print!("{}", sluice::pricing::describe(&m)),
+                None => print!("{}", sluice::pricing::render()),
+            }
             ExitCode::SUCCESS
         }
         Cmd::Schema => {

@@ -57,13 +57,50 @@ pub struct HealthCheck {
     pub path: Option<String>,
 }
 
+/// Where a deployment's price comes from, most specific first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PriceSource {
+    /// Its own `price` in the config.
+    Deployment,
+    /// Its model's `price` in the config.
+    Model,
+    /// The built-in table's entry (`pricing.rs`) with this id.
+    Builtin(&'static str),
+    /// None: nothing it serves is charged.
+    Unpriced,
+}
+
+/// A deployment's price and where it comes from: its own `price`, its
+/// model's, the built-in table's for its upstream model (not for the
+/// free `mock` provider), or none. A config price replaces the built-in
+/// one whole.
+pub fn resolve_price(
+    kind: ProviderKind,
+    model: &raw::ModelConfig,
+    d: &raw::DeploymentConfig,
+) -> (Option<raw::Price>, PriceSource) {
+    if let Some(p) = d.price {
+        return (Some(p), PriceSource::Deployment);
+    }
+    if let Some(p) = model.price {
+        return (Some(p), PriceSource::Model);
+    }
+    match crate::pricing::for_deployment(kind, &d.model) {
+        Some(b) => (Some(b.price), PriceSource::Builtin(b.key)),
+        None => (None, PriceSource::Unpriced),
+    }
+}
+
 pub struct Deployment {
     pub provider: Arc<Provider>,
     pub target: Target,
     /// Relative share under `strategy: weighted` (1 by default).
     pub weight: u32,
-    /// Its own price, else the model's: what it serves is charged at it.
+    /// Its own price, else the model's, else the built-in one for its
+    /// upstream model: what it serves is charged at it.
     pub price: Option<raw::Price>,
+    /// Where `price` comes from.
+    pub price_source: PriceSource,
     /// Stable identity (`model/provider/upstream model`) of its live state.
     pub key: Arc<str>,
     /// Its `rpm` / `tpm` caps.
@@ -419,6 +456,7 @@ fn highest_price(prices: impl Iterator<Item = raw::Price>) -> Option<raw::Price>
         output: a.output.max(b.output),
         cache_read: max(a.cache_read, b.cache_read),
         cache_write: max(a.cache_write, b.cache_write),
+        reasoning: max(a.reasoning, b.reasoning),
     })
 }
 
@@ -495,11 +533,13 @@ impl Snapshot {
                 let (prov, pcfg) = providers
                     .get(d.provider.as_str())
                     .ok_or_else(|| format!("models.{name}: unknown provider `{}`", d.provider))?;
+                let (price, price_source) = resolve_price(pcfg.kind, m, d);
                 deployments.push(Deployment {
                     provider: prov.clone(),
                     target: target(pcfg, &d.model)?,
                     weight: d.weight.unwrap_or(1),
-                    price: d.price.or(m.price),
+                    price,
+                    price_source,
                     key: crate::routing::deployment_key(name, &d.provider, &d.model),
                     caps: Caps {
                         rpm: d.rpm,

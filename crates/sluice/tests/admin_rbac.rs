@@ -179,6 +179,10 @@ async fn reads_by_role(b: Backend) {
                 "/admin/status".into(),
                 vec![("ta_a", 403), ("dev_a", 403), ("aud", 403), ("admin2", 200)],
             ),
+            (
+                "/admin/prices".into(),
+                vec![("ta_a", 403), ("dev_a", 403), ("aud", 403), ("admin2", 200)],
+            ),
         ];
         for (path, who) in rows {
             expect(&env, &w, &who, "GET", &path, None).await;

@@ -75,6 +75,7 @@ fn routes() -> Routes {
     Routes::default()
         .add::<system::__path_status, _, _>(system::status)
         .add::<system::__path_reload, _, _>(system::reload)
+        .add::<system::__path_prices, _, _>(system::prices)
         .add::<openapi::__path_document, _, _>(openapi::document)
         .add::<t::__path_list, _, _>(t::list)
         .add::<t::__path_create, _, _>(t::create)

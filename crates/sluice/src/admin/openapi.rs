@@ -23,7 +23,7 @@ use super::{apps, audit, credentials, keys, subscriptions, system, tenants, user
             Authenticate with `Authorization: Bearer <admin_key or sa-sluice-… credential>`."
     ),
     paths(
-        system::status, system::reload, document,
+        system::status, system::prices, system::reload, document,
         tenants::list, tenants::create, tenants::get, tenants::update, tenants::delete,
         apps::list, apps::create, apps::get, apps::update, apps::delete,
         keys::list, keys::create, keys::get, keys::update, keys::rotate, keys::revoke,

@@ -1,5 +1,6 @@
-//! `GET /admin/status` and `POST /admin/reload` (role admin). A reload
-//! through the API is recorded in the audit log when a store exists.
+//! `GET /admin/status`, `GET /admin/prices` and `POST /admin/reload` (role
+//! admin). A reload through the API is recorded in the audit log when a
+//! store exists.
 
 use std::sync::atomic::Ordering;
 
@@ -69,6 +70,45 @@ fn deployments(
         }
     }
     out
+}
+
+/// The effective price of every deployment and where it comes from:
+/// `config` (the deployment's or its model's `price`), `builtin` (the
+/// built-in table's entry, named) or nothing (`price: null`: not charged).
+#[utoipa::path(get, path = "/admin/prices", tag = "system",
+    responses((status = 200, description = "Effective prices per model and deployment (USD per million tokens)", body = Object)))]
+pub async fn prices(c: Caller) -> ApiResult<Json<serde_json::Value>> {
+    use crate::snapshot::PriceSource;
+    rbac::require(&c.actor, Resource::System, Action::Read)?;
+    let snap = c.app.snapshot.load();
+    let mut out = Vec::new();
+    for name in &snap.model_names {
+        let model = &snap.models[name];
+        for d in &model.deployments {
+            let (source, level, builtin) = match d.price_source {
+                PriceSource::Deployment => (Some("config"), Some("deployment"), None),
+                PriceSource::Model => (Some("config"), Some("model"), None),
+                PriceSource::Builtin(key) => (Some("builtin"), None, crate::pricing::lookup(key)),
+                PriceSource::Unpriced => (None, None, None),
+            };
+            out.push(json!({
+                "model": &*model.name,
+                "provider": &*d.provider.name,
+                "deployment": d.target.model,
+                "price": d.price,
+                "source": source,
+                "level": level,
+                "builtin": builtin.map(|b| json!({
+                    "model": b.key,
+                    "provider": b.provider,
+                    "as_of": b.as_of,
+                })),
+            }));
+        }
+    }
+    Ok(Json(
+        json!({ "unit": "USD per million tokens", "deployments": out }),
+    ))
 }
 
 /// Re-reads and applies the config file (422 with the reason when invalid).

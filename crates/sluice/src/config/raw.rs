@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sluice_types::Secret;
 
 use super::units::{ByteSize, Dur};
@@ -690,16 +690,27 @@ pub struct ApiConfig {
     pub requires_approval: bool,
 }
 
-/// Price in USD per million tokens.
-#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+/// Price in USD per million tokens. A config price replaces the built-in
+/// one whole (`sluice prices` lists those).
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Price {
+    /// Uncached prompt tokens.
     pub input: f64,
+    /// Completion tokens (reasoning tokens included, unless `reasoning`
+    /// prices them).
     pub output: f64,
-    #[serde(default)]
+    /// Prompt tokens read from the provider's cache. Default: `input`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_read: Option<f64>,
-    #[serde(default)]
+    /// Prompt tokens written to the provider's cache. Default: `input`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_write: Option<f64>,
+    /// Reasoning (thinking) tokens, for a provider that prices them apart
+    /// from output: they are part of the output tokens, so the rest of the
+    /// output is charged at `output`. Default: `output`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]

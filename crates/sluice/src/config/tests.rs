@@ -488,6 +488,21 @@ fn key(k: &str) -> String {
 }
 
 #[test]
+fn built_in_prices_satisfy_budgets_and_lowest_cost() {
+    let providers = "  o: { kind: openai, base_url: \"http://127.0.0.1:9\" }\n";
+    let cfg = "providers:\n  o: { kind: openai, base_url: \"http://127.0.0.1:9\" }\nmodels:\n  a:\n    strategy: lowest_cost\n    deployments: [{ provider: o, model: gpt-4o-mini }, { provider: o, model: claude-haiku-4-5-20251001 }]\npolicies: { p: { budget: { usd_per_day: 1 } } }\n";
+    load(cfg).expect("every deployment has a built-in price");
+    // An upstream model the table does not know still needs a price.
+    let unknown = with(
+        providers,
+        "  b: { deployments: [{ provider: o, model: gpt-4o-mini }, { provider: o, model: llama-local }] }\n",
+        "policies: { p: { budget: { usd_per_day: 1 } } }\n",
+    );
+    let i = issue_at(&unknown, "policies.p.budget", "have no `price`: a, b;");
+    assert!(i.message.contains("sluice prices"), "{i}");
+}
+
+#[test]
 fn every_validation_rule_fails_its_case() {
     let cases: Vec<(String, &str, &str)> = vec![
         (with("", "  b: { deployments: [] }\n", ""), "models.b.deployments", "at least one deployment"),
@@ -498,6 +513,8 @@ fn every_validation_rule_fails_its_case() {
         (with("", "  b: { deployments: [{ provider: m, model: x }], policy: nope }\n", ""), "models.b.policy", "unknown policy `nope` (no policies are defined)"),
         (with("", "  b: { deployments: [{ provider: m, model: x }], strategy: lowest_cost }\n", ""), "models.b.deployments[0].price", "`strategy: lowest_cost` compares prices"),
         (with("", "  b: { deployments: [{ provider: m, model: x, price: { input: 1, output: -2 } }] }\n", ""), "models.b.deployments[0].price.output", "non-negative"),
+        (with("", "  b: { deployments: [{ provider: m, model: x }], price: { input: 1, output: 2, reasoning: -1 } }\n", ""), "models.b.price.reasoning", "non-negative"),
+        (with("", "  b: { deployments: [{ provider: m, model: gpt-4o }], strategy: lowest_cost }\n", ""), "models.b.deployments[0].price", "no built-in price"),
         (with("", "  b: { deployments: [{ provider: m, model: x }], circuit_breaker: { failures: 0 } }\n", ""), "models.b.circuit_breaker.failures", "at least 1"),
         (with("", "  b: { deployments: [{ provider: m, model: x, rpm: 0 }] }\n", ""), "models.b.deployments[0].rpm", "at least 1"),
         (with("", "  b: { deployments: [{ provider: m, model: x }], fallbacks: [{ model: a, on: [] }] }\n", ""), "models.b.fallbacks[0].on", "at least one failure class"),

@@ -406,10 +406,10 @@ fn model(cfg: &RawConfig, name: &str, m: &super::raw::ModelConfig, out: &mut Out
     }
     if m.strategy == Some(Strategy::LowestCost) {
         for (i, d) in m.deployments.iter().enumerate() {
-            if d.price.is_none() && m.price.is_none() {
+            if !priced(cfg, m, d) {
                 out.push(
                     format!("{path}.deployments[{i}].price"),
-                    "`strategy: lowest_cost` compares prices: give this deployment a `price`, or the model one",
+                    "`strategy: lowest_cost` compares prices: give this deployment a `price`, or the model one (its upstream model has no built-in price, see `sluice prices`)",
                 );
             }
         }
@@ -486,7 +486,11 @@ fn model(cfg: &RawConfig, name: &str, m: &super::raw::ModelConfig, out: &mut Out
 /// A price: every figure a non-negative number.
 fn price(path: &str, p: &crate::config::raw::Price, out: &mut Out) {
     let fields = [("input", Some(p.input)), ("output", Some(p.output))];
-    let more = [("cache_read", p.cache_read), ("cache_write", p.cache_write)];
+    let more = [
+        ("cache_read", p.cache_read),
+        ("cache_write", p.cache_write),
+        ("reasoning", p.reasoning),
+    ];
     for (field, v) in fields.into_iter().chain(more) {
         if v.is_some_and(|v| !v.is_finite() || v < 0.0) {
             out.push(
@@ -720,13 +724,29 @@ fn budget(cfg: &RawConfig, path: &str, b: &BudgetConfig, out: &mut Out) {
     let unpriced: Vec<&str> = cfg
         .models
         .iter()
-        .filter(|(_, m)| m.price.is_none() && m.deployments.iter().any(|d| d.price.is_none()))
+        .filter(|(_, m)| m.deployments.iter().any(|d| !priced(cfg, m, d)))
         .map(|(n, _)| n.as_str())
         .collect();
     if !unpriced.is_empty() {
-        let msg = format!("budgets count spend at the models' prices, and these models have no `price`: {}; give each a price (0 for free models), or every deployment its own", unpriced.join(", "));
+        let msg = format!("budgets count spend at the models' prices, and these models have no `price`: {}; give each a price (0 for free models), or every deployment its own (the built-in prices, `sluice prices`, cover only the upstream models they list)", unpriced.join(", "));
         out.push(path, msg);
     }
+}
+
+/// Deployment `d` of model `m` has a price: its own, the model's, or a
+/// built-in one for its upstream model (an unknown provider has none; it
+/// is reported on its own).
+fn priced(
+    cfg: &RawConfig,
+    m: &crate::config::raw::ModelConfig,
+    d: &crate::config::raw::DeploymentConfig,
+) -> bool {
+    d.price.is_some()
+        || m.price.is_some()
+        || cfg
+            .providers
+            .get(&d.provider)
+            .is_some_and(|p| crate::pricing::for_deployment(p.kind, &d.model).is_some())
 }
 
 /// `mode: shadow` and `rollout` govern the policy's own rate limit only:

@@ -16,29 +16,35 @@ const PICO_PER_MICRO: u128 = 1_000_000;
 
 /// The cost of an answer. `usage.input` includes the cached tokens:
 /// uncached input is charged at `price.input`, `cache_read` and
-/// `cache_write` at their own prices (the input price when unset), output
-/// at `price.output`.
+/// `cache_write` at their own prices (the input price when unset).
+/// `usage.output` includes the reasoning tokens: those are charged at
+/// `price.reasoning` (the output price when unset), the rest at
+/// `price.output`.
 pub fn cost_micro_usd(price: &Price, usage: &TokenUsage) -> u64 {
     let uncached = usage
         .input
         .saturating_sub(usage.cache_read)
         .saturating_sub(usage.cache_write);
+    let reasoning = usage.reasoning.min(usage.output);
     let pico = charge(uncached, price.input)
         .saturating_add(charge(usage.cache_read, cache_read(price)))
         .saturating_add(charge(usage.cache_write, cache_write(price)))
-        .saturating_add(charge(usage.output, price.output));
+        .saturating_add(charge(usage.output - reasoning, price.output))
+        .saturating_add(charge(reasoning, reasoning_price(price)));
     round_up(pico)
 }
 
 /// The most a request can cost, reserved at admission: every input token
 /// at the highest input-side price (a cache write may cost more than plain
-/// input, e.g. 1.25× on Anthropic) and `max_output_tokens` at the output
-/// price. `input_tokens` is an estimate, so the real cost can still exceed
-/// this; settling records the real cost either way.
+/// input, e.g. 1.25× on Anthropic) and `max_output_tokens` at the highest
+/// output-side price (output or reasoning: any of them may be reasoning).
+/// `input_tokens` is an estimate, so the real cost can still exceed this;
+/// settling records the real cost either way.
 pub fn max_cost_micro_usd(price: &Price, input_tokens: u64, max_output_tokens: u64) -> u64 {
     let input_price = price.input.max(cache_read(price)).max(cache_write(price));
+    let output_price = price.output.max(reasoning_price(price));
     round_up(
-        charge(input_tokens, input_price).saturating_add(charge(max_output_tokens, price.output)),
+        charge(input_tokens, input_price).saturating_add(charge(max_output_tokens, output_price)),
     )
 }
 
@@ -60,6 +66,10 @@ fn cache_read(price: &Price) -> f64 {
 
 fn cache_write(price: &Price) -> f64 {
     price.cache_write.unwrap_or(price.input)
+}
+
+fn reasoning_price(price: &Price) -> f64 {
+    price.reasoning.unwrap_or(price.output)
 }
 
 /// `tokens` at `usd_per_million`, in pico-USD.

@@ -29,6 +29,7 @@ fn price(input: f64, output: f64) -> Price {
         output,
         cache_read: None,
         cache_write: None,
+        reasoning: None,
     }
 }
 
@@ -68,6 +69,7 @@ fn cost_charges_cached_tokens_at_their_prices() {
         output: 15.0,
         cache_read: Some(0.3),
         cache_write: Some(3.75),
+        reasoning: None,
     };
     // 10,000 input of which 6,000 read from cache and 2,000 written to it.
     let u = usage(10_000, 100, 6_000, 2_000);
@@ -106,6 +108,7 @@ fn max_cost_takes_the_highest_input_price_and_all_output() {
         output: 15.0,
         cache_read: Some(0.3),
         cache_write: Some(3.75),
+        reasoning: None,
     };
     assert_eq!(max_cost_micro_usd(&p, 1_000, 100), 3_750 + 1_500);
     assert_eq!(max_cost_micro_usd(&price(0.15, 0.6), 1, 0), 1);
@@ -116,6 +119,81 @@ fn max_cost_takes_the_highest_input_price_and_all_output() {
         usage(1_000, 100, 0, 1_000),
     ] {
         assert!(cost_micro_usd(&p, &u) <= max_cost_micro_usd(&p, 1_000, 100));
+    }
+}
+
+#[test]
+fn reasoning_tokens_are_charged_at_their_price_and_the_rest_of_the_output_at_output() {
+    let p = Price {
+        reasoning: Some(3.5),
+        ..price(0.15, 0.6)
+    };
+    // 1,000 output tokens of which 400 reasoning: 600 × 0.6 + 400 × 3.5.
+    let u = TokenUsage {
+        reasoning: 400,
+        ..usage(1_000, 1_000, 0, 0)
+    };
+    assert_eq!(cost_micro_usd(&p, &u), 150 + 360 + 1_400);
+    // Without a reasoning price, reasoning is output like the rest.
+    assert_eq!(cost_micro_usd(&price(0.15, 0.6), &u), 150 + 600);
+    // More reasoning than output (inconsistent usage) never underflows:
+    // at most the whole output is reasoning.
+    let odd = TokenUsage {
+        reasoning: 5_000,
+        ..usage(0, 1_000, 0, 0)
+    };
+    assert_eq!(cost_micro_usd(&p, &odd), 3_500);
+}
+
+#[test]
+fn cached_and_reasoning_prices_combine_exactly() {
+    // Anthropic-like cache prices and a reasoning price, all decimal.
+    let p = Price {
+        input: 1.0,
+        output: 5.0,
+        cache_read: Some(0.1),
+        cache_write: Some(1.25),
+        reasoning: Some(7.5),
+    };
+    let u = TokenUsage {
+        input: 10_000,
+        output: 2_000,
+        cache_read: 5_000,
+        cache_write: 3_000,
+        reasoning: 1_000,
+    };
+    // 2,000 × 1 + 5,000 × 0.1 + 3,000 × 1.25 + 1,000 × 5 + 1,000 × 7.5
+    assert_eq!(cost_micro_usd(&p, &u), 2_000 + 500 + 3_750 + 5_000 + 7_500);
+    // 0.075 × 3 = 0.225 exactly, rounded up once with the rest.
+    let q = Price {
+        cache_read: Some(0.075),
+        ..price(0.15, 0.6)
+    };
+    assert_eq!(cost_micro_usd(&q, &usage(3, 0, 3, 0)), 1);
+    assert_eq!(cost_micro_usd(&q, &usage(1_000, 0, 1_000, 0)), 75);
+}
+
+#[test]
+fn max_cost_reserves_the_output_at_the_higher_of_output_and_reasoning() {
+    let p = Price {
+        reasoning: Some(20.0),
+        ..price(3.0, 15.0)
+    };
+    assert_eq!(max_cost_micro_usd(&p, 1_000, 100), 3_000 + 2_000);
+    // A reasoning price below output reserves at output.
+    let cheap = Price {
+        reasoning: Some(1.0),
+        ..price(3.0, 15.0)
+    };
+    assert_eq!(max_cost_micro_usd(&cheap, 1_000, 100), 3_000 + 1_500);
+    // The maximum covers any split of the output into reasoning.
+    for r in [0, 50, 100] {
+        let u = TokenUsage {
+            reasoning: r,
+            ..usage(1_000, 100, 0, 0)
+        };
+        assert!(cost_micro_usd(&p, &u) <= max_cost_micro_usd(&p, 1_000, 100));
+        assert!(cost_micro_usd(&cheap, &u) <= max_cost_micro_usd(&cheap, 1_000, 100));
     }
 }
 
