@@ -84,7 +84,9 @@ impl Server {
         let (drained, drained_rx) = watch::channel(false);
         let (alerts_stop, alerts_rx) = watch::channel(false);
         let alerts_worker = app.alerts_worker.lock().ok().and_then(|mut w| w.take());
-        let alerts_task = alerts_worker.map(|w| w.spawn(alerts_rx));
+        let alerts_task = alerts_worker.map(|w| w.spawn(alerts_rx.clone()));
+        let tracer_worker = app.tracer_worker.lock().ok().and_then(|mut w| w.take());
+        let tracer_task = tracer_worker.map(|w| w.spawn(alerts_rx));
         let flusher = app.store.clone().map(|store| {
             crate::policy::budget::spawn_flusher(
                 app.budgets.ledger().clone(),
@@ -158,6 +160,11 @@ impl Server {
         if let Some(t) = alerts_task {
             let _ = t.await;
         }
+        // So do the last requests' spans (the same signal; both flushes
+        // run together).
+        if let Some(t) = tracer_task {
+            let _ = t.await;
+        }
         Ok(())
     }
 }
@@ -219,12 +226,17 @@ pub async fn build_app(cfg: &RawConfig, config_path: Option<PathBuf>) -> anyhow:
     let webhook = cfg.alerts.as_ref().map(|a| a.webhook.clone());
     let (alerts, alerts_worker) = crate::alerts::Alerts::new(webhook, &metrics)
         .map_err(|e| anyhow::anyhow!("alerts: {e}"))?;
+    let (tracer, tracer_worker) =
+        crate::telemetry::otel::Tracer::new(cfg.tracing.as_ref(), &metrics)
+            .map_err(|e| anyhow::anyhow!("tracing: {e}"))?;
     let app = Arc::new(AppState {
         snapshot: ArcSwap::from_pointee(snap),
         dispatcher: Dispatcher::new(&cfg.server, &metrics),
         metrics,
         alerts,
         alerts_worker: Mutex::new(Some(alerts_worker)),
+        tracer,
+        tracer_worker: Mutex::new(Some(tracer_worker)),
         config_path,
         last_reload: Mutex::new(ReloadStatus::default()),
         versions: AtomicU64::new(2),

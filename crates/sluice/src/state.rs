@@ -66,6 +66,10 @@ pub struct AppState {
     pub alerts: crate::alerts::Alerts,
     /// The webhook delivery task, until `Server::run` starts it.
     pub alerts_worker: Mutex<Option<crate::alerts::AlertsWorker>>,
+    /// Trace export (`tracing:`; the collector is swapped on reload).
+    pub tracer: crate::telemetry::otel::Tracer,
+    /// The trace export task, until `Server::run` starts it.
+    pub tracer_worker: Mutex<Option<crate::telemetry::otel::TraceWorker>>,
 }
 
 pub type App = Arc<AppState>;
