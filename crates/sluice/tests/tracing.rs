@@ -432,3 +432,34 @@ async fn a_graceful_shutdown_exports_the_last_requests_spans_first() {
     // No waiting here: the server's end waited for the export.
     assert_eq!(collector.spans().len(), 2, "{:#?}", collector.spans());
 }
+
+#[tokio::test]
+async fn a_reload_turns_tracing_on_and_off() {
+    let (collector, url) = Collector::start().await;
+    let up = MockUpstream::start().await;
+    up.set_default(Script::text("fine"));
+    let gw = gateway(&[&up], "").await;
+    let yaml = std::fs::read_to_string(&gw.config_path).unwrap();
+    let reload = |text: String| {
+        std::fs::write(&gw.config_path, text).unwrap();
+        let admin = gw.admin_url.clone().unwrap();
+        async move {
+            let r = TestGateway::client()
+                .post(format!("{admin}/admin/reload"))
+                .bearer_auth(ADMIN_KEY)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+        }
+    };
+    reload(format!("{}\n{}", yaml, tracing_to(&url))).await;
+    assert_eq!(chat(&gw, None, false).await.status(), 200);
+    assert!(up.last_request().unwrap().header("traceparent").is_some());
+    collector.wait_spans(2).await;
+    reload(yaml).await;
+    assert_eq!(chat(&gw, None, false).await.status(), 200);
+    assert_eq!(up.last_request().unwrap().header("traceparent"), None);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(collector.spans().len(), 2);
+}
