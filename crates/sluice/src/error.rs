@@ -19,6 +19,9 @@ pub struct GatewayError {
     /// The `providers:` name that answered, for upstream errors.
     pub provider: Option<String>,
     pub retry_after: Option<Duration>,
+    /// The HTTP status the upstream answered, for upstream errors that
+    /// had one (trace attributes).
+    pub upstream_status: Option<u16>,
 }
 
 /// The kinds of failure, each with one status and one label.
@@ -69,6 +72,7 @@ impl GatewayError {
             param: None,
             provider: None,
             retry_after: None,
+            upstream_status: None,
         }
     }
 
@@ -93,6 +97,7 @@ impl GatewayError {
             param: None,
             provider: Some(provider.to_owned()),
             retry_after: e.retry_after,
+            upstream_status: e.status.map(|s| s.as_u16()),
         }
     }
 

@@ -13,7 +13,7 @@
 //! | 5b| concurrency      | key's and model's queues, priority      | `ctx.held` slots (or 429 / 503) |
 //! | 6 | route + dispatch | model deployments, fallbacks            | answer, `ctx.attempts`          |
 //! | 7 | relay (per chunk)| each streamed chunk                     | `ctx.usage`, `ctx.ttft`         |
-//! | 8 | complete (once)  | the whole ctx                           | access log, metrics             |
+//! | 8 | complete (once)  | the whole ctx                           | access log, metrics, trace spans|
 //!
 //! Stages 1–5 are methods of [`RequestCtx`] called by the handlers in
 //! `http/` (5 is `policy::rate`: requests refused before it count against
@@ -47,6 +47,7 @@ use crate::snapshot::{hash_secret, tighter, KeyInfo, Managed, Model, Snapshot};
 use crate::state::App;
 use crate::telemetry::access_log;
 use crate::telemetry::metrics::BudgetLabels;
+use crate::telemetry::otel::{self, request::RequestTrace};
 use crate::tokens::{count_chat_input, count_embedding_input};
 
 mod admit;
@@ -153,6 +154,16 @@ impl RequestCtx {
         let tags = (snap.routes.tag_headers().iter())
             .map(|h| headers.get(h).cloned())
             .collect();
+        let started = Instant::now();
+        let mut attempts = Attempts::default();
+        if let Some(t) = &snap.config.tracing {
+            attempts.trace = Some(Box::new(RequestTrace::start(
+                headers,
+                t.sample_ratio,
+                endpoint,
+                started,
+            )));
+        }
         RequestCtx {
             user_header: header(&snap.end_user_header).cloned(),
             body_user: None,
@@ -170,14 +181,14 @@ impl RequestCtx {
             id,
             format,
             endpoint,
-            started: Instant::now(),
+            started,
             key: None,
             user: None,
             limits: LimitsConfig::default(),
             body_len: 0,
             requested_model: None,
             stream: false,
-            attempts: Attempts::default(),
+            attempts,
             usage: TokenUsage::default(),
             usage_reported: false,
             estimated_input: 0,
@@ -444,6 +455,9 @@ impl RequestCtx {
             } else {
                 req.max_tokens = Some(clamped);
             }
+        }
+        if let Some(t) = &mut self.attempts.trace {
+            t.max_tokens = req.max_output();
         }
         if counted {
             self.max_output = req
@@ -902,5 +916,8 @@ impl Drop for RequestCtx {
             self.app.rates.settle(&self.rate.holds, used);
         }
         access_log::complete(self, usage);
+        if let Some(trace) = self.attempts.trace.take() {
+            otel::finish(self, *trace, usage);
+        }
     }
 }

@@ -37,6 +37,7 @@ pub fn try_reload(app: &App) -> Result<u64, String> {
     app.snapshot.store(Arc::new(snap));
     app.alerts
         .set_webhook(raw.alerts.as_ref().map(|a| a.webhook.clone()));
+    app.tracer.configure(raw.tracing.as_ref());
     crate::directory::config_changed(app);
     Ok(version)
 }

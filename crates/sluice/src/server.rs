@@ -84,7 +84,9 @@ impl Server {
         let (drained, drained_rx) = watch::channel(false);
         let (alerts_stop, alerts_rx) = watch::channel(false);
         let alerts_worker = app.alerts_worker.lock().ok().and_then(|mut w| w.take());
-        let alerts_task = alerts_worker.map(|w| w.spawn(alerts_rx));
+        let alerts_task = alerts_worker.map(|w| w.spawn(alerts_rx.clone()));
+        let tracer_worker = app.tracer_worker.lock().ok().and_then(|mut w| w.take());
+        let tracer_task = tracer_worker.map(|w| w.spawn(alerts_rx));
         let flusher = app.store.clone().map(|store| {
             crate::policy::budget::spawn_flusher(
                 app.budgets.ledger().clone(),
@@ -165,6 +167,11 @@ impl Server {
         if let Some(t) = alerts_task {
             let _ = t.await;
         }
+        // So do the last requests' spans (the same signal; both flushes
+        // run together).
+        if let Some(t) = tracer_task {
+            let _ = t.await;
+        }
         Ok(())
     }
 }
@@ -228,6 +235,9 @@ pub async fn build_app(cfg: &RawConfig, config_path: Option<PathBuf>) -> anyhow:
         .map_err(|e| anyhow::anyhow!("alerts: {e}"))?;
     let (request_log, request_log_writer) =
         request_log(cfg, store.as_ref(), config_path.as_deref(), &metrics)?.unzip();
+    let (tracer, tracer_worker) =
+        crate::telemetry::otel::Tracer::new(cfg.tracing.as_ref(), &metrics)
+            .map_err(|e| anyhow::anyhow!("tracing: {e}"))?;
     let app = Arc::new(AppState {
         request_log,
         request_log_writer: Mutex::new(request_log_writer),
@@ -236,6 +246,8 @@ pub async fn build_app(cfg: &RawConfig, config_path: Option<PathBuf>) -> anyhow:
         metrics,
         alerts,
         alerts_worker: Mutex::new(Some(alerts_worker)),
+        tracer,
+        tracer_worker: Mutex::new(Some(tracer_worker)),
         config_path,
         last_reload: Mutex::new(ReloadStatus::default()),
         versions: AtomicU64::new(2),

@@ -70,6 +70,10 @@ pub struct AppState {
     pub request_log: Option<crate::telemetry::request_log::RequestLog>,
     /// The request-log writer task, until `Server::run` starts it.
     pub request_log_writer: Mutex<Option<crate::telemetry::request_log::Writer>>,
+    /// Trace export (`tracing:`; the collector is swapped on reload).
+    pub tracer: crate::telemetry::otel::Tracer,
+    /// The trace export task, until `Server::run` starts it.
+    pub tracer_worker: Mutex<Option<crate::telemetry::otel::TraceWorker>>,
 }
 
 pub type App = Arc<AppState>;

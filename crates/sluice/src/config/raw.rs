@@ -83,6 +83,11 @@ pub struct RawConfig {
     /// when `store:` is set).
     #[serde(default)]
     pub request_log: Option<RequestLogConfig>,
+    /// OpenTelemetry tracing: a span per request and per upstream attempt,
+    /// exported as OTLP/HTTP JSON, and W3C `traceparent` sent upstream.
+    /// Omit to turn tracing off (nothing exported, no header added).
+    #[serde(default)]
+    pub tracing: Option<TracingConfig>,
 }
 
 /// The request log (`request_log:`). Settings apply at start; a reload
@@ -140,6 +145,40 @@ fn d1s() -> Dur {
 }
 fn d30d() -> Option<Dur> {
     Some(secs(30 * 86_400))
+}
+
+/// OpenTelemetry tracing (`tracing:`; see `docs/operations.md`, "Tracing").
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TracingConfig {
+    /// OTLP/HTTP collector, e.g. `http://127.0.0.1:4318`: spans are POSTed
+    /// as JSON to `{otlp_endpoint}/v1/traces` (a URL already ending in
+    /// `/v1/traces` is used as it is).
+    pub otlp_endpoint: String,
+    /// `service.name` of the exported resource. Default `sluice`.
+    #[serde(default = "default_service_name")]
+    pub service_name: String,
+    /// Share of new traces recorded, 0 to 1 (default 1). Parent-based: a
+    /// request whose inbound `traceparent` is sampled is always recorded,
+    /// one whose parent is not sampled never is.
+    #[serde(default = "one")]
+    pub sample_ratio: f64,
+    /// Headers sent to the collector with every export (e.g.
+    /// `authorization`). Values are never logged.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub headers: BTreeMap<String, Secret>,
+    /// Time allowed for one export attempt. Default 5s, at most 60s.
+    #[serde(default = "d5s")]
+    pub timeout: Dur,
+}
+
+fn default_service_name() -> String {
+    "sluice".to_owned()
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 /// Alert delivery (`alerts:`). Every event is also logged at WARN and

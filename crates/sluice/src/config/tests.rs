@@ -900,3 +900,64 @@ fn routing_settings_load_and_per_deployment_prices_count_for_budgets() {
     );
     assert_eq!(b.deployments[1].price.map(|p| p.output), Some(1.0));
 }
+
+#[test]
+fn tracing_parses_with_defaults_and_hides_its_headers() {
+    let cfg = load(
+        "tracing:\n  otlp_endpoint: http://127.0.0.1:4318\n  headers: { authorization: Bearer collector-canary }\n",
+    )
+    .unwrap();
+    let t = cfg.tracing.as_ref().unwrap();
+    assert_eq!(t.otlp_endpoint, "http://127.0.0.1:4318");
+    assert_eq!(t.service_name, "sluice");
+    assert_eq!(t.sample_ratio, 1.0);
+    assert_eq!(t.timeout.0, std::time::Duration::from_secs(5));
+    assert!(
+        !format!("{cfg:?}").contains("collector-canary"),
+        "a collector header shows in Debug"
+    );
+    assert!(load("").unwrap().tracing.is_none());
+    assert!(json_schema().contains("\"otlp_endpoint\""));
+}
+
+#[test]
+fn tracing_problems_are_explained() {
+    let t = |extra: &str| format!("tracing:\n  otlp_endpoint: http://c:4318\n{extra}");
+    let cases: Vec<(String, &str, &str)> = vec![
+        (
+            "tracing: { otlp_endpoint: grpc://c:4317 }\n".into(),
+            "tracing.otlp_endpoint",
+            "must start with http:// or https://",
+        ),
+        (
+            t("  sample_ratio: 1.5\n"),
+            "tracing.sample_ratio",
+            "between 0 and 1",
+        ),
+        (
+            t("  sample_ratio: -0.1\n"),
+            "tracing.sample_ratio",
+            "between 0 and 1",
+        ),
+        (
+            t("  service_name: \" \"\n"),
+            "tracing.service_name",
+            "must not be empty",
+        ),
+        (
+            t("  headers: { \"bad header\": x }\n"),
+            "tracing.headers.bad header",
+            "not a valid HTTP header name",
+        ),
+        (t("  timeout: 0s\n"), "tracing.timeout", "more than 0"),
+        (t("  protocol: grpc\n"), "tracing.protocol", "unknown field"),
+        (
+            "tracing: {}\n".into(),
+            "tracing",
+            "missing field `otlp_endpoint`",
+        ),
+    ];
+    for (text, path, needle) in cases {
+        issue_at(&text, path, needle);
+    }
+}

@@ -73,6 +73,9 @@ pub fn validate(cfg: &RawConfig) -> Vec<PathIssue> {
         webhook("alerts.webhook", &a.webhook, &mut out);
     }
     request_log(cfg, &mut out);
+    if let Some(t) = &cfg.tracing {
+        tracing_section(t, &mut out);
+    }
     out.0
 }
 
@@ -269,6 +272,38 @@ fn webhook(path: &str, w: &super::raw::WebhookConfig, out: &mut Out) {
     if timeout.is_zero() || timeout > MAX_WEBHOOK_TIMEOUT {
         out.push(
             format!("{path}.timeout"),
+            format!("must be more than 0 and at most 60s (got {timeout:?})"),
+        );
+    }
+}
+
+/// `tracing`: a usable collector URL, a ratio in 0..1, a name, headers
+/// the HTTP client accepts, a sane timeout.
+fn tracing_section(t: &super::raw::TracingConfig, out: &mut Out) {
+    if let Err(e) = check_url(&t.otlp_endpoint).and_then(|()| parse_url(&t.otlp_endpoint)) {
+        out.push("tracing.otlp_endpoint", e);
+    }
+    if !(0.0..=1.0).contains(&t.sample_ratio) {
+        out.push(
+            "tracing.sample_ratio",
+            format!("must be between 0 and 1 (got {})", t.sample_ratio),
+        );
+    }
+    if t.service_name.trim().is_empty() {
+        out.push("tracing.service_name", "must not be empty");
+    }
+    for (name, value) in &t.headers {
+        let at = format!("tracing.headers.{name}");
+        if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            out.push(at, format!("`{name}` is not a valid HTTP header name"));
+        } else if http::HeaderValue::from_str(value.expose()).is_err() {
+            out.push(at, "is not a valid HTTP header value (control characters?)");
+        }
+    }
+    let timeout = t.timeout.0;
+    if timeout.is_zero() || timeout > MAX_WEBHOOK_TIMEOUT {
+        out.push(
+            "tracing.timeout",
             format!("must be more than 0 and at most 60s (got {timeout:?})"),
         );
     }

@@ -20,8 +20,9 @@
 //!    retry — is taken from the model's retry budget; when it is empty the
 //!    request ends with its last failure.
 //!
-//! Every attempt is recorded (`x-sluice-attempts`, the access log) and on
-//! its deployment's breaker; the deployment that answered stays counted in
+//! Every attempt is recorded (`x-sluice-attempts`, the access log, a
+//! trace span whose `traceparent` it carries upstream) and on its
+//! deployment's breaker; the deployment that answered stays counted in
 //! flight until the returned [`Tried`] is dropped.
 
 use std::collections::VecDeque;
@@ -35,6 +36,7 @@ use crate::routing::breaker::{Admit, BreakerSpec, Phase};
 use crate::routing::retry::RetryBudget;
 use crate::routing::{balance, failure_class, InFlight, Upstream};
 use crate::snapshot::{Deployment, Model, Snapshot};
+use crate::telemetry::otel::request::TraceHeaders;
 use sluice_providers::ErrorClass;
 
 /// A deployment to try: of the requested model (`group` 0) or of its
@@ -85,7 +87,7 @@ impl Dispatcher {
         mut once: F,
     ) -> Result<(T, Tried), GatewayError>
     where
-        F: FnMut(&'a Model, &'a Deployment) -> Fut,
+        F: FnMut(&'a Model, &'a Deployment, Option<TraceHeaders>) -> Fut,
         Fut: std::future::Future<Output = Result<T, GatewayError>> + 'a,
     {
         let budget = model.retry_budget(&self.upstreams);
@@ -116,7 +118,7 @@ impl Dispatcher {
         budget: &RetryBudget,
     ) -> Round<T>
     where
-        F: FnMut(&'a Model, &'a Deployment) -> Fut,
+        F: FnMut(&'a Model, &'a Deployment, Option<TraceHeaders>) -> Fut,
         Fut: std::future::Future<Output = Result<T, GatewayError>> + 'a,
     {
         let mut last: Option<GatewayError> = None;
@@ -185,8 +187,12 @@ impl Dispatcher {
             if dep.counted {
                 tried.live.usage.sent(started);
             }
-            let result = once(m, dep).await;
+            let trace = (att.trace.as_mut()).map(|t| t.begin_attempt(m, dep, att.count, started));
+            let result = once(m, dep, trace).await;
             let ended = Instant::now();
+            if let Some(t) = &mut att.trace {
+                t.end_attempt(ended, result.as_ref().err());
+            }
             let elapsed = ended.saturating_duration_since(started);
             att.upstream += elapsed;
             if m.strategy == Strategy::LeastLatency {

@@ -28,6 +28,7 @@ use crate::error::{ErrorKind, GatewayError};
 use crate::routing::Upstreams;
 use crate::snapshot::{Backend, Deployment, Model, Snapshot, Timeouts};
 use crate::telemetry::metrics::{Label, Metrics, RetryLabels};
+use crate::telemetry::otel::request::{RequestTrace, TraceHeaders};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use transport::Transport;
@@ -61,6 +62,9 @@ pub struct Attempts {
     pub upstream: Duration,
     /// Each failed attempt: provider and error label.
     pub failures: Vec<(Arc<str>, &'static str)>,
+    /// The request's trace, when `tracing:` is on: each attempt gets a
+    /// span and sends its `traceparent` upstream.
+    pub trace: Option<Box<RequestTrace>>,
 }
 
 pub struct Dispatcher {
@@ -124,8 +128,8 @@ impl Dispatcher {
     ) -> Result<ChatAnswer, GatewayError> {
         let t = &snap.timeouts;
         let (answer, tried) = self
-            .fallback_loop(snap, model, att, |m, dep| {
-                self.chat_once(dep, req, want_raw, t, &m.name)
+            .fallback_loop(snap, model, att, |m, dep, trace| {
+                self.chat_once(dep, req, want_raw, t, &m.name, trace)
             })
             .await?;
         Ok(match answer {
@@ -144,6 +148,7 @@ impl Dispatcher {
         want_raw: bool,
         t: &Timeouts,
         model_name: &str,
+        trace: Option<TraceHeaders>,
     ) -> Result<ChatAnswer, GatewayError> {
         let pname = &*dep.provider.name;
         match &dep.provider.backend {
@@ -171,9 +176,12 @@ impl Dispatcher {
                 })
             }
             Backend::Http(adapter) => {
-                let up = adapter
+                let mut up = adapter
                     .chat_request(req, &dep.target)
                     .map_err(|e| GatewayError::adapter(pname, e))?;
+                if let Some(h) = trace {
+                    h.apply(&mut up.headers);
+                }
                 let resp = self.send(up, t.first_byte, pname).await?;
                 self.learn(dep, resp.headers());
                 if !resp.status().is_success() {
@@ -222,7 +230,9 @@ impl Dispatcher {
     ) -> Result<(Bytes, TokenUsage), GatewayError> {
         let t = &snap.timeouts;
         let (answer, tried) = self
-            .fallback_loop(snap, model, att, |_, dep| self.embeddings_once(dep, req, t))
+            .fallback_loop(snap, model, att, |_, dep, trace| {
+                self.embeddings_once(dep, req, t, trace)
+            })
             .await?;
         tried.succeeded();
         Ok(answer)
@@ -233,6 +243,7 @@ impl Dispatcher {
         dep: &Deployment,
         req: &EmbeddingsRequest,
         t: &Timeouts,
+        trace: Option<TraceHeaders>,
     ) -> Result<(Bytes, TokenUsage), GatewayError> {
         let pname = &*dep.provider.name;
         let resp: EmbeddingsResponse = match &dep.provider.backend {
@@ -241,9 +252,12 @@ impl Dispatcher {
                 mock.embeddings(req)?
             }
             Backend::Http(adapter) => {
-                let up = adapter
+                let mut up = adapter
                     .embeddings_request(req, &dep.target)
                     .map_err(|e| GatewayError::adapter(pname, e))?;
+                if let Some(h) = trace {
+                    h.apply(&mut up.headers);
+                }
                 let resp = self.send(up, t.first_byte, pname).await?;
                 self.learn(dep, resp.headers());
                 if !resp.status().is_success() {

@@ -179,6 +179,8 @@ pub struct Metrics {
     pub alerts_dropped: Family<ReasonLabels, Counter>,
     pub alert_deliveries: Family<ResultLabels, Counter>,
     pub request_log: super::request_log::LogMetrics,
+    pub trace_spans_exported: Counter,
+    pub trace_spans_dropped: Family<ReasonLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -328,6 +330,18 @@ impl Metrics {
             "Alert webhook deliveries by final result (ok, failed: every attempt failed or a 4xx answer)",
             alert_deliveries.clone(),
         );
+        let trace_spans_exported = Counter::default();
+        registry.register(
+            "trace_spans_exported",
+            "Trace spans the OTLP collector accepted",
+            trace_spans_exported.clone(),
+        );
+        let trace_spans_dropped = Family::default();
+        registry.register(
+            "trace_spans_dropped",
+            "Trace spans not exported, by reason (queue_full, closed, export_failed, unconfigured, shutdown_timeout)",
+            trace_spans_dropped.clone(),
+        );
         registry.register(
             "log_lines_dropped",
             "Log lines dropped because the output could not keep up",
@@ -358,6 +372,8 @@ impl Metrics {
             alerts,
             alerts_dropped,
             alert_deliveries,
+            trace_spans_exported,
+            trace_spans_dropped,
             breaker_state,
             deployment_in_flight,
             retries,

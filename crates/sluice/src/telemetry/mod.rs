@@ -1,10 +1,12 @@
-//! Logs and metrics: logging set-up (text or JSON; every line goes through
-//! the batched [`sink::LogSink`], so no request ever waits on log I/O), the
-//! Prometheus registry, and the access log.
+//! Logs, metrics and traces: logging set-up (text or JSON; every line goes
+//! through the batched [`sink::LogSink`], so no request ever waits on log
+//! I/O), the Prometheus registry, the access log, and OpenTelemetry spans
+//! exported off the request path ([`otel`]).
 
 pub mod access_log;
 mod json_line;
 pub mod metrics;
+pub mod otel;
 pub mod request_log;
 pub mod sink;
 
