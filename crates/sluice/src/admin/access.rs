@@ -120,7 +120,7 @@ pub fn narrow(filter: &mut Option<String>, only: &Option<String>) -> bool {
 }
 
 /// The ids of the caller's own apps.
-async fn owned_apps(ctx: &Ctx) -> ApiResult<HashSet<String>> {
+pub async fn owned_apps(ctx: &Ctx) -> ApiResult<HashSet<String>> {
     let q = ListQuery {
         tenant_id: ctx.actor.tenant_id.clone(),
         owner_user_id: Some(ctx.actor.id.clone()),

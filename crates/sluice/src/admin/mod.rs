@@ -29,6 +29,7 @@ mod subscriptions;
 mod system;
 mod tenants;
 pub mod time;
+mod usage;
 mod users;
 pub mod views;
 
@@ -108,6 +109,9 @@ fn routes() -> Routes {
         .add::<s::__path_reject, _, _>(s::reject)
         .add::<s::__path_revoke, _, _>(s::revoke)
         .add::<audit::__path_list, _, _>(audit::list)
+        .add::<usage::__path_usage, _, _>(usage::usage)
+        .add::<usage::__path_top, _, _>(usage::top)
+        .add::<usage::__path_logs, _, _>(usage::logs)
 }
 
 /// Every admin route (to be merged into the admin listener's router).

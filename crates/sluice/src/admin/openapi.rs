@@ -13,7 +13,7 @@ use utoipa::openapi::{Content, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use super::views::{ErrorDetail, ErrorResponse};
-use super::{apps, audit, credentials, keys, subscriptions, system, tenants, users};
+use super::{apps, audit, credentials, keys, subscriptions, system, tenants, usage, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -32,6 +32,7 @@ use super::{apps, audit, credentials, keys, subscriptions, system, tenants, user
         subscriptions::list, subscriptions::create, subscriptions::get,
         subscriptions::approve, subscriptions::reject, subscriptions::revoke,
         audit::list,
+        usage::usage, usage::top, usage::logs,
     ),
     components(schemas(ErrorResponse, ErrorDetail)),
     modifiers(&Security, &Errors, &OperationIds),
@@ -41,6 +42,7 @@ use super::{apps, audit, credentials, keys, subscriptions, system, tenants, user
         (name = "tenants"), (name = "apps"), (name = "keys"),
         (name = "users", description = "Users, roles and admin credentials"),
         (name = "subscriptions"), (name = "audit"),
+        (name = "usage", description = "Usage analytics and request logs"),
     )
 )]
 pub struct ApiDoc;

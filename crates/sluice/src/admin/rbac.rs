@@ -23,6 +23,8 @@ pub enum Resource {
     Audit,
     /// `/admin/status`, `/admin/reload`.
     System,
+    /// Usage analytics and request logs (read only).
+    Usage,
 }
 
 /// What the caller wants to do.
@@ -81,6 +83,7 @@ pub fn scope(actor: &Actor, res: Resource, act: Action) -> Scope {
         (Role::TenantAdmin, R::User) if act == Delete => Deny,
         (Role::TenantAdmin, _) => Tenant,
         (Role::Developer, R::App | R::Key) => Own,
+        (Role::Developer, R::Usage) if reads => Own,
         (Role::Developer, R::Subscription) if act == Decide => Deny,
         (Role::Developer, R::Subscription) => Own,
         (Role::Developer, R::User) if act == Read => Own,
@@ -192,6 +195,7 @@ fn noun(res: Resource) -> &'static str {
         Resource::Subscription => "subscriptions",
         Resource::Audit => "the audit log",
         Resource::System => "the gateway (status, reload)",
+        Resource::Usage => "usage and request logs",
     }
 }
 

@@ -176,6 +176,8 @@ pub struct World {
     pub apps: HashMap<&'static str, String>,
     pub keys: HashMap<&'static str, String>,
     pub subs: HashMap<&'static str, String>,
+    /// `a1`, `a2`, `b` → the key's secret (for calls to the public API).
+    pub key_secrets: HashMap<&'static str, String>,
 }
 
 /// (name, role, tenant A/B/none)
@@ -209,6 +211,7 @@ impl World {
             apps: HashMap::new(),
             keys: HashMap::new(),
             subs: HashMap::new(),
+            key_secrets: HashMap::new(),
         };
         for (name, role, tenant) in PEOPLE {
             let tenant_id = tenant.map(|t| w.tenant(t));
@@ -242,6 +245,8 @@ impl World {
                 )
                 .await;
             w.keys.insert(app, key.id());
+            w.key_secrets
+                .insert(app, key.body["secret"].as_str().unwrap().to_owned());
             w.subs.insert(app, sub.id());
             w.apps.insert(app, app_id);
         }
