@@ -2,21 +2,20 @@
 //! UTC day (`request_log_YYYYMMDD`; on Postgres a partition of
 //! `request_log`), so retention drops whole tables instead of deleting rows.
 //!
-//! [`Store::write_logs`] writes a batch in one transaction: the rows (each
-//! `INSERT … ON CONFLICT DO NOTHING RETURNING id`, so a batch written twice
-//! — a spill file replayed after a crash — adds nothing the second time)
-//! and, for exactly the rows inserted, the hourly and daily rollups
-//! (`rollup.rs`). [`Store::logs`] lists records newest first, day table by
+//! [`Store::write_logs`] writes a batch in one transaction: the rows whose
+//! id is not stored yet (so a batch written twice — a spill file replayed
+//! after a crash — adds nothing the second time) and, for exactly those,
+//! the hourly and daily rollups (`rollup.rs`). [`Store::logs`] lists records newest first, day table by
 //! day table; [`Store::drop_logs_before`] is retention.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeSet, HashSet};
 
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use crate::db::{Arg, Sql, Tx};
-use crate::rollup::Rollups;
+use crate::db::{Arg, Sql};
+use crate::rollup::{upsert_from, HOUR_MS};
 use crate::{Backend, Result, Store, StoreError};
 
 pub(crate) const DAY_MS: i64 = 86_400_000;
@@ -119,9 +118,6 @@ pub(crate) const COLUMNS: &[(&str, &str)] = &[
     ("request_body", "TEXT"),
     ("response_body", "TEXT"),
 ];
-
-/// Rows per `INSERT` (39 arguments each, far below every bind limit).
-const ROWS_PER_STATEMENT: usize = 200;
 
 impl LogRecord {
     fn args(&self) -> [Arg; 39] {
@@ -245,33 +241,98 @@ impl Store {
     /// Writes a batch of records and their rollups in one transaction;
     /// returns how many were new (a record whose id is already stored is
     /// skipped and not counted again in the rollups).
+    ///
+    /// Set-based, so the cost per record is small: the batch goes into a
+    /// temporary staging table, records already stored are deleted from
+    /// it, the rest are copied into their day tables, and the rollups are
+    /// summed from it in SQL (`rollup::upsert_from`).
     pub async fn write_logs(&self, records: &[LogRecord]) -> Result<usize> {
         if records.is_empty() {
             return Ok(0);
         }
-        let mut by_day: BTreeMap<i64, Vec<&LogRecord>> = BTreeMap::new();
-        for r in records {
-            by_day.entry(r.day()).or_default().push(r);
-        }
-        for day in by_day.keys() {
+        let days: BTreeSet<i64> = records.iter().map(LogRecord::day).collect();
+        for day in &days {
             self.ensure_day_table(*day).await?;
         }
         let mut tx = self.begin_write().await?;
-        let mut rollups = Rollups::default();
-        let mut inserted = 0;
-        for (day, recs) in &by_day {
-            let table = day_table(*day);
-            for chunk in recs.chunks(ROWS_PER_STATEMENT) {
-                let new = insert(&mut tx, &table, chunk).await?;
-                for r in chunk.iter().filter(|r| new.contains(r.id.as_str())) {
-                    rollups.add(r);
-                    inserted += 1;
-                }
-            }
+        Sql::new(self.stage_ddl()).execute(&mut *tx).await?;
+        Sql::new(format!("DELETE FROM {STAGE}"))
+            .execute(&mut *tx)
+            .await?;
+        // The whole batch as one JSON argument, unpacked by the database:
+        // binding arguments one by one costs far more per record.
+        Sql::new(self.stage_insert())
+            .bind(stage_json(records))
+            .execute(&mut *tx)
+            .await?;
+        let cols = column_list();
+        for day in &days {
+            let (table, lo, hi) = (day_table(*day), day * DAY_MS, (day + 1) * DAY_MS);
+            Sql::new(format!(
+                "DELETE FROM {STAGE} WHERE ts >= $1 AND ts < $2 AND EXISTS \
+                 (SELECT 1 FROM {table} d WHERE d.id = {STAGE}.id)"
+            ))
+            .bind(lo)
+            .bind(hi)
+            .execute(&mut *tx)
+            .await?;
+            Sql::new(format!(
+                "INSERT INTO {table} ({cols}) SELECT {cols} FROM {STAGE} WHERE ts >= $1 AND ts < $2"
+            ))
+            .bind(lo)
+            .bind(hi)
+            .execute(&mut *tx)
+            .await?;
         }
-        rollups.write(&mut tx).await?;
+        for (table, bucket) in [("usage_hourly", HOUR_MS), ("usage_daily", DAY_MS)] {
+            Sql::new(upsert_from(STAGE, table, bucket))
+                .execute(&mut *tx)
+                .await?;
+        }
+        let inserted = Sql::new(format!("SELECT COUNT(*) AS n FROM {STAGE}"))
+            .fetch_all(&mut *tx, |r| Ok(r.try_get::<i64, _>("n")?))
+            .await?;
+        Sql::new(format!("DELETE FROM {STAGE}"))
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
-        Ok(inserted)
+        Ok(inserted.first().copied().unwrap_or(0) as usize)
+    }
+
+    /// The `INSERT` filling the staging table from a JSON array of rows
+    /// (each an array of the columns' values, in [`COLUMNS`] order).
+    fn stage_insert(&self) -> String {
+        let values: Vec<String> = COLUMNS
+            .iter()
+            .enumerate()
+            .map(|(i, (_, ty))| match self.backend {
+                Backend::Sqlite => format!("json_extract(value, '$[{i}]')"),
+                Backend::Postgres if ty.starts_with("BIGINT") => format!("(r->>{i})::bigint"),
+                Backend::Postgres => format!("r->>{i}"),
+            })
+            .collect();
+        let from = match self.backend {
+            Backend::Sqlite => "json_each($1)",
+            Backend::Postgres => "jsonb_array_elements($1::jsonb) AS r",
+        };
+        format!(
+            "INSERT INTO {STAGE} ({}) SELECT {} FROM {from}",
+            column_list(),
+            values.join(", ")
+        )
+    }
+
+    /// The staging table: temporary, one per connection.
+    fn stage_ddl(&self) -> String {
+        let cols: Vec<String> = COLUMNS.iter().map(|(n, t)| format!("{n} {t}")).collect();
+        let tail = match self.backend {
+            Backend::Sqlite => "",
+            Backend::Postgres => " ON COMMIT DELETE ROWS",
+        };
+        format!(
+            "CREATE TEMP TABLE IF NOT EXISTS {STAGE} ({}){tail}",
+            cols.join(", ")
+        )
     }
 
     /// Creates a day's table (and its indexes) unless this store already
@@ -383,28 +444,32 @@ impl Store {
     }
 }
 
-/// Inserts rows; returns the ids actually inserted.
-async fn insert(tx: &mut Tx, table: &str, rows: &[&LogRecord]) -> Result<HashSet<String>> {
-    let n = COLUMNS.len();
+/// The staging table of [`Store::write_logs`].
+const STAGE: &str = "log_stage";
+
+fn column_list() -> String {
     let names: Vec<&str> = COLUMNS.iter().map(|(c, _)| *c).collect();
-    let mut values = Vec::with_capacity(rows.len());
-    for i in 0..rows.len() {
-        let ps: Vec<String> = (1..=n).map(|j| format!("${}", i * n + j)).collect();
-        values.push(format!("({})", ps.join(", ")));
-    }
-    let text = format!(
-        "INSERT INTO {table} ({}) VALUES {} ON CONFLICT DO NOTHING RETURNING id",
-        names.join(", "),
-        values.join(", ")
-    );
-    let sql = rows
+    names.join(", ")
+}
+
+/// The records as a JSON array of rows, in [`COLUMNS`] order (flags as
+/// 0 or 1).
+fn stage_json(records: &[LogRecord]) -> String {
+    let rows: Vec<serde_json::Value> = records
         .iter()
-        .flat_map(|r| r.args())
-        .fold(Sql::new(text), Sql::bind);
-    let ids = sql
-        .fetch_all(&mut **tx, |r| Ok(r.try_get::<String, _>("id")?))
-        .await?;
-    Ok(ids.into_iter().collect())
+        .map(|r| {
+            serde_json::Value::Array(
+                r.args()
+                    .into_iter()
+                    .map(|a| match a {
+                        Arg::Text(v) => v.map_or(serde_json::Value::Null, Into::into),
+                        Arg::Int(v) => v.map_or(serde_json::Value::Null, Into::into),
+                    })
+                    .collect(),
+            )
+        })
+        .collect();
+    serde_json::Value::Array(rows).to_string()
 }
 
 /// The `SELECT` of one day table for [`Store::logs`].

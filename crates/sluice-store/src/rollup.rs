@@ -1,9 +1,10 @@
 //! Rollups of the request log: per hour (`usage_hourly`) and per UTC day
 //! (`usage_daily`), one row per (period, tenant, app, key, model,
 //! provider) with counts, tokens, cost, summed latencies and a latency
-//! histogram. [`Rollups`] sums a batch in memory and writes it with one
-//! additive upsert per table, in the writer's transaction, so rollups and
-//! rows never disagree and instances sharing a store add up.
+//! histogram. [`upsert_from`] is the one statement per table that sums a
+//! batch (the writer's staging table) and adds it, in the writer's
+//! transaction, so rollups and rows never disagree and instances sharing
+//! a store add up.
 //!
 //! The histogram has [`BUCKETS`] buckets: `lat_i` counts requests whose
 //! latency is below `LATENCY_EDGES_MS[i]` (and at or above the previous
@@ -11,10 +12,6 @@
 //! hours and instances; a percentile read from them is exact to the bucket
 //! (edges grow by ~1.6×) and interpolated within it.
 
-use std::collections::HashMap;
-
-use crate::db::{Sql, Tx};
-use crate::request_log::{LogRecord, DAY_MS};
 use crate::Result;
 
 pub(crate) const HOUR_MS: i64 = 3_600_000;
@@ -59,17 +56,6 @@ pub fn quantile_ms(hist: &[i64; BUCKETS], q: f64) -> Option<f64> {
     None
 }
 
-/// A rollup row's identity.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) struct Dims {
-    pub bucket: i64,
-    pub tenant: String,
-    pub app: String,
-    pub key_id: String,
-    pub model: String,
-    pub provider: String,
-}
-
 /// What a rollup row sums.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Sums {
@@ -103,21 +89,6 @@ pub(crate) const SUM_COLUMNS: [&str; 11] = [
 ];
 
 impl Sums {
-    fn add_record(&mut self, r: &LogRecord) {
-        self.requests += 1;
-        self.errors_4xx += i64::from((400..500).contains(&r.status));
-        self.errors_5xx += i64::from(r.status >= 500);
-        self.tokens_in += r.tokens_in;
-        self.tokens_out += r.tokens_out;
-        self.cache_read += r.cache_read;
-        self.cache_write += r.cache_write;
-        self.reasoning += r.reasoning;
-        self.cost_micro += r.cost_micro.unwrap_or(0);
-        self.latency_us += r.latency_us;
-        self.upstream_us += r.upstream_us;
-        self.latency[bucket_of(r.latency_us)] += 1;
-    }
-
     /// Adds another row's sums.
     pub fn merge(&mut self, o: &Sums) {
         let (a, b) = (self.values_mut(), o.values());
@@ -180,93 +151,62 @@ pub(crate) fn lat_column(i: usize) -> String {
     format!("lat_{i:02}")
 }
 
-/// The rollups of one batch.
-#[derive(Default)]
-pub(crate) struct Rollups {
-    hourly: HashMap<Dims, Sums>,
-    daily: HashMap<Dims, Sums>,
-}
-
-impl Rollups {
-    pub(crate) fn add(&mut self, r: &LogRecord) {
-        let dims = |bucket: i64| Dims {
-            bucket,
-            tenant: r.tenant.clone().unwrap_or_default(),
-            app: r.app.clone().unwrap_or_default(),
-            key_id: r.key_id.clone().unwrap_or_default(),
-            model: (r.model.as_ref().or(r.model_requested.as_ref()))
-                .cloned()
-                .unwrap_or_default(),
-            provider: r.provider.clone().unwrap_or_default(),
-        };
-        let hour = r.ts - r.ts.rem_euclid(HOUR_MS);
-        let day = r.ts - r.ts.rem_euclid(DAY_MS);
-        self.hourly.entry(dims(hour)).or_default().add_record(r);
-        self.daily.entry(dims(day)).or_default().add_record(r);
-    }
-
-    /// Adds the batch to both tables.
-    pub(crate) async fn write(self, tx: &mut Tx) -> Result<()> {
-        for (table, rows) in [("usage_hourly", self.hourly), ("usage_daily", self.daily)] {
-            let mut rows: Vec<(Dims, Sums)> = rows.into_iter().collect();
-            // Key order: concurrent writers lock rows in the same order.
-            rows.sort_by(|a, b| dims_key(&a.0).cmp(&dims_key(&b.0)));
-            for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-                upsert(table, chunk).execute(&mut **tx).await?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Rows per upsert (42 arguments each).
-const ROWS_PER_STATEMENT: usize = 200;
-
 const DIM_COLUMNS: [&str; 6] = ["bucket", "tenant", "app", "key_id", "model", "provider"];
 
-fn dims_key(d: &Dims) -> (i64, &str, &str, &str, &str, &str) {
-    (
-        d.bucket,
-        &d.tenant,
-        &d.app,
-        &d.key_id,
-        &d.model,
-        &d.provider,
-    )
-}
-
-/// One multi-row additive upsert.
-fn upsert(table: &str, rows: &[(Dims, Sums)]) -> Sql {
+/// The statement adding the records of `source` (request-log columns)
+/// to `table`, bucketed by `bucket_ms` (an hour or a day). The latency
+/// buckets are computed from the same edges as [`bucket_of`].
+pub(crate) fn upsert_from(source: &str, table: &str, bucket_ms: i64) -> String {
+    let dims = [
+        format!("ts - ts % {bucket_ms}"),
+        "COALESCE(tenant, '')".into(),
+        "COALESCE(app, '')".into(),
+        "COALESCE(key_id, '')".into(),
+        "COALESCE(model, model_requested, '')".into(),
+        "COALESCE(provider, '')".into(),
+    ];
+    let mut sums: Vec<String> = vec![
+        "COUNT(*)".into(),
+        "SUM(CASE WHEN status >= 400 AND status < 500 THEN 1 ELSE 0 END)".into(),
+        "SUM(CASE WHEN status >= 500 THEN 1 ELSE 0 END)".into(),
+        "SUM(tokens_in)".into(),
+        "SUM(tokens_out)".into(),
+        "SUM(cache_read)".into(),
+        "SUM(cache_write)".into(),
+        "SUM(reasoning)".into(),
+        "SUM(COALESCE(cost_micro, 0))".into(),
+        "SUM(latency_us)".into(),
+        "SUM(upstream_us)".into(),
+    ];
+    for i in 0..BUCKETS {
+        let lo = (i > 0).then(|| LATENCY_EDGES_MS[i - 1] * 1000);
+        let hi = LATENCY_EDGES_MS.get(i).map(|e| e * 1000);
+        let cond = match (lo, hi) {
+            (None, Some(hi)) => format!("latency_us < {hi}"),
+            (Some(lo), Some(hi)) => format!("latency_us >= {lo} AND latency_us < {hi}"),
+            (Some(lo), None) => format!("latency_us >= {lo}"),
+            (None, None) => "1 = 1".into(),
+        };
+        sums.push(format!("SUM(CASE WHEN {cond} THEN 1 ELSE 0 END)"));
+    }
     let mut cols: Vec<String> = DIM_COLUMNS.iter().map(|c| c.to_string()).collect();
     cols.extend(SUM_COLUMNS.iter().map(|c| c.to_string()));
     cols.extend((0..BUCKETS).map(lat_column));
-    let mut sql = Sql::new(String::new());
-    let mut values = Vec::with_capacity(rows.len());
-    for (d, s) in rows {
-        let mut ps = vec![
-            sql.push_arg(d.bucket),
-            sql.push_arg(d.tenant.as_str()),
-            sql.push_arg(d.app.as_str()),
-            sql.push_arg(d.key_id.as_str()),
-            sql.push_arg(d.model.as_str()),
-            sql.push_arg(d.provider.as_str()),
-        ];
-        ps.extend(s.values().into_iter().map(|v| sql.push_arg(v)));
-        ps.extend(s.latency.iter().map(|v| sql.push_arg(*v)));
-        values.push(format!("({})", ps.join(", ")));
-    }
     let adds: Vec<String> = cols[DIM_COLUMNS.len()..]
         .iter()
         .map(|c| format!("{c} = {table}.{c} + excluded.{c}"))
         .collect();
-    sql.set_text(format!(
-        "INSERT INTO {table} ({}) VALUES {} ON CONFLICT ({}) DO UPDATE SET {}",
+    // `WHERE 1 = 1`: SQLite needs a WHERE in an upsert's SELECT.
+    format!(
+        "INSERT INTO {table} ({}) SELECT {}, {} FROM {source} WHERE 1 = 1 GROUP BY {} \
+         ON CONFLICT ({}) DO UPDATE SET {}",
         cols.join(", "),
-        values.join(", "),
+        dims.join(", "),
+        sums.join(", "),
+        dims.join(", "),
         DIM_COLUMNS.join(", "),
         adds.join(", ")
-    ));
-    sql
+    )
 }
 
 #[cfg(test)]

@@ -86,6 +86,8 @@ pub fn complete(ctx: &RequestCtx, usage: TokenUsage) {
         if usage.output > 0 {
             s.tokens_out.inc_by(usage.output);
         }
+        let tenant = ctx.key.as_ref().and_then(|k| k.tenant.as_ref());
+        m.usage.record(tenant, &model, &usage, ctx.cost_micro_usd);
     }
     rate_metrics(m, ctx);
     queue_metrics(m, ctx);

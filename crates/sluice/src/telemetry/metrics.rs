@@ -179,6 +179,7 @@ pub struct Metrics {
     pub alerts_dropped: Family<ReasonLabels, Counter>,
     pub alert_deliveries: Family<ResultLabels, Counter>,
     pub request_log: super::request_log::LogMetrics,
+    pub usage: super::usage_metrics::UsageMetrics,
     pub trace_spans_exported: Counter,
     pub trace_spans_dropped: Family<ReasonLabels, Counter>,
 }
@@ -348,8 +349,10 @@ impl Metrics {
             super::sink::DROPPED.clone(),
         );
         let request_log = super::request_log::LogMetrics::register(&mut registry);
+        let usage = super::usage_metrics::UsageMetrics::register(&mut registry);
         Metrics {
             request_log,
+            usage,
             registry,
             requests,
             duration,

@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod otel;
 pub mod request_log;
 pub mod sink;
+pub mod usage_metrics;
 
 use std::sync::OnceLock;
 
