@@ -20,11 +20,17 @@
 //! every [`Alerts`] clone and the worker, so [`Alerts::set_webhook`] on a
 //! config reload changes where events go without restarting anything.
 //!
+//! Alert rules (`alerts.rules`: error rate, p99 latency, breaker open,
+//! spend anomaly) are judged by their own task (`alerts/rules.rs`) and
+//! emit through the same [`Alerts::emit`], deduplicated.
+//!
 //! Module map: `event.rs` (the event and its JSON), `signature.rs` (sign
-//! and verify `x-sluice-signature`), `deliver.rs` (the worker).
+//! and verify `x-sluice-signature`), `deliver.rs` (the worker),
+//! `rules.rs` and `rules/` (the rule evaluator).
 
 mod deliver;
 mod event;
+pub mod rules;
 mod signature;
 #[cfg(test)]
 mod tests;
@@ -38,7 +44,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 pub use deliver::{AlertsWorker, Tuning};
-pub use event::{AlertEvent, AlertKind};
+pub use event::{AlertEvent, AlertKind, BudgetFields, RuleFields, RuleState, Subject};
 pub use signature::{sign, verify, EVENT_HEADER, EVENT_ID_HEADER, SIGNATURE_HEADER};
 
 use crate::config::raw::WebhookConfig;
@@ -190,18 +196,24 @@ impl std::fmt::Debug for Alerts {
 
 /// The WARN line every event gets: its fields, nothing else.
 fn log_event(ev: &AlertEvent) {
+    let b = ev.budget.as_ref();
+    let r = ev.rule.as_ref();
     tracing::warn!(
         id = %ev.id,
         kind = ev.kind.as_str(),
         scope = %ev.scope,
         scope_kind = ev.scope_kind,
         scope_id = %ev.scope_id,
-        period = ev.period,
-        period_start = %ev.period_start,
-        fraction = ev.fraction,
-        spent_usd = ev.spent_usd,
-        limit_usd = ev.limit_usd,
-        policy = ev.policy.as_deref(),
+        period = b.map(|b| b.period),
+        period_start = b.map(|b| b.period_start.as_str()),
+        fraction = b.map(|b| b.fraction),
+        spent_usd = b.map(|b| b.spent_usd),
+        limit_usd = b.map(|b| b.limit_usd),
+        policy = b.and_then(|b| b.policy.as_deref()),
+        rule = r.map(|r| r.rule.as_str()),
+        state = r.map(|r| r.state.as_str()),
+        value = r.and_then(|r| r.value),
+        threshold = r.and_then(|r| r.threshold),
         "alert: {}",
         ev.summary()
     );

@@ -96,6 +96,10 @@ impl Server {
             )
         });
         let reseeder = spawn_budget_reseeder(app.clone(), rx.clone());
+        // Alert rules are judged until shutdown begins.
+        let evaluator = (app.alert_evaluator.lock().ok())
+            .and_then(|mut e| e.take())
+            .map(|e| e.spawn(app.clone(), rx.clone()));
         // The request log is drained after the last request, like spend.
         let log_writer = (app.request_log_writer.lock().ok())
             .and_then(|mut w| w.take())
@@ -154,6 +158,9 @@ impl Server {
         prober.abort();
         if let Some(r) = reseeder {
             r.abort();
+        }
+        if let Some(e) = evaluator {
+            let _ = e.await;
         }
         let _ = drained.send(true);
         if let Some(f) = flusher {
@@ -233,6 +240,7 @@ pub async fn build_app(cfg: &RawConfig, config_path: Option<PathBuf>) -> anyhow:
     let webhook = cfg.alerts.as_ref().map(|a| a.webhook.clone());
     let (alerts, alerts_worker) = crate::alerts::Alerts::new(webhook, &metrics)
         .map_err(|e| anyhow::anyhow!("alerts: {e}"))?;
+    let (alert_feed, alert_evaluator) = crate::alerts::rules::feed(&metrics);
     let (request_log, request_log_writer) =
         request_log(cfg, store.as_ref(), config_path.as_deref(), &metrics)?.unzip();
     let (tracer, tracer_worker) =
@@ -246,6 +254,8 @@ pub async fn build_app(cfg: &RawConfig, config_path: Option<PathBuf>) -> anyhow:
         metrics,
         alerts,
         alerts_worker: Mutex::new(Some(alerts_worker)),
+        alert_feed,
+        alert_evaluator: Mutex::new(Some(alert_evaluator)),
         tracer,
         tracer_worker: Mutex::new(Some(tracer_worker)),
         config_path,

@@ -66,6 +66,11 @@ pub struct AppState {
     pub alerts: crate::alerts::Alerts,
     /// The webhook delivery task, until `Server::run` starts it.
     pub alerts_worker: Mutex<Option<crate::alerts::AlertsWorker>>,
+    /// Finished requests' outcomes for the alert rules (fed only when the
+    /// snapshot has rules).
+    pub alert_feed: crate::alerts::rules::Feed,
+    /// The alert rule evaluator task, until `Server::run` starts it.
+    pub alert_evaluator: Mutex<Option<crate::alerts::rules::Evaluator>>,
     /// The request log's buffer, when it is on (`store:` set).
     pub request_log: Option<crate::telemetry::request_log::RequestLog>,
     /// The request-log writer task, until `Server::run` starts it.

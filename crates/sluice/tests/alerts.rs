@@ -4,6 +4,12 @@
 //! blocks `emit` (overflow counted and logged, never silent), the
 //! shutdown flush and its deadline, switching the webhook on reload, and
 //! the secret staying out of `Debug` output and logs.
+//!
+//! Alert rules end to end: a gateway in front of a scripted mock upstream
+//! with `evaluate_every: 200ms` — errors fire one signed `error_rate`
+//! event then a `resolved` one, slow answers fire `latency_p99`, a breaker
+//! opening fires `breaker_open` once, and nothing fires below
+//! `min_requests`.
 
 use std::io::Write;
 use std::path::Path;
@@ -431,5 +437,238 @@ async fn the_secret_never_shows_in_debug_output_or_logs() {
     assert!(
         !text.contains("tok-path-canary"),
         "the webhook URL's path is in the log:\n{text}"
+    );
+}
+
+// ---- alert rules through a running gateway ----
+
+use common::{TestGateway, ADMIN_KEY, KEY};
+use serde_json::{json, Value};
+use sluice_testkit::{MockUpstream, Script};
+
+/// A gateway in front of `mock` (model `smart`, `breaker` for its
+/// circuit breaker) with these alert rules, delivering to `url`.
+async fn rules_gateway(
+    mock: &MockUpstream,
+    url: &str,
+    breaker: &str,
+    rules: &[&str],
+) -> TestGateway {
+    let rules: String = rules.iter().map(|r| format!("    - {r}\n")).collect();
+    TestGateway::start(&format!(
+        r#"
+listen: 127.0.0.1:0
+admin_listen: 127.0.0.1:0
+admin_key: {ADMIN_KEY}
+providers:
+  up: {{ kind: openai, base_url: "{}/v1", api_key: sk-upstream-secret }}
+models:
+  smart: {{ circuit_breaker: {breaker}, deployments: [ {{ provider: up, model: gpt-4o-mini }} ] }}
+keys:
+  - {{ name: ci, key: {KEY} }}
+alerts:
+  webhook: {{ url: "{url}", secret: {SECRET} }}
+  evaluate_every: 200ms
+  rules:
+{rules}"#,
+        mock.url()
+    ))
+    .await
+}
+
+async fn ask(gw: &TestGateway) -> u16 {
+    gw.post(
+        "/v1/chat/completions",
+        json!({ "model": "smart", "messages": [{ "role": "user", "content": "hi" }] }),
+    )
+    .await
+    .status()
+    .as_u16()
+}
+
+/// The rule events received, checked against their signature, in order.
+fn rule_events(r: &Receiver) -> Vec<Value> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    r.hits()
+        .iter()
+        .map(|h| {
+            let sig = h.headers[SIGNATURE_HEADER].to_str().unwrap();
+            assert!(
+                verify(SECRET.as_bytes(), sig, &h.body, now, 300),
+                "bad signature"
+            );
+            let v: Value = serde_json::from_slice(&h.body).unwrap();
+            assert_eq!(h.headers["x-sluice-event"], v["kind"].as_str().unwrap());
+            v
+        })
+        .filter(|v| v.get("rule").is_some())
+        .collect()
+}
+
+fn states(r: &Receiver, rule: &str) -> Vec<String> {
+    rule_events(r)
+        .iter()
+        .filter(|v| v["rule"] == rule)
+        .map(|v| v["state"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Keeps sending requests (`ask` at a time) until `done`, for up to 15 s.
+async fn drive_until(gw: &TestGateway, what: &str, done: impl Fn() -> bool) {
+    for _ in 0..300 {
+        if done() {
+            return;
+        }
+        ask(gw).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test]
+async fn errors_fire_one_error_rate_event_then_resolve() {
+    let (receiver, url) = Receiver::start(&[]).await;
+    let mock = MockUpstream::start().await;
+    mock.set_default(Script::status(500));
+    let gw = rules_gateway(
+        &mock,
+        &url,
+        "{ enabled: false }",
+        &["{ name: chat-errors, kind: error_rate, model: smart, above: 0.5, window: 1s, min_requests: 5 }"],
+    )
+    .await;
+    drive_until(&gw, "the error_rate event", || {
+        !states(&receiver, "chat-errors").is_empty()
+    })
+    .await;
+    // Errors go on for several more evaluations: no second event.
+    for _ in 0..20 {
+        assert!(ask(&gw).await >= 500);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(states(&receiver, "chat-errors"), ["firing"]);
+    let ev = &rule_events(&receiver)[0];
+    assert_eq!(ev["kind"], "error_rate");
+    assert_eq!(ev["scope_kind"], "model");
+    assert_eq!(ev["scope_id"], "smart");
+    assert_eq!(ev["threshold"], 0.5);
+    assert_eq!(ev["window_secs"], 1.0);
+    assert!(ev["value"].as_f64().unwrap() > 0.5, "{ev}");
+    assert!(ev["requests"].as_u64().unwrap() >= 5, "{ev}");
+    assert!(ev.get("period").is_none() && ev.get("fraction").is_none());
+    // The upstream recovers: one resolved event.
+    mock.set_default(Script::text("fine"));
+    drive_until(&gw, "the resolved event", || {
+        states(&receiver, "chat-errors").len() >= 2
+    })
+    .await;
+    assert_eq!(states(&receiver, "chat-errors"), ["firing", "resolved"]);
+    let m = gw.metrics().await;
+    assert!(
+        m.contains(r#"sluice_alerts_total{kind="error_rate",scope="model"} 2"#),
+        "{m}"
+    );
+    assert!(
+        m.contains(r#"sluice_alert_rules_firing{rule="chat-errors"} 0"#),
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn slow_answers_fire_latency_p99() {
+    let (receiver, url) = Receiver::start(&[]).await;
+    let mock = MockUpstream::start().await;
+    mock.set_default(Script::text("slow").with_delay(Duration::from_millis(300)));
+    let gw = rules_gateway(
+        &mock,
+        &url,
+        "{ enabled: false }",
+        &["{ name: slow, kind: latency_p99, above: 150ms, window: 2s, min_requests: 3 }"],
+    )
+    .await;
+    drive_until(&gw, "the latency_p99 event", || {
+        !states(&receiver, "slow").is_empty()
+    })
+    .await;
+    let ev = &rule_events(&receiver)[0];
+    assert_eq!(
+        (ev["kind"].as_str(), ev["state"].as_str()),
+        (Some("latency_p99"), Some("firing"))
+    );
+    assert_eq!(ev["unit"], "seconds");
+    assert_eq!(ev["threshold"], 0.15);
+    assert!(ev["value"].as_f64().unwrap() >= 0.3, "{ev}");
+}
+
+#[tokio::test]
+async fn a_breaker_opening_fires_breaker_open_once() {
+    let (receiver, url) = Receiver::start(&[]).await;
+    let mock = MockUpstream::start().await;
+    mock.set_default(Script::status(500));
+    let gw = rules_gateway(
+        &mock,
+        &url,
+        "{ failures: 2, cooldown: 1s }",
+        &["{ name: breaker, kind: breaker_open }"],
+    )
+    .await;
+    drive_until(&gw, "the breaker_open event", || {
+        !states(&receiver, "breaker").is_empty()
+    })
+    .await;
+    let ev = &rule_events(&receiver)[0];
+    assert_eq!(ev["kind"], "breaker_open");
+    assert_eq!(ev["scope_kind"], "deployment");
+    assert_eq!(ev["scope_id"], "smart/up/gpt-4o-mini");
+    assert_eq!(ev["phase"], "open");
+    // It stays open while requests are refused, then a good trial closes it.
+    mock.set_default(Script::text("fine"));
+    drive_until(&gw, "the resolved event", || {
+        states(&receiver, "breaker").len() >= 2
+    })
+    .await;
+    assert_eq!(states(&receiver, "breaker"), ["firing", "resolved"]);
+}
+
+#[tokio::test]
+async fn nothing_fires_below_min_requests() {
+    let (receiver, url) = Receiver::start(&[]).await;
+    let mock = MockUpstream::start().await;
+    mock.set_default(Script::status(500));
+    // `control` sees the same requests in the same evaluation: once it
+    // fired, `quiet` was judged on them too.
+    let gw = rules_gateway(
+        &mock,
+        &url,
+        "{ enabled: false }",
+        &[
+            "{ name: quiet, kind: error_rate, above: 0.1, window: 5s, min_requests: 10 }",
+            "{ name: control, kind: error_rate, above: 0.1, window: 5s, min_requests: 3 }",
+        ],
+    )
+    .await;
+    for _ in 0..5 {
+        assert!(ask(&gw).await >= 500);
+    }
+    until("the control rule", || {
+        !states(&receiver, "control").is_empty()
+    })
+    .await;
+    assert!(
+        states(&receiver, "quiet").is_empty(),
+        "{:?}",
+        rule_events(&receiver)
+    );
+    let m = gw.metrics().await;
+    assert!(
+        m.contains(r#"sluice_alert_rules_firing{rule="quiet"} 0"#),
+        "{m}"
+    );
+    assert!(
+        m.contains(r#"sluice_alert_rules_firing{rule="control"} 1"#),
+        "{m}"
     );
 }

@@ -131,6 +131,69 @@ fn event_json_keeps_the_documented_field_names() {
 }
 
 #[test]
+fn rule_events_carry_rule_fields_and_no_budget_fields() {
+    let fields = RuleFields {
+        rule: "chat-errors".into(),
+        state: RuleState::Firing,
+        value: Some(0.25),
+        threshold: Some(0.05),
+        unit: "ratio",
+        window_secs: Some(300.0),
+        requests: Some(40),
+        interval_usd: None,
+        mean_usd: None,
+        phase: None,
+    };
+    let ev = AlertEvent::rule(
+        AlertKind::ErrorRate,
+        &Subject::Model("smart".into()),
+        fields,
+    );
+    let v = serde_json::to_value(&ev).unwrap();
+    let keys: BTreeSet<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    let documented: BTreeSet<&str> = [
+        "id",
+        "kind",
+        "scope",
+        "scope_kind",
+        "scope_id",
+        "rule",
+        "state",
+        "value",
+        "threshold",
+        "unit",
+        "window_secs",
+        "requests",
+        "at",
+    ]
+    .into();
+    assert_eq!(keys, documented);
+    assert_eq!(v["kind"], "error_rate");
+    assert_eq!(v["state"], "firing");
+    assert_eq!(v["scope"], "model `smart`");
+    assert_eq!(v["scope_kind"], "model");
+    assert_eq!(v["value"], 0.25);
+    assert_eq!(
+        ev.summary(),
+        "rule `chat-errors` firing: model `smart` error_rate 0.2500 above 0.05 ratio"
+    );
+    let global = AlertEvent::rule(
+        AlertKind::SpendAnomaly,
+        &Subject::Global,
+        RuleFields {
+            state: RuleState::Resolved,
+            ..ev.rule.clone().unwrap()
+        },
+    );
+    let v = serde_json::to_value(&global).unwrap();
+    assert_eq!(
+        (v["scope_kind"].as_str(), v["scope_id"].as_str()),
+        (Some("global"), Some(""))
+    );
+    assert_eq!(v["state"], "resolved");
+}
+
+#[test]
 fn summary_reads_as_a_sentence() {
     assert_eq!(
         event().summary(),

@@ -188,6 +188,141 @@ fn one() -> f64 {
 pub struct AlertsConfig {
     /// POST each event as JSON, signed with HMAC-SHA256, to this receiver.
     pub webhook: WebhookConfig,
+    /// How often the rules are evaluated. Default 10s.
+    #[serde(default)]
+    pub evaluate_every: Option<Dur>,
+    /// Alert rules (error rate, p99 latency, breaker open, spend anomaly),
+    /// evaluated off the request path; see `docs/configuration.md`.
+    #[serde(default)]
+    pub rules: Vec<AlertRule>,
+}
+
+impl AlertsConfig {
+    /// `evaluate_every`, or its default (10s).
+    pub fn evaluate_every(&self) -> std::time::Duration {
+        self.evaluate_every
+            .map_or(std::time::Duration::from_secs(10), |d| d.0)
+    }
+}
+
+/// One alert rule (`alerts.rules[]`), by `kind`.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AlertRule {
+    /// The share of 5xx answers of a model over `window` is above `above`.
+    ErrorRate {
+        /// Unique among the rules; names the rule in events and metrics.
+        name: String,
+        /// Only this model; every model (each on its own) when omitted.
+        #[serde(default)]
+        model: Option<String>,
+        /// A fraction in (0, 1): 0.05 fires above 5% errors.
+        above: f64,
+        /// The sliding window the rate is taken over (at least 1s).
+        window: Dur,
+        /// No verdict below this many requests in the window. Default 20.
+        #[serde(default = "d20")]
+        min_requests: u32,
+        /// Send the firing event again this often while it fires (off
+        /// by default).
+        #[serde(default)]
+        repeat_every: Option<Dur>,
+    },
+    /// The p99 of whole-request latency of a model over `window` is above
+    /// `above`.
+    LatencyP99 {
+        name: String,
+        #[serde(default)]
+        model: Option<String>,
+        /// A duration, e.g. `2s`.
+        above: Dur,
+        window: Dur,
+        #[serde(default = "d20")]
+        min_requests: u32,
+        #[serde(default)]
+        repeat_every: Option<Dur>,
+    },
+    /// A deployment's circuit breaker opened; resolves when it closes.
+    BreakerOpen {
+        name: String,
+        /// Only this model's deployments; every deployment when omitted.
+        #[serde(default)]
+        model: Option<String>,
+        #[serde(default)]
+        repeat_every: Option<Dur>,
+    },
+    /// The spend of one `window` interval is `z` standard deviations above
+    /// its EWMA mean, per `scope`.
+    SpendAnomaly {
+        name: String,
+        /// `global` (default), `tenant` or `model`.
+        #[serde(default)]
+        scope: SpendScope,
+        /// The z-score above which an interval is anomalous (e.g. 3).
+        z: f64,
+        /// The interval spend is summed over (at least 1s).
+        window: Dur,
+        /// Intervals seen before any verdict. Default 6, at least 2.
+        #[serde(default = "d6")]
+        warmup: u32,
+        /// EWMA smoothing factor in (0, 1]. Default 0.3.
+        #[serde(default)]
+        alpha: Option<f64>,
+        #[serde(default)]
+        repeat_every: Option<Dur>,
+    },
+}
+
+impl AlertRule {
+    pub fn name(&self) -> &str {
+        match self {
+            AlertRule::ErrorRate { name, .. }
+            | AlertRule::LatencyP99 { name, .. }
+            | AlertRule::BreakerOpen { name, .. }
+            | AlertRule::SpendAnomaly { name, .. } => name,
+        }
+    }
+
+    /// The reminder interval while firing, if any.
+    pub fn repeat_every(&self) -> Option<std::time::Duration> {
+        match self {
+            AlertRule::ErrorRate { repeat_every, .. }
+            | AlertRule::LatencyP99 { repeat_every, .. }
+            | AlertRule::BreakerOpen { repeat_every, .. }
+            | AlertRule::SpendAnomaly { repeat_every, .. } => repeat_every.map(|d| d.0),
+        }
+    }
+
+    /// The `kind` as written in the config.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AlertRule::ErrorRate { .. } => "error_rate",
+            AlertRule::LatencyP99 { .. } => "latency_p99",
+            AlertRule::BreakerOpen { .. } => "breaker_open",
+            AlertRule::SpendAnomaly { .. } => "spend_anomaly",
+        }
+    }
+}
+
+/// What a `spend_anomaly` rule keeps one series for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SpendScope {
+    /// All spend together.
+    #[default]
+    Global,
+    /// One series per tenant (requests without a tenant are left out).
+    Tenant,
+    /// One series per model.
+    Model,
+}
+
+fn d20() -> u32 {
+    20
+}
+
+fn d6() -> u32 {
+    6
 }
 
 /// A webhook receiving alert events (see `docs/configuration.md`, "alerts",

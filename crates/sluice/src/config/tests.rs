@@ -884,6 +884,172 @@ fn alerts_webhook_problems_are_explained() {
     }
 }
 
+/// A config with model `a` and these `alerts.rules` (one per line).
+fn rules(every: &str, lines: &[&str]) -> String {
+    let body: String = lines.iter().map(|l| format!("    - {l}\n")).collect();
+    with(
+        "",
+        "",
+        &format!("alerts:\n  webhook: {{ url: https://h/x, secret: 0123456789abcdef }}\n{every}  rules:\n{body}"),
+    )
+}
+
+#[test]
+fn alert_rules_parse_with_defaults() {
+    use super::raw::{AlertRule, SpendScope};
+    let cfg = load(&rules(
+        "",
+        &[
+            "{ name: chat-errors, kind: error_rate, model: a, above: 0.05, window: 5m }",
+            "{ name: slow, kind: latency_p99, above: 2s, window: 5m, min_requests: 50, repeat_every: 1h }",
+            "{ name: breaker, kind: breaker_open }",
+            "{ name: spike, kind: spend_anomaly, scope: tenant, z: 3, window: 1h }",
+        ],
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let a = cfg.alerts.unwrap();
+    assert_eq!(a.evaluate_every(), std::time::Duration::from_secs(10));
+    assert_eq!(a.rules.len(), 4);
+    assert!(matches!(
+        &a.rules[0],
+        AlertRule::ErrorRate { model: Some(m), min_requests: 20, .. } if m == "a"
+    ));
+    assert_eq!(
+        a.rules[1].repeat_every(),
+        Some(std::time::Duration::from_secs(3600))
+    );
+    assert_eq!(a.rules[2].kind(), "breaker_open");
+    assert!(matches!(
+        &a.rules[3],
+        AlertRule::SpendAnomaly {
+            scope: SpendScope::Tenant,
+            warmup: 6,
+            alpha: None,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn alert_rule_problems_are_explained() {
+    let cases: Vec<(String, &str, &str)> = vec![
+        (
+            rules(
+                "",
+                &["{ name: x, kind: error_ratio, above: 0.1, window: 1m }"],
+            ),
+            "alerts.rules[0].kind",
+            "unknown variant `error_ratio`",
+        ),
+        (
+            rules(
+                "",
+                &["{ name: x, kind: error_rate, above: 1.5, window: 1m }"],
+            ),
+            "alerts.rules[0].above",
+            "between 0 and 1",
+        ),
+        (
+            rules(
+                "",
+                &["{ name: x, kind: error_rate, above: 0.1, window: 15s }"],
+            ),
+            "alerts.rules[0].window",
+            "at least twice evaluate_every",
+        ),
+        (
+            rules(
+                "",
+                &["{ name: x, kind: error_rate, above: 0.1, window: 500ms }"],
+            ),
+            "alerts.rules[0].window",
+            "between 1s and 7d",
+        ),
+        (
+            rules(
+                "",
+                &["{ name: x, kind: latency_p99, model: nope, above: 1s, window: 1m }"],
+            ),
+            "alerts.rules[0].model",
+            "unknown model `nope`",
+        ),
+        (
+            rules(
+                "",
+                &["{ name: x, kind: latency_p99, above: 0s, window: 1m }"],
+            ),
+            "alerts.rules[0].above",
+            "more than 0",
+        ),
+        (
+            rules(
+                "",
+                &[
+                    "{ name: x, kind: breaker_open }",
+                    "{ name: x, kind: breaker_open }",
+                ],
+            ),
+            "alerts.rules[1].name",
+            "must be unique",
+        ),
+        (
+            rules("", &["{ name: \"a b\", kind: breaker_open }"]),
+            "alerts.rules[0].name",
+            "letters, digits",
+        ),
+        (
+            rules("", &["{ name: x, kind: breaker_open, above: 1 }"]),
+            "alerts.rules[0].above",
+            "unknown field `above`",
+        ),
+        (
+            rules("", &["{ name: x, kind: breaker_open, repeat_every: 1s }"]),
+            "alerts.rules[0].repeat_every",
+            "at least evaluate_every",
+        ),
+        (
+            rules("", &["{ name: x, kind: spend_anomaly, z: 0, window: 1h }"]),
+            "alerts.rules[0].z",
+            "more than 0",
+        ),
+        (
+            rules(
+                "",
+                &["{ name: x, kind: spend_anomaly, z: 3, window: 1h, warmup: 1 }"],
+            ),
+            "alerts.rules[0].warmup",
+            "between 2 and 1000",
+        ),
+        (
+            rules(
+                "",
+                &["{ name: x, kind: spend_anomaly, z: 3, window: 1h, alpha: 1.5 }"],
+            ),
+            "alerts.rules[0].alpha",
+            "in (0, 1]",
+        ),
+        (
+            rules(
+                "",
+                &["{ name: x, kind: spend_anomaly, scope: key, z: 3, window: 1h }"],
+            ),
+            "alerts.rules[0]",
+            "unknown variant `key`",
+        ),
+        (
+            rules(
+                "  evaluate_every: 10ms\n",
+                &["{ name: x, kind: breaker_open }"],
+            ),
+            "alerts.evaluate_every",
+            "between 100ms and 1h",
+        ),
+    ];
+    for (text, path, needle) in cases {
+        issue_at(&text, path, needle);
+    }
+}
+
 #[test]
 fn routing_settings_load_and_per_deployment_prices_count_for_budgets() {
     let cfg = load(&with(

@@ -9,6 +9,8 @@
 //! policy without a rate limit or with guards, a `rate_limit` that sets no
 //! rate).
 
+mod alerts;
+
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 
@@ -71,6 +73,7 @@ pub fn validate(cfg: &RawConfig) -> Vec<PathIssue> {
     keys(cfg, &mut out);
     if let Some(a) = &cfg.alerts {
         webhook("alerts.webhook", &a.webhook, &mut out);
+        alerts::rules(cfg, a, &mut out);
     }
     request_log(cfg, &mut out);
     if let Some(t) = &cfg.tracing {

@@ -102,6 +102,9 @@ struct State {
     /// Requests and failures over the last `spec.window`.
     window: Window<2>,
     trials_out: u32,
+    /// Times it moved to open (for `breaker_open` alert rules, which may
+    /// look after it already closed again).
+    opens: u64,
 }
 
 impl Default for Breaker {
@@ -119,6 +122,7 @@ impl Breaker {
                 until: now,
                 window: Window::default(),
                 trials_out: 0,
+                opens: 0,
             }),
         }
     }
@@ -136,6 +140,11 @@ impl Breaker {
             Phase::Open if now >= s.until => Phase::HalfOpen,
             p => p,
         }
+    }
+
+    /// How many times it opened since it was created.
+    pub fn opens(&self) -> u64 {
+        self.lock().opens
     }
 
     /// Whether a request may go now; a `Trial` must be followed by
@@ -227,6 +236,9 @@ impl Breaker {
 }
 
 fn open(s: &mut State, spec: &BreakerSpec, now: Instant) {
+    if s.phase != Phase::Open {
+        s.opens += 1;
+    }
     s.phase = Phase::Open;
     s.until = now + spec.cooldown;
     s.consecutive = 0;

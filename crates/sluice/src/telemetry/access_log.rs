@@ -91,6 +91,7 @@ pub fn complete(ctx: &RequestCtx, usage: TokenUsage) {
     }
     rate_metrics(m, ctx);
     queue_metrics(m, ctx);
+    crate::alerts::rules::observe(ctx, total);
     if let Some(log) = &ctx.app.request_log {
         log.record(ctx, usage, total);
     }

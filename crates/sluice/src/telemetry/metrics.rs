@@ -130,6 +130,12 @@ pub struct AlertLabels {
     pub scope: &'static str,
 }
 
+/// An alert rule, by its configured name.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RuleLabels {
+    pub rule: Label,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
     pub reason: &'static str,
@@ -178,6 +184,10 @@ pub struct Metrics {
     pub alerts: Family<AlertLabels, Counter>,
     pub alerts_dropped: Family<ReasonLabels, Counter>,
     pub alert_deliveries: Family<ResultLabels, Counter>,
+    /// Subjects each alert rule currently fires for.
+    pub alert_rules_firing: Family<RuleLabels, Gauge>,
+    /// Request outcomes the rule evaluator's queue had no room for.
+    pub alert_samples_dropped: Counter,
     pub request_log: super::request_log::LogMetrics,
     pub usage: super::usage_metrics::UsageMetrics,
     pub trace_spans_exported: Counter,
@@ -331,6 +341,18 @@ impl Metrics {
             "Alert webhook deliveries by final result (ok, failed: every attempt failed or a 4xx answer)",
             alert_deliveries.clone(),
         );
+        let alert_rules_firing = Family::default();
+        registry.register(
+            "alert_rules_firing",
+            "Subjects (models, deployments, tenants) each alert rule currently fires for",
+            alert_rules_firing.clone(),
+        );
+        let alert_samples_dropped = Counter::default();
+        registry.register(
+            "alert_samples_dropped",
+            "Request outcomes not seen by the alert rules because their queue was full",
+            alert_samples_dropped.clone(),
+        );
         let trace_spans_exported = Counter::default();
         registry.register(
             "trace_spans_exported",
@@ -375,6 +397,8 @@ impl Metrics {
             alerts,
             alerts_dropped,
             alert_deliveries,
+            alert_rules_firing,
+            alert_samples_dropped,
             trace_spans_exported,
             trace_spans_dropped,
             breaker_state,
