@@ -306,13 +306,14 @@ impl Store {
             .iter()
             .enumerate()
             .map(|(i, (_, ty))| match self.backend {
-                Backend::Sqlite => format!("json_extract(value, '$[{i}]')"),
+                Backend::Sqlite => format!("value ->> {i}"),
                 Backend::Postgres if ty.starts_with("BIGINT") => format!("(r->>{i})::bigint"),
                 Backend::Postgres => format!("r->>{i}"),
             })
             .collect();
         let from = match self.backend {
-            Backend::Sqlite => "json_each($1)",
+            // Rows come back as JSONB: read without parsing text again.
+            Backend::Sqlite => "jsonb_each($1)",
             Backend::Postgres => "jsonb_array_elements($1::jsonb) AS r",
         };
         format!(
