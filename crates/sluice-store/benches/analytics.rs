@@ -1,6 +1,7 @@
 //! The analytics benchmark: writes N request-log records (default 10 M,
-//! `SLUICE_BENCH_ROWS`) spread over 30 days through `Store::write_logs`
-//! (the writer's own path: day tables, rollups, one transaction per batch)
+//! `SLUICE_BENCH_ROWS`) spread over 30 days through `Store::write_new_logs`
+//! (the writer's own path: day tables, rollups, one transaction per batch
+//! of `SLUICE_BENCH_BATCH`, default 1000)
 //! and reports the insert rate; then runs the admin API's 30-day queries
 //! 20 times each and reports p50 / p95 / max.
 //!
@@ -27,13 +28,16 @@ const MODELS: &[(&str, &str)] = &[
     ("mini", "openai"),
     ("local", "ollama"),
 ];
-const BATCH: usize = 5000;
 
 fn main() {
     let rows: usize = std::env::var("SLUICE_BENCH_ROWS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000_000);
+    let batch: usize = std::env::var("SLUICE_BENCH_BATCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
     let which: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with('-'))
@@ -44,26 +48,26 @@ fn main() {
         .unwrap();
     for backend in ["sqlite", "postgres"] {
         if which.is_empty() || which.iter().any(|w| w == backend) {
-            rt.block_on(run(backend, rows));
+            rt.block_on(run(backend, rows, batch));
         }
     }
 }
 
-async fn run(backend: &str, rows: usize) {
+async fn run(backend: &str, rows: usize, size: usize) {
     let (url, cleanup) = database(backend).await;
     let store = Store::connect(&url).await.unwrap();
     let end = (sluice_store::ids::now_ms() / DAY) * DAY;
     let start = end - 30 * DAY;
-    println!("== {backend}: {rows} records over 30 days");
+    println!("== {backend}: {rows} records over 30 days, batches of {size}");
     let t = Instant::now();
     let mut rng = fastrand::Rng::with_seed(7);
-    let mut batch = Vec::with_capacity(BATCH);
+    let mut batch = Vec::with_capacity(size);
     for i in 0..rows {
         // In time order, as a writer sees them.
         let ts = start + (i as i64 * 30 * DAY) / rows as i64;
         batch.push(record(&mut rng, i, ts));
-        if batch.len() == BATCH {
-            store.write_logs(&batch).await.unwrap();
+        if batch.len() == size {
+            store.write_new_logs(&batch).await.unwrap();
             batch.clear();
         }
         if i > 0 && i % 1_000_000 == 0 {
@@ -73,7 +77,7 @@ async fn run(backend: &str, rows: usize) {
             );
         }
     }
-    store.write_logs(&batch).await.unwrap();
+    store.write_new_logs(&batch).await.unwrap();
     let secs = t.elapsed().as_secs_f64();
     println!(
         "  insert: {rows} records in {secs:.1} s = {:.0} records/s",

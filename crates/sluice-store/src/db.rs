@@ -140,6 +140,45 @@ impl Sql {
     }
 }
 
+/// Rows passed as one JSON argument (`$1`: an array of rows, each an array
+/// of values in column order) and unpacked by the database: binding
+/// arguments one by one through sqlx costs far more per row. Returns the
+/// select list for `columns` (name, SQL type) and the `FROM` clause.
+pub(crate) fn json_rows(backend: Backend, columns: &[(&str, &str)]) -> (String, &'static str) {
+    let values: Vec<String> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, (_, ty))| match backend {
+            // SQLite: rows come back as JSONB, read without parsing again.
+            Backend::Sqlite => format!("value ->> {i}"),
+            Backend::Postgres if ty.starts_with("BIGINT") => format!("(r->>{i})::bigint"),
+            Backend::Postgres => format!("r->>{i}"),
+        })
+        .collect();
+    let from = match backend {
+        Backend::Sqlite => "jsonb_each($1)",
+        Backend::Postgres => "jsonb_array_elements($1::jsonb) AS r",
+    };
+    (values.join(", "), from)
+}
+
+/// JSON rows for [`json_rows`] from each row's arguments.
+pub(crate) fn json_arg<I: IntoIterator<Item = Arg>>(rows: impl Iterator<Item = I>) -> String {
+    let rows: Vec<Value> = rows
+        .map(|row| {
+            Value::Array(
+                row.into_iter()
+                    .map(|a| match a {
+                        Arg::Text(v) => v.map_or(Value::Null, Into::into),
+                        Arg::Int(v) => v.map_or(Value::Null, Into::into),
+                    })
+                    .collect(),
+            )
+        })
+        .collect();
+    Value::Array(rows).to_string()
+}
+
 /// Order of a list: by id, ascending (entities) or descending (audit log).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Order {

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use crate::db::{Arg, Sql};
+use crate::db::{json_arg, json_rows, Arg, Sql};
 use crate::rollup::{upsert_from, HOUR_MS};
 use crate::{Backend, Result, Store, StoreError};
 
@@ -247,6 +247,18 @@ impl Store {
     /// it, the rest are copied into their day tables, and the rollups are
     /// summed from it in SQL (`rollup::upsert_from`).
     pub async fn write_logs(&self, records: &[LogRecord]) -> Result<usize> {
+        self.write_batch(records, true).await
+    }
+
+    /// [`Store::write_logs`] for records that cannot be stored yet (the
+    /// writer's first attempt at a batch with fresh ids): skips the
+    /// duplicate check. For anything that may have been written before (a
+    /// spill replay) use [`Store::write_logs`].
+    pub async fn write_new_logs(&self, records: &[LogRecord]) -> Result<usize> {
+        self.write_batch(records, false).await
+    }
+
+    async fn write_batch(&self, records: &[LogRecord], dedup: bool) -> Result<usize> {
         if records.is_empty() {
             return Ok(0);
         }
@@ -261,21 +273,23 @@ impl Store {
             .await?;
         // The whole batch as one JSON argument, unpacked by the database:
         // binding arguments one by one costs far more per record.
-        Sql::new(self.stage_insert())
-            .bind(stage_json(records))
+        Sql::new(self.insert_json(STAGE))
+            .bind(records_json(records.iter()))
             .execute(&mut *tx)
             .await?;
         let cols = column_list();
         for day in &days {
             let (table, lo, hi) = (day_table(*day), day * DAY_MS, (day + 1) * DAY_MS);
-            Sql::new(format!(
-                "DELETE FROM {STAGE} WHERE ts >= $1 AND ts < $2 AND EXISTS \
+            if dedup {
+                Sql::new(format!(
+                    "DELETE FROM {STAGE} WHERE ts >= $1 AND ts < $2 AND EXISTS \
                  (SELECT 1 FROM {table} d WHERE d.id = {STAGE}.id)"
-            ))
-            .bind(lo)
-            .bind(hi)
-            .execute(&mut *tx)
-            .await?;
+                ))
+                .bind(lo)
+                .bind(hi)
+                .execute(&mut *tx)
+                .await?;
+            }
             Sql::new(format!(
                 "INSERT INTO {table} ({cols}) SELECT {cols} FROM {STAGE} WHERE ts >= $1 AND ts < $2"
             ))
@@ -299,27 +313,12 @@ impl Store {
         Ok(inserted.first().copied().unwrap_or(0) as usize)
     }
 
-    /// The `INSERT` filling the staging table from a JSON array of rows
-    /// (each an array of the columns' values, in [`COLUMNS`] order).
-    fn stage_insert(&self) -> String {
-        let values: Vec<String> = COLUMNS
-            .iter()
-            .enumerate()
-            .map(|(i, (_, ty))| match self.backend {
-                Backend::Sqlite => format!("value ->> {i}"),
-                Backend::Postgres if ty.starts_with("BIGINT") => format!("(r->>{i})::bigint"),
-                Backend::Postgres => format!("r->>{i}"),
-            })
-            .collect();
-        let from = match self.backend {
-            // Rows come back as JSONB: read without parsing text again.
-            Backend::Sqlite => "jsonb_each($1)",
-            Backend::Postgres => "jsonb_array_elements($1::jsonb) AS r",
-        };
+    /// `INSERT INTO table SELECT <records> FROM <one JSON argument>`.
+    fn insert_json(&self, table: &str) -> String {
+        let (values, from) = json_rows(self.backend, COLUMNS);
         format!(
-            "INSERT INTO {STAGE} ({}) SELECT {} FROM {from}",
-            column_list(),
-            values.join(", ")
+            "INSERT INTO {table} ({}) SELECT {values} FROM {from}",
+            column_list()
         )
     }
 
@@ -453,24 +452,9 @@ fn column_list() -> String {
     names.join(", ")
 }
 
-/// The records as a JSON array of rows, in [`COLUMNS`] order (flags as
-/// 0 or 1).
-fn stage_json(records: &[LogRecord]) -> String {
-    let rows: Vec<serde_json::Value> = records
-        .iter()
-        .map(|r| {
-            serde_json::Value::Array(
-                r.args()
-                    .into_iter()
-                    .map(|a| match a {
-                        Arg::Text(v) => v.map_or(serde_json::Value::Null, Into::into),
-                        Arg::Int(v) => v.map_or(serde_json::Value::Null, Into::into),
-                    })
-                    .collect(),
-            )
-        })
-        .collect();
-    serde_json::Value::Array(rows).to_string()
+/// The records as one JSON argument (flags as 0 or 1).
+fn records_json<'a>(records: impl Iterator<Item = &'a LogRecord>) -> String {
+    json_arg(records.map(LogRecord::args))
 }
 
 /// The `SELECT` of one day table for [`Store::logs`].

@@ -153,6 +153,27 @@ pub(crate) fn lat_column(i: usize) -> String {
 
 const DIM_COLUMNS: [&str; 6] = ["bucket", "tenant", "app", "key_id", "model", "provider"];
 
+/// Every column of a rollup table, in order.
+fn rollup_columns() -> Vec<String> {
+    let mut cols: Vec<String> = DIM_COLUMNS.iter().map(|c| c.to_string()).collect();
+    cols.extend(SUM_COLUMNS.iter().map(|c| c.to_string()));
+    cols.extend((0..BUCKETS).map(lat_column));
+    cols
+}
+
+/// `ON CONFLICT … DO UPDATE SET` adding every sum.
+fn add_on_conflict(table: &str) -> String {
+    let adds: Vec<String> = rollup_columns()[DIM_COLUMNS.len()..]
+        .iter()
+        .map(|c| format!("{c} = {table}.{c} + excluded.{c}"))
+        .collect();
+    format!(
+        "ON CONFLICT ({}) DO UPDATE SET {}",
+        DIM_COLUMNS.join(", "),
+        adds.join(", ")
+    )
+}
+
 /// The statement adding the records of `source` (request-log columns)
 /// to `table`, bucketed by `bucket_ms` (an hour or a day). The latency
 /// buckets are computed from the same edges as [`bucket_of`].
@@ -189,23 +210,15 @@ pub(crate) fn upsert_from(source: &str, table: &str, bucket_ms: i64) -> String {
         };
         sums.push(format!("SUM(CASE WHEN {cond} THEN 1 ELSE 0 END)"));
     }
-    let mut cols: Vec<String> = DIM_COLUMNS.iter().map(|c| c.to_string()).collect();
-    cols.extend(SUM_COLUMNS.iter().map(|c| c.to_string()));
-    cols.extend((0..BUCKETS).map(lat_column));
-    let adds: Vec<String> = cols[DIM_COLUMNS.len()..]
-        .iter()
-        .map(|c| format!("{c} = {table}.{c} + excluded.{c}"))
-        .collect();
-    // `WHERE 1 = 1`: SQLite needs a WHERE in an upsert's SELECT.
+    // Groups in key order: concurrent writers lock rows in the same order.
     format!(
-        "INSERT INTO {table} ({}) SELECT {}, {} FROM {source} WHERE 1 = 1 GROUP BY {} \
-         ON CONFLICT ({}) DO UPDATE SET {}",
-        cols.join(", "),
+        "INSERT INTO {table} ({}) SELECT {}, {} FROM {source} WHERE 1 = 1 GROUP BY {} ORDER BY {} {}",
+        rollup_columns().join(", "),
         dims.join(", "),
         sums.join(", "),
         dims.join(", "),
-        DIM_COLUMNS.join(", "),
-        adds.join(", ")
+        dims.join(", "),
+        add_on_conflict(table)
     )
 }
 

@@ -15,7 +15,8 @@ both!(
     rollups_sum_by_hour_and_day,
     usage_filters_groups_and_orders,
     retention_drops_whole_days,
-    hostile_strings_are_data
+    hostile_strings_are_data,
+    fresh_and_replayed_batches_sum_alike
 );
 
 const HOUR: i64 = 3_600_000;
@@ -371,4 +372,65 @@ async fn hostile_strings_are_data(s: Store) {
             .unwrap();
         assert_eq!(usage[0].dims[0].as_deref(), Some(*nasty));
     }
+}
+
+/// The writer's two paths — fresh batches (no duplicate check) and
+/// replays — give the same rows and rollups; a fresh batch replayed (a
+/// timeout after its commit) adds nothing.
+async fn fresh_and_replayed_batches_sum_alike(s: Store) {
+    let make = |prefix: &str| -> Vec<LogRecord> {
+        (0..300)
+            .map(|n| {
+                let tenant = format!("{prefix}-{}", n % 4);
+                let mut r = rec(
+                    n,
+                    LEAP_DAY - 2 * HOUR + n as i64 * 60_000,
+                    &tenant,
+                    ["a", "b", "c"][n % 3],
+                );
+                r.id = format!("{prefix}_{n}");
+                r.latency_us = (n as i64 * 7919) % 90_000_000;
+                r.status = [200, 200, 429, 503][n % 4];
+                r.cost_micro = (n % 5 != 0).then_some(n as i64);
+                if n % 7 == 0 {
+                    (r.model, r.provider, r.app) = (None, None, None);
+                }
+                r
+            })
+            .collect()
+    };
+    let (fresh, replayed) = (make("fresh"), make("replay"));
+    assert_eq!(s.write_new_logs(&fresh).await.unwrap(), 300);
+    assert_eq!(
+        s.write_logs(&fresh).await.unwrap(),
+        0,
+        "a replay adds nothing"
+    );
+    assert_eq!(s.write_logs(&replayed).await.unwrap(), 300);
+    for interval in [Interval::Hour, Interval::Day] {
+        let rows = s
+            .usage(&UsageQuery {
+                from: LEAP_DAY - DAY,
+                to: LEAP_DAY + DAY,
+                interval: Some(interval),
+                group_by: vec![Dim::Tenant, Dim::App, Dim::Key, Dim::Model, Dim::Provider],
+                ..UsageQuery::default()
+            })
+            .await
+            .unwrap();
+        let side = |prefix: &str| -> Vec<_> {
+            rows.iter()
+                .filter(|r| r.dims[0].as_deref().unwrap().starts_with(prefix))
+                .map(|r| (r.period, r.dims[1..].to_vec(), r.sums.clone()))
+                .collect()
+        };
+        let (f, r) = (side("fresh"), side("replay"));
+        assert!(f.len() > 10, "{f:?}");
+        assert_eq!(f.len(), r.len());
+        for (a, b) in f.iter().zip(&r) {
+            assert_eq!(a.0, b.0);
+            assert_eq!(a.2, b.2, "{interval:?} {:?}", a.1);
+        }
+    }
+    assert_eq!(s.logs(&all_of(0, LEAP_DAY + DAY)).await.unwrap().len(), 600);
 }

@@ -4,9 +4,10 @@
 //! fails or is slower than `write_timeout` spills them to disk instead.
 //! While anything is spilled, new batches are spilled too (order is kept)
 //! and the writer replays the oldest segment every [`REPLAY_EVERY`], or at
-//! once after a replay that worked, until the spill is empty. Store writes
-//! are idempotent by record id, so a segment replayed twice (a timeout
-//! after the commit) counts once.
+//! once after a replay that worked, until the spill is empty. A fresh batch
+//! takes the store's cheap path (`write_new_logs`: its ids are new); a
+//! replay the idempotent one (`write_logs`), so a batch written again (a
+//! timeout after the commit) counts once.
 //!
 //! On shutdown (the signal turns true after the last request drained) it
 //! drains the buffer and writes or spills everything, so no record is lost
@@ -127,7 +128,8 @@ impl Writer {
         }
         if !spilling {
             let started = std::time::Instant::now();
-            match timeout(self.tuning.write_timeout, self.store.write_logs(&batch)).await {
+            let write = self.store.write_new_logs(&batch);
+            match timeout(self.tuning.write_timeout, write).await {
                 Ok(Ok(_)) => {
                     self.metrics.written.inc_by(batch.len() as u64);
                     self.metrics
