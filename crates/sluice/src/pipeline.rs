@@ -81,6 +81,8 @@ pub struct RequestCtx {
     /// The end user the request body named (OpenAI `user`, Anthropic
     /// `metadata.user_id`), kept for the request log.
     pub body_user: Option<String>,
+    /// Bodies kept for the request log (callers with `log_bodies`).
+    pub bodies: Option<Box<crate::telemetry::request_log::bodies::Captured>>,
     /// The client IP: `server.client_ip_header`'s left-most address, else
     /// the TCP peer.
     pub client_ip: Option<IpAddr>,
@@ -167,6 +169,7 @@ impl RequestCtx {
         RequestCtx {
             user_header: header(&snap.end_user_header).cloned(),
             body_user: None,
+            bodies: None,
             route: None,
             tags,
             client_ip,
@@ -340,6 +343,11 @@ impl RequestCtx {
             buf.extend_from_slice(&part);
         }
         self.body_len = buf.len();
+        if let Some(spec) = self.body_spec() {
+            let mut c = Box::<crate::telemetry::request_log::bodies::Captured>::default();
+            c.request = Some(spec.keep(&buf));
+            self.bodies = Some(c);
+        }
         Ok(buf.freeze())
     }
 
@@ -827,7 +835,17 @@ impl RequestCtx {
                 self.ttft = Some(self.started.elapsed());
             }
             self.streamed_chars += n as u64;
+            let spec = self.key.as_ref().and_then(|k| k.log_bodies.as_ref());
+            if let (Some(b), Some(text), Some(spec)) = (&mut self.bodies, &c.delta.content, spec) {
+                b.stream_text(text, spec);
+            }
         }
+    }
+
+    /// The caller's `log_bodies`, when the request log is on.
+    pub fn body_spec(&self) -> Option<&crate::telemetry::request_log::bodies::BodySpec> {
+        self.app.request_log.as_ref()?;
+        self.key.as_ref()?.log_bodies.as_deref()
     }
 
     /// Tokens the request used, to settle its token reservations: the

@@ -197,6 +197,8 @@ pub struct KeyInfo {
     pub priority: Priority,
     /// USD budgets of every attached level.
     pub budgets: Box<[Arc<BudgetRule>]>,
+    /// Request and response bodies to keep in the request log.
+    pub log_bodies: Option<Arc<crate::telemetry::request_log::bodies::BodySpec>>,
     /// Its fair-queueing flows (the end user's is per request).
     pub flows: Flows,
     /// Stable bucket of the key (or app) id for policies' `rollout`.
@@ -413,6 +415,8 @@ pub struct Combined {
     pub priority: Priority,
     /// The levels' USD budgets, one per level that sets one.
     pub budgets: Box<[Arc<BudgetRule>]>,
+    /// Body capture for the request log: the most specific level's.
+    pub log_bodies: Option<Arc<crate::telemetry::request_log::bodies::BodySpec>>,
 }
 
 /// Every level holds: the tighter guard and the intersection of
@@ -426,6 +430,7 @@ pub fn combine_levels(cfg: &RawConfig, levels: &[Level<'_>], bucket: Option<u16>
     let mut queues = Vec::new();
     let mut priority = None;
     let mut budgets = Vec::new();
+    let mut log_bodies = None;
     for (scope, r) in levels {
         let flat = flatten(cfg, *r);
         limits = tighter(limits, flat.limits.unwrap_or_default());
@@ -433,6 +438,7 @@ pub fn combine_levels(cfg: &RawConfig, levels: &[Level<'_>], bucket: Option<u16>
         rates.extend(RateRule::of_level(scope, &items(cfg, *r), bucket));
         queues.extend(QueueRule::of_level(scope, flat.concurrency.as_ref()));
         priority = flat.priority.or(priority);
+        log_bodies = flat.log_bodies.or(log_bodies);
         budgets.extend(BudgetRule::of_level(scope, flat.budget.as_ref()).map(Arc::new));
     }
     Combined {
@@ -442,6 +448,8 @@ pub fn combine_levels(cfg: &RawConfig, levels: &[Level<'_>], bucket: Option<u16>
         queues: queues.into_boxed_slice(),
         priority: priority.unwrap_or_default(),
         budgets: budgets.into_boxed_slice(),
+        log_bodies: log_bodies
+            .map(|b| Arc::new(crate::telemetry::request_log::bodies::BodySpec::new(&b))),
     }
 }
 
@@ -617,6 +625,7 @@ impl Snapshot {
                 queues: c.queues,
                 priority: c.priority,
                 budgets: c.budgets,
+                log_bodies: c.log_bodies,
                 flows: Flows {
                     tenant: Flows::hash(k.tenant.as_deref().unwrap_or(&id)),
                     app: Flows::hash(&id),

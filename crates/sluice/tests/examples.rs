@@ -15,6 +15,7 @@ fn examples() -> Vec<std::path::PathBuf> {
     // The benchmark's configs too (their ${BENCH_*} have defaults).
     v.push(dir.join("../bench/sluice-bench.yaml"));
     v.push(dir.join("../bench/sluice-policies.yaml"));
+    v.push(dir.join("../bench/sluice-request-log.yaml"));
     v
 }
 

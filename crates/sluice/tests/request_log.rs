@@ -21,6 +21,11 @@ use serde_json::json;
 use sluice_store::{LogQuery, LogRecord, Store, UsageQuery};
 use sluice_testkit::{MockUpstream, Script};
 
+/// A key whose policy keeps bodies, with message content redacted.
+const BODIES_KEY: &str = "sk-test-bodies-0001";
+/// A key whose policy keeps bodies as they are, cut at 120 bytes.
+const VERBATIM_KEY: &str = "sk-test-verbatim-0001";
+
 fn config(mock: &MockUpstream, store: &str, request_log: &str) -> String {
     format!(
         r#"
@@ -39,6 +44,8 @@ tenants:
   acme: {{}}
 keys:
   - {{ name: ci, key: {KEY}, tenant: acme }}
+  - {{ name: audited, key: {BODIES_KEY}, tenant: acme, policy: {{ log_bodies: {{ max_bytes: 2KiB, redact: [content] }} }} }}
+  - {{ name: verbatim, key: {VERBATIM_KEY}, tenant: acme, policy: {{ log_bodies: {{ max_bytes: 120 }} }} }}
 "#,
         url = mock.url()
     )
@@ -228,8 +235,71 @@ async fn graceful_shutdown_flushes_everything(backend: Backend) {
 
 both_backends!(
     streamed_requests_each_leave_one_record,
-    graceful_shutdown_flushes_everything
+    graceful_shutdown_flushes_everything,
+    bodies_are_kept_per_policy_redacted_and_cut
 );
+
+async fn chat_as(gw: &TestGateway, key: &str, id: &str, body: serde_json::Value) {
+    let r = TestGateway::client()
+        .post(format!("{}/v1/chat/completions", gw.url))
+        .bearer_auth(key)
+        .header("x-request-id", id)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.text().await.unwrap();
+}
+
+async fn bodies_are_kept_per_policy_redacted_and_cut(backend: Backend) {
+    let db = FreshStore::new(backend).await;
+    let mock = MockUpstream::start().await;
+    mock.set_default(Script::text("the secret answer").with_usage(5, 3));
+    let gw = TestGateway::start(&config(&mock, &db.url, "{ flush_every: 50ms }")).await;
+    let ask = |stream: bool| {
+        json!({"model": "smart", "stream": stream, "user": "u1",
+               "metadata": {"password": "hunter2"},
+               "messages": [{"role": "user", "content": "my secret prompt"}]})
+    };
+    chat_as(&gw, BODIES_KEY, "bodies-plain", ask(false)).await;
+    chat_as(&gw, BODIES_KEY, "bodies-stream", ask(true)).await;
+    chat_as(&gw, VERBATIM_KEY, "bodies-verbatim", ask(true)).await;
+    chat_as(&gw, KEY, "bodies-none", ask(false)).await;
+    let store = Store::connect(&db.url).await.unwrap();
+    let records = wait_for_records(&store, 4, Duration::from_secs(10)).await;
+    let text = format!("{records:?}");
+    assert!(!text.contains("hunter2"), "{text}");
+    let plain = one(&records, "bodies-plain");
+    let stream = one(&records, "bodies-stream");
+    let audited = format!("{plain:?}{stream:?}");
+    assert!(
+        !audited.contains("secret prompt") && !audited.contains("secret answer"),
+        "{audited}"
+    );
+    let req: serde_json::Value =
+        serde_json::from_str(plain.request_body.as_ref().unwrap()).unwrap();
+    assert_eq!(req["messages"][0]["content"], "[REDACTED]");
+    assert_eq!(req["messages"][0]["role"], "user");
+    assert_eq!(req["model"], "smart");
+    let resp: serde_json::Value =
+        serde_json::from_str(plain.response_body.as_ref().unwrap()).unwrap();
+    assert_eq!(resp["choices"][0]["message"]["content"], "[REDACTED]");
+    assert_eq!(resp["usage"]["completion_tokens"], 3);
+    assert_eq!(stream.response_body.as_deref(), Some("[REDACTED]"));
+    // Kept verbatim (the built-in keys still redacted), cut at 120 bytes.
+    let verbatim = one(&records, "bodies-verbatim");
+    assert_eq!(verbatim.response_body.as_deref(), Some("the secret answer"));
+    let req = verbatim.request_body.as_deref().unwrap();
+    assert!(
+        req.contains("[REDACTED]") && !req.contains("hunter2"),
+        "{req}"
+    );
+    assert!(req.contains("…[cut ") && req.len() < 150, "{req}");
+    let none = one(&records, "bodies-none");
+    assert_eq!((&none.request_body, &none.response_body), (&None, &None));
+    store.close().await;
+}
 
 /// A Postgres store reached through a proxy that can be cut.
 async fn postgres_behind_cut() -> (FreshStore, TcpCut, String) {

@@ -65,6 +65,9 @@ impl PolicyConfig {
         if later.models.is_some() {
             self.models.clone_from(&later.models);
         }
+        if later.log_bodies.is_some() {
+            self.log_bodies.clone_from(&later.log_bodies);
+        }
     }
 }
 

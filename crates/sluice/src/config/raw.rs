@@ -974,6 +974,25 @@ pub struct PolicyConfig {
     /// Allow-list of model names; omitted = all.
     #[serde(default)]
     pub models: Option<Vec<String>>,
+    /// Keep the request and response bodies in the request log (redacted
+    /// and cut to size). The most specific level that sets it wins.
+    #[serde(default)]
+    pub log_bodies: Option<LogBodiesConfig>,
+}
+
+/// Request and response bodies in the request log (`log_bodies:`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogBodiesConfig {
+    /// Longest body kept, in bytes; longer ones are cut (and marked).
+    /// Default 4KiB, at most 1MiB.
+    #[serde(default)]
+    pub max_bytes: Option<ByteSize>,
+    /// JSON keys (any depth, case-insensitive) whose values are replaced
+    /// by `"[REDACTED]"`, besides the built-in `api_key`, `apikey`,
+    /// `authorization`, `password`, `secret`.
+    #[serde(default)]
+    pub redact: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]

@@ -669,6 +669,21 @@ fn policy_body(cfg: &RawConfig, path: &str, p: &PolicyConfig, out: &mut Out) {
         );
     }
     rate_only_fields(path, p, out);
+    if let Some(b) = &p.log_bodies {
+        let max = crate::telemetry::request_log::bodies::MAX_MAX_BYTES;
+        if b.max_bytes.is_some_and(|m| m.0 == 0 || m.0 > max) {
+            out.push(
+                join_key(&join_key(path, "log_bodies"), "max_bytes"),
+                "must be between 1B and 1MiB",
+            );
+        }
+        if b.redact.iter().any(|k| k.is_empty()) {
+            out.push(
+                join_key(&join_key(path, "log_bodies"), "redact"),
+                "an empty key name",
+            );
+        }
+    }
     for (i, m) in p.models.iter().flatten().enumerate() {
         if !cfg.models.contains_key(m) {
             let msg = format!(

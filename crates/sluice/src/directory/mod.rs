@@ -234,6 +234,7 @@ impl<'a> Levels<'a> {
             queues: c.queues,
             priority: c.priority,
             budgets: c.budgets,
+            log_bodies: c.log_bodies,
             flows: Flows {
                 tenant: Flows::hash(self.tenant_name),
                 app: Flows::hash(self.app_id),

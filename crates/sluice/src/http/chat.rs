@@ -99,6 +99,11 @@ pub async fn run(
 
 /// A complete JSON answer with sluice's headers.
 pub fn json_response(mut ctx: RequestCtx, bytes: bytes::Bytes) -> Response {
+    if let Some(kept) = ctx.body_spec().map(|s| s.keep(&bytes)) {
+        if let Some(b) = &mut ctx.bodies {
+            b.response = Some(kept);
+        }
+    }
     ctx.answer_starts(200);
     ctx.finished = true;
     let mut resp = Response::new(Body::from(bytes));

@@ -8,9 +8,11 @@
 //! counted in `sluice_request_log_dropped_total{reason}` and logged; none
 //! is lost silently.
 //!
-//! Module map: `record.rs` (the record of a request), `writer.rs` (the
-//! task), `spill.rs` (the spill files).
+//! Module map: `record.rs` (the record of a request), `bodies.rs` (bodies
+//! kept per `log_bodies`), `writer.rs` (the task), `spill.rs` (the spill
+//! files).
 
+pub mod bodies;
 mod record;
 mod spill;
 pub mod writer;
