@@ -1,5 +1,7 @@
 //! Usage analytics over the rollups: [`Store::usage`] sums `usage_daily`
-//! (whole UTC days) or `usage_hourly` (anything else) over a time range,
+//! (whole UTC days), `usage_hourly` (anything else) or, when apps or keys
+//! are involved, `usage_daily_keys` (ranges widened to whole UTC days; no
+//! hourly buckets) over a time range,
 //! grouped by any of tenant / app / key / model / provider and optionally
 //! by hour or day, filtered, and optionally ordered by a summed column
 //! (top consumers). Scanning rollups, not log rows, keeps a 30-day query
@@ -10,7 +12,9 @@ use sqlx::Row;
 
 use crate::db::Sql;
 use crate::request_log::DAY_MS;
-use crate::rollup::{lat_column, Sums, BUCKETS, HOUR_MS, SUM_COLUMNS};
+use crate::rollup::{
+    lat_column, Sums, Table, BUCKETS, DAILY, DAILY_KEYS, HOURLY, HOUR_MS, SUM_COLUMNS,
+};
 use crate::{Result, Store, StoreError};
 
 /// A dimension usage can be grouped by.
@@ -63,9 +67,9 @@ pub enum Interval {
 /// What [`Store::usage`] sums.
 #[derive(Debug, Clone, Default)]
 pub struct UsageQuery {
-    /// Unix ms; rounded down to the hour.
+    /// Unix ms; rounded down to the hour (the day for apps and keys).
     pub from: i64,
-    /// Unix ms, exclusive; rounded up to the hour.
+    /// Unix ms, exclusive; rounded up to the hour (the day for apps and keys).
     pub to: i64,
     pub interval: Option<Interval>,
     pub group_by: Vec<Dim>,
@@ -100,8 +104,10 @@ const MAX_RANGE_MS: i64 = 400 * DAY_MS;
 impl Store {
     /// Sums the rollups per `q` (see the module docs).
     pub async fn usage(&self, q: &UsageQuery) -> Result<Vec<UsageRow>> {
-        let from = q.from - q.from.rem_euclid(HOUR_MS);
-        let to = q.to + (HOUR_MS - q.to.rem_euclid(HOUR_MS)) % HOUR_MS;
+        let table = pick(q)?;
+        let step = if table == HOURLY { HOUR_MS } else { DAY_MS };
+        let from = q.from - q.from.rem_euclid(step);
+        let to = q.to + (step - q.to.rem_euclid(step)) % step;
         if to <= from {
             return Err(StoreError::Invalid("`to` must be after `from`".into()));
         }
@@ -110,11 +116,29 @@ impl Store {
                 "a usage query may span at most 400 days".into(),
             ));
         }
-        let daily = q.interval != Some(Interval::Hour) && from % DAY_MS == 0 && to % DAY_MS == 0;
-        let table = if daily { "usage_daily" } else { "usage_hourly" };
-        let (sql, with_period) = usage_sql(table, from, to, q);
+        let (sql, with_period) = usage_sql(table.name, from, to, q);
         sql.fetch_all(&self.pool, if with_period { row_p } else { row })
             .await
+    }
+}
+
+/// The rollup a query reads: by app or key (grouped, filtered, or a
+/// developer's apps) only the daily key rollup has them; else the daily
+/// rollup for whole UTC days, the hourly one otherwise.
+fn pick(q: &UsageQuery) -> Result<Table> {
+    let keys = q.app.is_some()
+        || q.key_id.is_some()
+        || q.apps.is_some()
+        || q.group_by.iter().any(|d| matches!(d, Dim::App | Dim::Key));
+    let whole_days = q.from.rem_euclid(DAY_MS) == 0 && q.to.rem_euclid(DAY_MS) == 0;
+    match (keys, q.interval) {
+        (true, Some(Interval::Hour)) => Err(StoreError::Invalid(
+            "usage by app or key is kept by day: use `interval=day` (or none)".into(),
+        )),
+        (true, _) => Ok(DAILY_KEYS),
+        (false, Some(Interval::Hour)) => Ok(HOURLY),
+        (false, _) if whole_days => Ok(DAILY),
+        (false, _) => Ok(HOURLY),
     }
 }
 

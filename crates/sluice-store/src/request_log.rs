@@ -15,7 +15,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::db::{json_arg, json_rows, Arg, Sql};
-use crate::rollup::{upsert_from, HOUR_MS};
+use crate::rollup::{upsert_from, TABLES};
 use crate::{Backend, Result, Store, StoreError};
 
 pub(crate) const DAY_MS: i64 = 86_400_000;
@@ -298,8 +298,8 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        for (table, bucket) in [("usage_hourly", HOUR_MS), ("usage_daily", DAY_MS)] {
-            Sql::new(upsert_from(STAGE, table, bucket))
+        for table in TABLES {
+            Sql::new(upsert_from(STAGE, table))
                 .execute(&mut *tx)
                 .await?;
         }

@@ -1,7 +1,9 @@
-//! Rollups of the request log: per hour (`usage_hourly`) and per UTC day
-//! (`usage_daily`), one row per (period, tenant, app, key, model,
-//! provider) with counts, tokens, cost, summed latencies and a latency
-//! histogram. [`upsert_from`] is the one statement per table that sums a
+//! Rollups of the request log, in three tables: `usage_hourly` and
+//! `usage_daily` (one row per hour or UTC day, tenant, model and provider)
+//! and `usage_daily_keys` (per UTC day, tenant, app, key, model and
+//! provider), each with counts, tokens, cost, summed latencies and a
+//! latency histogram. Apps and keys are kept by day only: an hour × key
+//! table would hold nearly a row per request at scale. [`upsert_from`] is the one statement per table that sums a
 //! batch (the writer's staging table) and adds it, in the writer's
 //! transaction, so rollups and rows never disagree and instances sharing
 //! a store add up.
@@ -12,6 +14,7 @@
 //! hours and instances; a percentile read from them is exact to the bucket
 //! (edges grow by ~1.6×) and interpolated within it.
 
+use crate::request_log::DAY_MS;
 use crate::Result;
 
 pub(crate) const HOUR_MS: i64 = 3_600_000;
@@ -151,41 +154,82 @@ pub(crate) fn lat_column(i: usize) -> String {
     format!("lat_{i:02}")
 }
 
-const DIM_COLUMNS: [&str; 6] = ["bucket", "tenant", "app", "key_id", "model", "provider"];
+/// A rollup table: its name, its period and whether it keeps apps and keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Table {
+    pub name: &'static str,
+    pub bucket_ms: i64,
+    /// Split by app and key too (else by tenant, model and provider).
+    pub keys: bool,
+}
 
-/// Every column of a rollup table, in order.
-fn rollup_columns() -> Vec<String> {
-    let mut cols: Vec<String> = DIM_COLUMNS.iter().map(|c| c.to_string()).collect();
-    cols.extend(SUM_COLUMNS.iter().map(|c| c.to_string()));
-    cols.extend((0..BUCKETS).map(lat_column));
-    cols
+/// Hourly, by tenant, model and provider.
+pub(crate) const HOURLY: Table = Table {
+    name: "usage_hourly",
+    bucket_ms: HOUR_MS,
+    keys: false,
+};
+/// Daily, by tenant, model and provider.
+pub(crate) const DAILY: Table = Table {
+    name: "usage_daily",
+    bucket_ms: DAY_MS,
+    keys: false,
+};
+/// Daily, by tenant, app, key, model and provider.
+pub(crate) const DAILY_KEYS: Table = Table {
+    name: "usage_daily_keys",
+    bucket_ms: DAY_MS,
+    keys: true,
+};
+/// Every rollup, as the writer maintains them.
+pub(crate) const TABLES: [Table; 3] = [HOURLY, DAILY, DAILY_KEYS];
+
+impl Table {
+    /// The key columns.
+    fn dims(self) -> &'static [&'static str] {
+        if self.keys {
+            &["bucket", "tenant", "app", "key_id", "model", "provider"]
+        } else {
+            &["bucket", "tenant", "model", "provider"]
+        }
+    }
+
+    /// Every column, in order.
+    fn columns(self) -> Vec<String> {
+        let mut cols: Vec<String> = self.dims().iter().map(|c| c.to_string()).collect();
+        cols.extend(SUM_COLUMNS.iter().map(|c| c.to_string()));
+        cols.extend((0..BUCKETS).map(lat_column));
+        cols
+    }
 }
 
 /// `ON CONFLICT … DO UPDATE SET` adding every sum.
-fn add_on_conflict(table: &str) -> String {
-    let adds: Vec<String> = rollup_columns()[DIM_COLUMNS.len()..]
+fn add_on_conflict(t: Table) -> String {
+    let adds: Vec<String> = t.columns()[t.dims().len()..]
         .iter()
-        .map(|c| format!("{c} = {table}.{c} + excluded.{c}"))
+        .map(|c| format!("{c} = {}.{c} + excluded.{c}", t.name))
         .collect();
     format!(
         "ON CONFLICT ({}) DO UPDATE SET {}",
-        DIM_COLUMNS.join(", "),
+        t.dims().join(", "),
         adds.join(", ")
     )
 }
 
 /// The statement adding the records of `source` (request-log columns)
-/// to `table`, bucketed by `bucket_ms` (an hour or a day). The latency
-/// buckets are computed from the same edges as [`bucket_of`].
-pub(crate) fn upsert_from(source: &str, table: &str, bucket_ms: i64) -> String {
-    let dims = [
-        format!("ts - ts % {bucket_ms}"),
-        "COALESCE(tenant, '')".into(),
-        "COALESCE(app, '')".into(),
-        "COALESCE(key_id, '')".into(),
-        "COALESCE(model, model_requested, '')".into(),
-        "COALESCE(provider, '')".into(),
+/// to rollup `t`. The latency buckets are computed from the same edges as
+/// [`bucket_of`].
+pub(crate) fn upsert_from(source: &str, t: Table) -> String {
+    let mut dims = vec![
+        format!("ts - ts % {}", t.bucket_ms),
+        "COALESCE(tenant, '')".to_owned(),
     ];
+    if t.keys {
+        dims.push("COALESCE(app, '')".into());
+        dims.push("COALESCE(key_id, '')".into());
+    }
+    dims.push("COALESCE(model, model_requested, '')".into());
+    dims.push("COALESCE(provider, '')".into());
     let mut sums: Vec<String> = vec![
         "COUNT(*)".into(),
         "SUM(CASE WHEN status >= 400 AND status < 500 THEN 1 ELSE 0 END)".into(),
@@ -212,13 +256,14 @@ pub(crate) fn upsert_from(source: &str, table: &str, bucket_ms: i64) -> String {
     }
     // Groups in key order: concurrent writers lock rows in the same order.
     format!(
-        "INSERT INTO {table} ({}) SELECT {}, {} FROM {source} WHERE 1 = 1 GROUP BY {} ORDER BY {} {}",
-        rollup_columns().join(", "),
+        "INSERT INTO {} ({}) SELECT {}, {} FROM {source} WHERE 1 = 1 GROUP BY {} ORDER BY {} {}",
+        t.name,
+        t.columns().join(", "),
         dims.join(", "),
         sums.join(", "),
         dims.join(", "),
         dims.join(", "),
-        add_on_conflict(table)
+        add_on_conflict(t)
     )
 }
 

@@ -237,6 +237,7 @@ async fn bad_parameters_are_explained(b: Backend) {
         for (path, param) in [
             ("/admin/usage?group_by=user", "group_by"),
             ("/admin/usage?interval=week", "interval"),
+            ("/admin/usage?group_by=key&interval=hour", "interval"),
             (
                 "/admin/usage?from=2030-01-02T00:00:00Z&to=2030-01-01T00:00:00Z",
                 "to",

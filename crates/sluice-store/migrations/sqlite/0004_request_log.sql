@@ -1,8 +1,10 @@
 -- sluice store schema v4 (SQLite): request-log rollups, maintained by the
 -- request-log writer in the same transaction as the log rows they count.
--- One row per (hour or UTC day, tenant, app, key, model, provider); '' stands
--- for none. `lat_NN` count requests per latency bucket (edges in
--- `rollup.rs`), so percentiles of any range merge exactly bucket-wise.
+-- `usage_hourly` and `usage_daily`: one row per (hour or UTC day, tenant,
+-- model, provider); `usage_daily_keys`: per (UTC day, tenant, app, key,
+-- model, provider). '' stands for none. `lat_NN` count requests per latency
+-- bucket (edges in `rollup.rs`), so percentiles of any range merge exactly
+-- bucket-wise.
 -- The request log itself lives in one table per UTC day
 -- (`request_log_YYYYMMDD`), created by the writer; retention drops
 -- whole day tables.
@@ -10,8 +12,6 @@
 CREATE TABLE usage_hourly (
     bucket        BIGINT NOT NULL,
     tenant        TEXT   NOT NULL,
-    app           TEXT   NOT NULL,
-    key_id        TEXT   NOT NULL,
     model         TEXT   NOT NULL,
     provider      TEXT   NOT NULL,
     requests      BIGINT NOT NULL,
@@ -50,10 +50,54 @@ CREATE TABLE usage_hourly (
     lat_22        BIGINT NOT NULL,
     lat_23        BIGINT NOT NULL,
     lat_24        BIGINT NOT NULL,
-    PRIMARY KEY (bucket, tenant, app, key_id, model, provider)
+    PRIMARY KEY (bucket, tenant, model, provider)
 );
 
 CREATE TABLE usage_daily (
+    bucket        BIGINT NOT NULL,
+    tenant        TEXT   NOT NULL,
+    model         TEXT   NOT NULL,
+    provider      TEXT   NOT NULL,
+    requests      BIGINT NOT NULL,
+    errors_4xx    BIGINT NOT NULL,
+    errors_5xx    BIGINT NOT NULL,
+    tokens_in     BIGINT NOT NULL,
+    tokens_out    BIGINT NOT NULL,
+    cache_read    BIGINT NOT NULL,
+    cache_write   BIGINT NOT NULL,
+    reasoning     BIGINT NOT NULL,
+    cost_micro    BIGINT NOT NULL,
+    latency_us    BIGINT NOT NULL,
+    upstream_us   BIGINT NOT NULL,
+    lat_00        BIGINT NOT NULL,
+    lat_01        BIGINT NOT NULL,
+    lat_02        BIGINT NOT NULL,
+    lat_03        BIGINT NOT NULL,
+    lat_04        BIGINT NOT NULL,
+    lat_05        BIGINT NOT NULL,
+    lat_06        BIGINT NOT NULL,
+    lat_07        BIGINT NOT NULL,
+    lat_08        BIGINT NOT NULL,
+    lat_09        BIGINT NOT NULL,
+    lat_10        BIGINT NOT NULL,
+    lat_11        BIGINT NOT NULL,
+    lat_12        BIGINT NOT NULL,
+    lat_13        BIGINT NOT NULL,
+    lat_14        BIGINT NOT NULL,
+    lat_15        BIGINT NOT NULL,
+    lat_16        BIGINT NOT NULL,
+    lat_17        BIGINT NOT NULL,
+    lat_18        BIGINT NOT NULL,
+    lat_19        BIGINT NOT NULL,
+    lat_20        BIGINT NOT NULL,
+    lat_21        BIGINT NOT NULL,
+    lat_22        BIGINT NOT NULL,
+    lat_23        BIGINT NOT NULL,
+    lat_24        BIGINT NOT NULL,
+    PRIMARY KEY (bucket, tenant, model, provider)
+);
+
+CREATE TABLE usage_daily_keys (
     bucket        BIGINT NOT NULL,
     tenant        TEXT   NOT NULL,
     app           TEXT   NOT NULL,

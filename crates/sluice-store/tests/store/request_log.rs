@@ -5,7 +5,7 @@
 
 use sluice_store::request_log::day_table;
 use sluice_store::rollup::{bucket_of, quantile_ms};
-use sluice_store::{Dim, Interval, LogQuery, LogRecord, Store, UsageQuery};
+use sluice_store::{Dim, Interval, LogQuery, LogRecord, Store, StoreError, UsageQuery};
 
 use crate::common::*;
 
@@ -16,7 +16,8 @@ both!(
     usage_filters_groups_and_orders,
     retention_drops_whole_days,
     hostile_strings_are_data,
-    fresh_and_replayed_batches_sum_alike
+    fresh_and_replayed_batches_sum_alike,
+    apps_and_keys_are_kept_by_day
 );
 
 const HOUR: i64 = 3_600_000;
@@ -407,13 +408,19 @@ async fn fresh_and_replayed_batches_sum_alike(s: Store) {
         "a replay adds nothing"
     );
     assert_eq!(s.write_logs(&replayed).await.unwrap(), 300);
-    for interval in [Interval::Hour, Interval::Day] {
+    let every = vec![Dim::Tenant, Dim::App, Dim::Key, Dim::Model, Dim::Provider];
+    let coarse = vec![Dim::Tenant, Dim::Model, Dim::Provider];
+    for (interval, group_by) in [
+        (Interval::Hour, coarse.clone()),
+        (Interval::Day, coarse),
+        (Interval::Day, every),
+    ] {
         let rows = s
             .usage(&UsageQuery {
                 from: LEAP_DAY - DAY,
                 to: LEAP_DAY + DAY,
                 interval: Some(interval),
-                group_by: vec![Dim::Tenant, Dim::App, Dim::Key, Dim::Model, Dim::Provider],
+                group_by,
                 ..UsageQuery::default()
             })
             .await
@@ -433,4 +440,77 @@ async fn fresh_and_replayed_batches_sum_alike(s: Store) {
         }
     }
     assert_eq!(s.logs(&all_of(0, LEAP_DAY + DAY)).await.unwrap().len(), 600);
+}
+
+/// Apps and keys are in the daily key rollup only: grouping or filtering by
+/// them per hour is refused; their ranges are whole UTC days; the three
+/// rollups agree on the totals.
+async fn apps_and_keys_are_kept_by_day(s: Store) {
+    let batch: Vec<LogRecord> = (0..40)
+        .map(|n| {
+            rec(
+                n,
+                LEAP_DAY + n as i64 * HOUR / 2,
+                ["acme", "globex"][n % 2],
+                "smart",
+            )
+        })
+        .collect();
+    s.write_logs(&batch).await.unwrap();
+    let q = |group_by: Vec<Dim>, interval, from, to| UsageQuery {
+        from,
+        to,
+        group_by,
+        interval,
+        ..UsageQuery::default()
+    };
+    let refused = s
+        .usage(&q(
+            vec![Dim::Key],
+            Some(Interval::Hour),
+            LEAP_DAY,
+            LEAP_DAY + DAY,
+        ))
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Invalid(_))),
+        "{refused:?}"
+    );
+    let mut by_app = q(vec![], Some(Interval::Hour), LEAP_DAY, LEAP_DAY + DAY);
+    by_app.app = Some("app_acme".into());
+    assert!(s.usage(&by_app).await.is_err());
+    // An afternoon's range by key covers the whole day.
+    let keys = s
+        .usage(&q(
+            vec![Dim::Key],
+            None,
+            LEAP_DAY + 13 * HOUR,
+            LEAP_DAY + 14 * HOUR,
+        ))
+        .await
+        .unwrap();
+    let total: i64 = keys.iter().map(|r| r.sums.requests).sum();
+    assert_eq!(total, 40);
+    // The same afternoon by tenant is two hours' worth (hourly rollup).
+    let tenants = s
+        .usage(&q(
+            vec![Dim::Tenant],
+            None,
+            LEAP_DAY + 13 * HOUR,
+            LEAP_DAY + 14 * HOUR,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(tenants.iter().map(|r| r.sums.requests).sum::<i64>(), 2);
+    for group_by in [vec![], vec![Dim::Tenant], vec![Dim::App]] {
+        let day = s
+            .usage(&q(group_by.clone(), None, LEAP_DAY, LEAP_DAY + DAY))
+            .await
+            .unwrap();
+        assert_eq!(
+            day.iter().map(|r| r.sums.requests).sum::<i64>(),
+            40,
+            "{group_by:?}"
+        );
+    }
 }

@@ -197,6 +197,15 @@ pub async fn usage(ctx: Ctx, Params(p): Params<UsageParams>) -> ApiResult<Respon
             ))
         }
     };
+    let by_key = group_by.iter().any(|d| matches!(d, Dim::App | Dim::Key))
+        || p.app.is_some()
+        || p.key.is_some();
+    if by_key && interval == Some(Interval::Hour) {
+        return Err(ApiError::invalid(
+            "interval",
+            "usage by app or key is kept by day: use `interval=day` (or none)",
+        ));
+    }
     let q = UsageQuery {
         interval,
         group_by,
