@@ -13,7 +13,7 @@ use sqlx::Row;
 use crate::db::Sql;
 use crate::request_log::DAY_MS;
 use crate::rollup::{
-    lat_column, Sums, Table, BUCKETS, DAILY, DAILY_KEYS, HOURLY, HOUR_MS, SUM_COLUMNS,
+    lat_column, Sums, Table, BUCKETS, DAILY, DAILY_KEYS, HOURLY, HOURLY_MODELS, SUM_COLUMNS,
 };
 use crate::{Result, Store, StoreError};
 
@@ -105,7 +105,7 @@ impl Store {
     /// Sums the rollups per `q` (see the module docs).
     pub async fn usage(&self, q: &UsageQuery) -> Result<Vec<UsageRow>> {
         let table = pick(q)?;
-        let step = if table == HOURLY { HOUR_MS } else { DAY_MS };
+        let step = table.bucket_ms;
         let from = q.from - q.from.rem_euclid(step);
         let to = q.to + (step - q.to.rem_euclid(step)) % step;
         if to <= from {
@@ -130,15 +130,17 @@ fn pick(q: &UsageQuery) -> Result<Table> {
         || q.key_id.is_some()
         || q.apps.is_some()
         || q.group_by.iter().any(|d| matches!(d, Dim::App | Dim::Key));
+    let tenants = q.tenant.is_some() || q.group_by.contains(&Dim::Tenant);
     let whole_days = q.from.rem_euclid(DAY_MS) == 0 && q.to.rem_euclid(DAY_MS) == 0;
-    match (keys, q.interval) {
-        (true, Some(Interval::Hour)) => Err(StoreError::Invalid(
+    let hourly = q.interval == Some(Interval::Hour) || !whole_days;
+    match (keys, hourly, tenants) {
+        (true, _, _) if q.interval == Some(Interval::Hour) => Err(StoreError::Invalid(
             "usage by app or key is kept by day: use `interval=day` (or none)".into(),
         )),
-        (true, _) => Ok(DAILY_KEYS),
-        (false, Some(Interval::Hour)) => Ok(HOURLY),
-        (false, _) if whole_days => Ok(DAILY),
-        (false, _) => Ok(HOURLY),
+        (true, _, _) => Ok(DAILY_KEYS),
+        (false, false, _) => Ok(DAILY),
+        (false, true, true) => Ok(HOURLY),
+        (false, true, false) => Ok(HOURLY_MODELS),
     }
 }
 

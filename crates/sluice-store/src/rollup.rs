@@ -1,9 +1,10 @@
-//! Rollups of the request log, in three tables: `usage_hourly` and
-//! `usage_daily` (one row per hour or UTC day, tenant, model and provider)
-//! and `usage_daily_keys` (per UTC day, tenant, app, key, model and
-//! provider), each with counts, tokens, cost, summed latencies and a
-//! latency histogram. Apps and keys are kept by day only: an hour × key
-//! table would hold nearly a row per request at scale. [`upsert_from`] is the one statement per table that sums a
+//! Rollups of the request log, in four tables: `usage_hourly_models` (one
+//! row per hour, model and provider), `usage_hourly` and `usage_daily` (per
+//! hour or UTC day, tenant, model and provider) and `usage_daily_keys` (per
+//! UTC day, tenant, app, key, model and provider), each with counts,
+//! tokens, cost, summed latencies and a latency histogram. Apps and keys
+//! are kept by day only: an hour × key table would hold nearly a row per
+//! request at scale. A query reads the smallest table that answers it. [`upsert_from`] is the one statement per table that sums a
 //! batch (the writer's staging table) and adds it, in the writer's
 //! transaction, so rollups and rows never disagree and instances sharing
 //! a store add up.
@@ -154,43 +155,59 @@ pub(crate) fn lat_column(i: usize) -> String {
     format!("lat_{i:02}")
 }
 
-/// A rollup table: its name, its period and whether it keeps apps and keys.
+/// How finely a rollup table splits its period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Split {
+    /// By model and provider.
+    Models,
+    /// By tenant, model and provider.
+    Tenants,
+    /// By tenant, app, key, model and provider.
+    Keys,
+}
+
+/// A rollup table: its name, its period and its split.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Table {
     pub name: &'static str,
     pub bucket_ms: i64,
-    /// Split by app and key too (else by tenant, model and provider).
-    pub keys: bool,
+    pub split: Split,
 }
 
+/// Hourly, by model and provider (hourly charts over weeks stay small).
+pub(crate) const HOURLY_MODELS: Table = Table {
+    name: "usage_hourly_models",
+    bucket_ms: HOUR_MS,
+    split: Split::Models,
+};
 /// Hourly, by tenant, model and provider.
 pub(crate) const HOURLY: Table = Table {
     name: "usage_hourly",
     bucket_ms: HOUR_MS,
-    keys: false,
+    split: Split::Tenants,
 };
 /// Daily, by tenant, model and provider.
 pub(crate) const DAILY: Table = Table {
     name: "usage_daily",
     bucket_ms: DAY_MS,
-    keys: false,
+    split: Split::Tenants,
 };
 /// Daily, by tenant, app, key, model and provider.
 pub(crate) const DAILY_KEYS: Table = Table {
     name: "usage_daily_keys",
     bucket_ms: DAY_MS,
-    keys: true,
+    split: Split::Keys,
 };
 /// Every rollup, as the writer maintains them.
-pub(crate) const TABLES: [Table; 3] = [HOURLY, DAILY, DAILY_KEYS];
+pub(crate) const TABLES: [Table; 4] = [HOURLY_MODELS, HOURLY, DAILY, DAILY_KEYS];
 
 impl Table {
     /// The key columns.
     fn dims(self) -> &'static [&'static str] {
-        if self.keys {
-            &["bucket", "tenant", "app", "key_id", "model", "provider"]
-        } else {
-            &["bucket", "tenant", "model", "provider"]
+        match self.split {
+            Split::Models => &["bucket", "model", "provider"],
+            Split::Tenants => &["bucket", "tenant", "model", "provider"],
+            Split::Keys => &["bucket", "tenant", "app", "key_id", "model", "provider"],
         }
     }
 
@@ -220,11 +237,11 @@ fn add_on_conflict(t: Table) -> String {
 /// to rollup `t`. The latency buckets are computed from the same edges as
 /// [`bucket_of`].
 pub(crate) fn upsert_from(source: &str, t: Table) -> String {
-    let mut dims = vec![
-        format!("ts - ts % {}", t.bucket_ms),
-        "COALESCE(tenant, '')".to_owned(),
-    ];
-    if t.keys {
+    let mut dims = vec![format!("ts - ts % {}", t.bucket_ms)];
+    if t.split != Split::Models {
+        dims.push("COALESCE(tenant, '')".into());
+    }
+    if t.split == Split::Keys {
         dims.push("COALESCE(app, '')".into());
         dims.push("COALESCE(key_id, '')".into());
     }

@@ -1,13 +1,57 @@
 -- sluice store schema v4 (Postgres): request-log rollups, maintained by the
 -- request-log writer in the same transaction as the log rows they count.
--- `usage_hourly` and `usage_daily`: one row per (hour or UTC day, tenant,
--- model, provider); `usage_daily_keys`: per (UTC day, tenant, app, key,
--- model, provider). '' stands for none. `lat_NN` count requests per latency
+-- `usage_hourly_models`: one row per (hour, model, provider);
+-- `usage_hourly` and `usage_daily`: per (hour or UTC day, tenant, model,
+-- provider); `usage_daily_keys`: per (UTC day, tenant, app, key, model,
+-- provider). '' stands for none. `lat_NN` count requests per latency
 -- bucket (edges in `rollup.rs`), so percentiles of any range merge exactly
 -- bucket-wise.
 -- The request log itself lives in one table per UTC day
 -- (`request_log_YYYYMMDD`), created by the writer as partitions of `request_log`; retention drops
 -- whole day tables.
+
+CREATE TABLE usage_hourly_models (
+    bucket        BIGINT NOT NULL,
+    model         TEXT   NOT NULL,
+    provider      TEXT   NOT NULL,
+    requests      BIGINT NOT NULL,
+    errors_4xx    BIGINT NOT NULL,
+    errors_5xx    BIGINT NOT NULL,
+    tokens_in     BIGINT NOT NULL,
+    tokens_out    BIGINT NOT NULL,
+    cache_read    BIGINT NOT NULL,
+    cache_write   BIGINT NOT NULL,
+    reasoning     BIGINT NOT NULL,
+    cost_micro    BIGINT NOT NULL,
+    latency_us    BIGINT NOT NULL,
+    upstream_us   BIGINT NOT NULL,
+    lat_00        BIGINT NOT NULL,
+    lat_01        BIGINT NOT NULL,
+    lat_02        BIGINT NOT NULL,
+    lat_03        BIGINT NOT NULL,
+    lat_04        BIGINT NOT NULL,
+    lat_05        BIGINT NOT NULL,
+    lat_06        BIGINT NOT NULL,
+    lat_07        BIGINT NOT NULL,
+    lat_08        BIGINT NOT NULL,
+    lat_09        BIGINT NOT NULL,
+    lat_10        BIGINT NOT NULL,
+    lat_11        BIGINT NOT NULL,
+    lat_12        BIGINT NOT NULL,
+    lat_13        BIGINT NOT NULL,
+    lat_14        BIGINT NOT NULL,
+    lat_15        BIGINT NOT NULL,
+    lat_16        BIGINT NOT NULL,
+    lat_17        BIGINT NOT NULL,
+    lat_18        BIGINT NOT NULL,
+    lat_19        BIGINT NOT NULL,
+    lat_20        BIGINT NOT NULL,
+    lat_21        BIGINT NOT NULL,
+    lat_22        BIGINT NOT NULL,
+    lat_23        BIGINT NOT NULL,
+    lat_24        BIGINT NOT NULL,
+    PRIMARY KEY (bucket, model, provider)
+);
 
 CREATE TABLE usage_hourly (
     bucket        BIGINT NOT NULL,
@@ -96,6 +140,7 @@ CREATE TABLE usage_daily (
     lat_24        BIGINT NOT NULL,
     PRIMARY KEY (bucket, tenant, model, provider)
 );
+
 
 CREATE TABLE usage_daily_keys (
     bucket        BIGINT NOT NULL,
@@ -186,3 +231,8 @@ CREATE TABLE request_log (
     response_body    TEXT,
     PRIMARY KEY (id, ts)
 ) PARTITION BY RANGE (ts);
+
+-- Tenant-scoped queries (tenant admins) read only their tenant's rows.
+CREATE INDEX usage_hourly_tenant ON usage_hourly (tenant, bucket);
+CREATE INDEX usage_daily_tenant ON usage_daily (tenant, bucket);
+CREATE INDEX usage_daily_keys_tenant ON usage_daily_keys (tenant, bucket);
