@@ -117,6 +117,14 @@ async fn run(backend: &str, rows: usize, size: usize) {
             "by model per hour",
             q(vec![Dim::Model], Some(Interval::Hour)),
         ),
+        ("by key per day", q(vec![Dim::Key], Some(Interval::Day))),
+        (
+            "one tenant by key",
+            UsageQuery {
+                tenant: Some("tenant-03".into()),
+                ..q(vec![Dim::Key], None)
+            },
+        ),
     ];
     for (name, query) in &queries {
         let mut times = Vec::new();

@@ -4,8 +4,15 @@
 //! [`MAX_TENANT_LABELS`] tenants seen get their own label value, any
 //! beyond share `_other` (the request log has them all). End users, keys
 //! and request ids are never label values.
+//!
+//! Each thread keeps the series handles of the (tenant, model) pairs it
+//! has counted, keyed by the addresses of the two names' `Arc`s (the entry
+//! holds clones, so an address cannot be reused while it is there): a
+//! request then costs no label hashing and no lock.
 
-use std::collections::HashSet;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, RwLock};
 
@@ -37,6 +44,49 @@ pub struct UsageMetrics {
     cost: Family<TenantModelLabels, Counter<f64, AtomicU64>>,
     tokens: Family<TenantTokenLabels, Counter>,
     tenants: RwLock<HashSet<Arc<str>>>,
+    /// Tells the per-thread caches apart (tests build several registries).
+    id: usize,
+}
+
+/// A (tenant, model) pair's series.
+struct Handles {
+    _names: (Option<Arc<str>>, Arc<str>),
+    cost: Counter<f64, AtomicU64>,
+    input: Counter,
+    output: Counter,
+}
+
+static NEXT_ID: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
+
+/// Cached pairs per thread, at most; past it the cache starts afresh.
+const CACHED_PAIRS: usize = 4096;
+
+type PairKey = (usize, usize, usize);
+
+thread_local! {
+    static CACHE: RefCell<HashMap<PairKey, Handles, BuildHasherDefault<AddrHasher>>> =
+        RefCell::new(HashMap::default());
+}
+
+/// Hashes the addresses of a [`PairKey`] (already unique: a multiply mixes
+/// them enough).
+#[derive(Default)]
+struct AddrHasher(u64);
+
+impl Hasher for AddrHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (self.0 ^ n as u64)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .rotate_left(29);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 impl UsageMetrics {
@@ -45,6 +95,7 @@ impl UsageMetrics {
             cost: Family::default(),
             tokens: Family::default(),
             tenants: RwLock::new(HashSet::new()),
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         };
         registry.register(
             "cost_usd",
@@ -71,23 +122,53 @@ impl UsageMetrics {
         if cost == 0 && usage.input == 0 && usage.output == 0 {
             return;
         }
-        let tenant = self.tenant_label(tenant);
-        if cost > 0 {
-            let labels = TenantModelLabels {
-                tenant: tenant.clone(),
-                model: model.clone(),
-            };
-            self.cost.get_or_create(&labels).inc_by(cost as f64 / 1e6);
-        }
-        for (direction, n) in [("input", usage.input), ("output", usage.output)] {
-            if n > 0 {
-                let labels = TenantTokenLabels {
-                    tenant: tenant.clone(),
-                    model: model.clone(),
-                    direction,
-                };
-                self.tokens.get_or_create(&labels).inc_by(n);
+        let key = (
+            self.id,
+            tenant.map_or(0, |t| Arc::as_ptr(t) as *const u8 as usize),
+            Arc::as_ptr(&model.0) as *const u8 as usize,
+        );
+        CACHE.with(|cache| {
+            let mut cache = cache.borrow_mut();
+            if !cache.contains_key(&key) {
+                if cache.len() >= CACHED_PAIRS {
+                    cache.clear();
+                }
+                cache.insert(key, self.handles(tenant, model));
             }
+            if let Some(h) = cache.get(&key) {
+                if cost > 0 {
+                    h.cost.inc_by(cost as f64 / 1e6);
+                }
+                if usage.input > 0 {
+                    h.input.inc_by(usage.input);
+                }
+                if usage.output > 0 {
+                    h.output.inc_by(usage.output);
+                }
+            }
+        });
+    }
+
+    /// A pair's series, looked up in the families.
+    fn handles(&self, tenant: Option<&Arc<str>>, model: &Label) -> Handles {
+        let t = self.tenant_label(tenant);
+        let tokens = |direction| {
+            let labels = TenantTokenLabels {
+                tenant: t.clone(),
+                model: model.clone(),
+                direction,
+            };
+            self.tokens.get_or_create(&labels).clone()
+        };
+        let labels = TenantModelLabels {
+            tenant: t.clone(),
+            model: model.clone(),
+        };
+        Handles {
+            _names: (tenant.cloned(), model.0.clone()),
+            cost: self.cost.get_or_create(&labels).clone(),
+            input: tokens("input"),
+            output: tokens("output"),
         }
     }
 
