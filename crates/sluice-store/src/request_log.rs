@@ -447,6 +447,11 @@ impl Store {
 /// The staging table of [`Store::write_logs`].
 const STAGE: &str = "log_stage";
 
+/// The record's fields, in column order (for exports).
+pub fn column_names() -> impl Iterator<Item = &'static str> {
+    COLUMNS.iter().map(|(c, _)| *c)
+}
+
 fn column_list() -> String {
     let names: Vec<&str> = COLUMNS.iter().map(|(c, _)| *c).collect();
     names.join(", ")

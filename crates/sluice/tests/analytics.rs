@@ -226,7 +226,21 @@ async fn request_logs_filter_and_page(b: Backend) {
         let csv = env.get("/admin/logs?format=csv&limit=2", admin).await;
         let lines: Vec<&str> = csv.text.lines().collect();
         assert_eq!(lines.len(), 3, "{}", csv.text);
-        assert!(lines[0].contains("request_id") && lines[0].contains("cost_usd"));
+        assert!(
+            lines[0].starts_with("id,ts,request_id,tenant,"),
+            "{}",
+            csv.text
+        );
+        assert!(lines[0].ends_with(",cost_usd"), "{}", csv.text);
+        let cols = lines[0].split(',').count();
+        assert!(
+            lines[1..].iter().all(|l| l.split(',').count() == cols),
+            "{}",
+            csv.text
+        );
+        // No records: still the header.
+        let empty = env.get("/admin/logs?format=csv&status=500", admin).await;
+        assert_eq!(empty.text.lines().count(), 1, "{}", empty.text);
     })
     .await
 }

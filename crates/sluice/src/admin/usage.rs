@@ -563,23 +563,23 @@ fn usage_csv(group_by: &[Dim], with_period: bool, rows: &[UsageView]) -> String 
     out
 }
 
+/// Records as CSV: a header (the record's fields in column order, then
+/// `cost_usd`) and a line each.
 fn log_csv(rows: &[LogView]) -> String {
-    let mut out = String::new();
-    for (i, r) in rows.iter().enumerate() {
+    let names: Vec<&str> = sluice_store::request_log::column_names()
+        .chain(["cost_usd"])
+        .collect();
+    let mut out = names.join(",") + "\n";
+    for r in rows {
         let Ok(serde_json::Value::Object(map)) = serde_json::to_value(r) else {
             continue;
         };
-        if i == 0 {
-            let head: Vec<&str> = map.keys().map(String::as_str).collect();
-            out.push_str(&head.join(","));
-            out.push('\n');
-        }
-        let cells: Vec<String> = map
-            .values()
-            .map(|v| match v {
-                serde_json::Value::Null => String::new(),
-                serde_json::Value::String(s) => field(s),
-                other => other.to_string(),
+        let cells: Vec<String> = names
+            .iter()
+            .map(|n| match map.get(*n) {
+                None | Some(serde_json::Value::Null) => String::new(),
+                Some(serde_json::Value::String(s)) => field(s),
+                Some(other) => other.to_string(),
             })
             .collect();
         out.push_str(&cells.join(","));
