@@ -104,13 +104,8 @@ fn rfc3339_ms(s: &str) -> Option<i64> {
     if !(1..=12).contains(&m) || !(1..=31).contains(&day) {
         return None;
     }
-    // Days from 1970-01-01 to y-m-d (Howard Hinnant's days_from_civil).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
+    // In range: checked above.
+    let days = sluice_types::civil::days_from_civil(y, m as u32, day as u32);
     Some((days * 86_400 + hh * 3600 + mm * 60) * 1000 + (secs * 1000.0) as i64)
 }
 

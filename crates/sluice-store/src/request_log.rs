@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use sluice_types::civil::{civil_from_days, days_from_civil};
+
 use crate::db::{json_arg, json_rows, Arg, Sql};
 use crate::rollup::{upsert_from, TABLES};
 use crate::{Backend, Result, Store, StoreError};
@@ -199,7 +201,7 @@ pub struct LogQuery {
 
 /// The name of a day's table.
 pub fn day_table(day: i64) -> String {
-    let (y, m, d) = civil(day);
+    let (y, m, d) = civil_from_days(day);
     format!("request_log_{y:04}{m:02}{d:02}")
 }
 
@@ -210,31 +212,12 @@ fn table_day(name: &str) -> Option<i64> {
         return None;
     }
     let n: i64 = digits.parse().ok()?;
-    let day = days_from_civil(n / 10_000, n / 100 % 100, n % 100);
+    let (m, d) = (n / 100 % 100, n % 100);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    let day = days_from_civil(n / 10_000, m as u32, d as u32);
     (day_table(day) == name).then_some(day)
-}
-
-/// Year, month, day of a day number (Howard Hinnant's algorithm).
-fn civil(day: i64) -> (i64, i64, i64) {
-    let z = day + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 impl Store {

@@ -93,33 +93,6 @@ pub(crate) const SUM_COLUMNS: [&str; 11] = [
 ];
 
 impl Sums {
-    /// Adds another row's sums.
-    pub fn merge(&mut self, o: &Sums) {
-        let (a, b) = (self.values_mut(), o.values());
-        for (x, y) in a.into_iter().zip(b) {
-            *x += y;
-        }
-        for (x, y) in self.latency.iter_mut().zip(o.latency) {
-            *x += y;
-        }
-    }
-
-    pub(crate) fn values(&self) -> [i64; 11] {
-        [
-            self.requests,
-            self.errors_4xx,
-            self.errors_5xx,
-            self.tokens_in,
-            self.tokens_out,
-            self.cache_read,
-            self.cache_write,
-            self.reasoning,
-            self.cost_micro,
-            self.latency_us,
-            self.upstream_us,
-        ]
-    }
-
     fn values_mut(&mut self) -> [&mut i64; 11] {
         [
             &mut self.requests,

@@ -1,10 +1,11 @@
 //! Wire schemas shared by every sluice crate: the OpenAI Chat Completions shapes
 //! (sluice's canonical in-memory request/response/chunk form), the Anthropic
-//! Messages shapes, embeddings, token usage and the inbound API format enum.
-//! serde only, no I/O.
+//! Messages shapes, embeddings, token usage and the inbound API format enum;
+//! and calendar arithmetic (`civil`). serde only, no I/O.
 
 pub mod anthropic;
 pub mod chat;
+pub mod civil;
 pub mod embeddings;
 pub mod secret;
 pub mod usage;

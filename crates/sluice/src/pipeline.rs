@@ -835,9 +835,11 @@ impl RequestCtx {
                 self.ttft = Some(self.started.elapsed());
             }
             self.streamed_chars += n as u64;
-            let spec = self.key.as_ref().and_then(|k| k.log_bodies.as_ref());
-            if let (Some(b), Some(text), Some(spec)) = (&mut self.bodies, &c.delta.content, spec) {
-                b.stream_text(text, spec);
+            // Only callers whose bodies are kept look further.
+            if let (Some(b), Some(text)) = (&mut self.bodies, &c.delta.content) {
+                if let Some(spec) = self.key.as_ref().and_then(|k| k.log_bodies.as_ref()) {
+                    b.stream_text(text, spec);
+                }
             }
         }
     }

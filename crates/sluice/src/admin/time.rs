@@ -105,7 +105,7 @@ fn parse_rfc3339(s: &str) -> Option<Millis> {
         }
         _ => return None,
     };
-    let days = days_from_civil(y, mo, d);
+    let days = sluice_types::civil::days_from_civil(y, mo as u32, d as u32);
     let secs = days * 86_400 + h * 3600 + mi * 60 + sec.min(59) - offset_min * 60;
     Some(secs * 1000 + frac_ms)
 }
@@ -115,17 +115,6 @@ fn num_in(s: &str, r: std::ops::Range<usize>) -> Option<i64> {
     t.bytes()
         .all(|c| c.is_ascii_digit())
         .then(|| t.parse().ok())?
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]
