@@ -1127,3 +1127,76 @@ fn tracing_problems_are_explained() {
         issue_at(&text, path, needle);
     }
 }
+
+#[test]
+fn request_log_and_log_bodies_parse_with_defaults() {
+    let cfg = load("store: sqlite://s.db\nrequest_log: {}\npolicies:\n  p: { log_bodies: { redact: [content] } }\n")
+        .unwrap();
+    let rl = cfg.request_log.unwrap();
+    assert!(rl.enabled);
+    assert_eq!((rl.buffer, rl.batch), (100_000, 1000));
+    assert_eq!(rl.retention.unwrap().0.as_secs(), 30 * 86_400);
+    let lb = cfg.policies["p"].log_bodies.clone().unwrap();
+    assert_eq!(
+        (lb.max_bytes, lb.redact),
+        (None, vec!["content".to_owned()])
+    );
+    // Without a store the log can only be turned off.
+    load("request_log: { enabled: false }\n").unwrap();
+}
+
+#[test]
+fn request_log_and_log_bodies_problems_are_explained() {
+    let s = |extra: &str| format!("store: sqlite://s.db\n{extra}");
+    let cases: Vec<(String, &str, &str)> = vec![
+        ("request_log: {}\n".into(), "request_log", "set `store:`"),
+        (
+            s("request_log: { buffer: 0 }\n"),
+            "request_log.buffer",
+            "at least 1",
+        ),
+        (
+            s("request_log: { batch: 0 }\n"),
+            "request_log.batch",
+            "between 1 and 10000",
+        ),
+        (
+            s("request_log: { batch: 20000 }\n"),
+            "request_log.batch",
+            "between 1 and 10000",
+        ),
+        (
+            s("request_log: { write_timeout: 0s }\n"),
+            "request_log.write_timeout",
+            "more than 0",
+        ),
+        (
+            s("request_log: { retention: 2h }\n"),
+            "request_log.retention",
+            "at least 1d",
+        ),
+        (
+            s("request_log: { spill: x }\n"),
+            "request_log.spill",
+            "unknown field",
+        ),
+        (
+            "policies:\n  p: { log_bodies: { max_bytes: 2MiB } }\n".into(),
+            "policies.p.log_bodies.max_bytes",
+            "between 1B and 1MiB",
+        ),
+        (
+            "policies:\n  p: { log_bodies: { redact: [\"\"] } }\n".into(),
+            "policies.p.log_bodies.redact",
+            "empty key name",
+        ),
+        (
+            "policies:\n  p: { log_bodies: { keep: all } }\n".into(),
+            "policies.p.log_bodies.keep",
+            "unknown field",
+        ),
+    ];
+    for (text, path, needle) in cases {
+        issue_at(&text, path, needle);
+    }
+}
