@@ -1,7 +1,8 @@
 //! Usage analytics over the rollups: [`Store::usage`] sums `usage_daily`
 //! (whole UTC days), `usage_hourly` (anything else) or, when apps or keys
-//! are involved, `usage_daily_keys` (ranges widened to whole UTC days; no
-//! hourly buckets) over a time range,
+//! are involved, `usage_daily_key_totals` — `usage_daily_keys` when the
+//! query also groups or filters by model or provider — (ranges widened to
+//! whole UTC days; no hourly buckets) over a time range,
 //! grouped by any of tenant / app / key / model / provider and optionally
 //! by hour or day, filtered, and optionally ordered by a summed column
 //! (top consumers). Scanning rollups, not log rows, keeps a 30-day query
@@ -13,7 +14,8 @@ use sqlx::Row;
 use crate::db::Sql;
 use crate::request_log::DAY_MS;
 use crate::rollup::{
-    lat_column, Sums, Table, BUCKETS, DAILY, DAILY_KEYS, HOURLY, HOURLY_MODELS, SUM_COLUMNS,
+    lat_column, Sums, Table, BUCKETS, DAILY, DAILY_KEYS, DAILY_KEY_TOTALS, HOURLY, HOURLY_MODELS,
+    SUM_COLUMNS,
 };
 use crate::{Result, Store, StoreError};
 
@@ -130,6 +132,11 @@ fn pick(q: &UsageQuery) -> Result<Table> {
         || q.key_id.is_some()
         || q.apps.is_some()
         || q.group_by.iter().any(|d| matches!(d, Dim::App | Dim::Key));
+    let by_model = q.model.is_some()
+        || q.provider.is_some()
+        || q.group_by
+            .iter()
+            .any(|d| matches!(d, Dim::Model | Dim::Provider));
     let tenants = q.tenant.is_some() || q.group_by.contains(&Dim::Tenant);
     let whole_days = q.from.rem_euclid(DAY_MS) == 0 && q.to.rem_euclid(DAY_MS) == 0;
     let hourly = q.interval == Some(Interval::Hour) || !whole_days;
@@ -137,7 +144,8 @@ fn pick(q: &UsageQuery) -> Result<Table> {
         (true, _, _) if q.interval == Some(Interval::Hour) => Err(StoreError::Invalid(
             "usage by app or key is kept by day: use `interval=day` (or none)".into(),
         )),
-        (true, _, _) => Ok(DAILY_KEYS),
+        (true, _, _) if by_model => Ok(DAILY_KEYS),
+        (true, _, _) => Ok(DAILY_KEY_TOTALS),
         (false, false, _) => Ok(DAILY),
         (false, true, true) => Ok(HOURLY),
         (false, true, false) => Ok(HOURLY_MODELS),

@@ -112,6 +112,7 @@ impl Store {
         migrations::migrator(self.backend)
             .run_to(version, &self.pool)
             .await?;
+        self.upgrade_day_tables().await?;
         self.schema_version().await
     }
 

@@ -42,6 +42,12 @@ const MIGRATIONS: &[Embedded] = &[
         sqlite: include_str!("../migrations/sqlite/0004_request_log.sql"),
         postgres: include_str!("../migrations/postgres/0004_request_log.sql"),
     },
+    Embedded {
+        version: 5,
+        description: "cache hits, key totals",
+        sqlite: include_str!("../migrations/sqlite/0005_cache_hits_key_totals.sql"),
+        postgres: include_str!("../migrations/postgres/0005_cache_hits_key_totals.sql"),
+    },
 ];
 
 /// The newest schema version this build knows.

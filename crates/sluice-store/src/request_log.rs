@@ -5,19 +5,20 @@
 //! [`Store::write_logs`] writes a batch in one transaction: the rows whose
 //! id is not stored yet (so a batch written twice — a spill file replayed
 //! after a crash — adds nothing the second time) and, for exactly those,
-//! the hourly and daily rollups (`rollup.rs`). [`Store::logs`] lists records newest first, day table by
-//! day table; [`Store::drop_logs_before`] is retention.
+//! the hourly and daily rollups (`rollup.rs`). [`Store::logs`] lists
+//! records newest first, day table by day table; [`Store::drop_logs_before`]
+//! is retention.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use sluice_types::civil::{civil_from_days, days_from_civil};
 
-use crate::db::{json_arg, json_rows, Arg, Sql};
-use crate::rollup::{upsert_from, TABLES};
+use crate::db::{json_rows, Sql, Tx};
+use crate::rollup::{sum_batch, sums_json, upsert_json, TABLES};
 use crate::{Backend, Result, Store, StoreError};
 
 pub(crate) const DAY_MS: i64 = 86_400_000;
@@ -74,6 +75,8 @@ pub struct LogRecord {
     pub budget_over: Option<String>,
     pub downgraded_from: Option<String>,
     pub queue_wait_us: Option<i64>,
+    /// Answered from the gateway's response cache (no upstream call).
+    pub cache_hit: bool,
     pub request_body: Option<String>,
     pub response_body: Option<String>,
 }
@@ -117,61 +120,104 @@ pub(crate) const COLUMNS: &[(&str, &str)] = &[
     ("budget_over", "TEXT"),
     ("downgraded_from", "TEXT"),
     ("queue_wait_us", "BIGINT"),
+    ("cache_hit", "BIGINT NOT NULL"),
     ("request_body", "TEXT"),
     ("response_body", "TEXT"),
 ];
 
 impl LogRecord {
-    fn args(&self) -> [Arg; 39] {
-        let t = |v: &Option<String>| Arg::from(v);
-        let b = |v: bool| Arg::from(i64::from(v));
-        [
-            self.id.as_str().into(),
-            self.ts.into(),
-            self.request_id.as_str().into(),
-            t(&self.tenant),
-            t(&self.app),
-            t(&self.key_id),
-            t(&self.key_name),
-            t(&self.end_user),
-            t(&self.client_ip),
-            self.endpoint.as_str().into(),
-            self.format.as_str().into(),
-            t(&self.model_requested),
-            t(&self.model),
-            t(&self.provider),
-            t(&self.deployment),
-            t(&self.route),
-            b(self.stream),
-            self.status.into(),
-            t(&self.error),
-            t(&self.error_source),
-            self.latency_us.into(),
-            self.upstream_us.into(),
-            self.ttft_us.into(),
-            self.tokens_in.into(),
-            self.tokens_out.into(),
-            self.cache_read.into(),
-            self.cache_write.into(),
-            self.reasoning.into(),
-            b(self.usage_estimated),
-            self.cost_micro.into(),
-            self.attempts.into(),
-            t(&self.failed_attempts),
-            t(&self.rate_limited),
-            t(&self.would_block),
-            t(&self.budget_over),
-            t(&self.downgraded_from),
-            self.queue_wait_us.into(),
-            t(&self.request_body),
-            t(&self.response_body),
-        ]
-    }
-
     /// The UTC day (days since 1970-01-01) of the record's table.
     pub fn day(&self) -> i64 {
         self.ts.div_euclid(DAY_MS)
     }
+}
+
+/// A record as one JSON row of [`json_rows`]`(COLUMNS)`: its values in
+/// column order (flags as 0 or 1), written straight from the record.
+struct JsonRow<'a>(&'a LogRecord);
+
+/// One value of a [`JsonRow`].
+enum Cell<'a> {
+    Text(Option<&'a str>),
+    Int(Option<i64>),
+}
+
+impl Serialize for Cell<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            Cell::Text(v) => v.serialize(s),
+            Cell::Int(v) => v.serialize(s),
+        }
+    }
+}
+
+impl<'a> JsonRow<'a> {
+    fn cells(&self) -> [Cell<'a>; 40] {
+        let r: &'a LogRecord = self.0;
+        fn t(v: &Option<String>) -> Cell<'_> {
+            Cell::Text(v.as_deref())
+        }
+        fn s(v: &str) -> Cell<'_> {
+            Cell::Text(Some(v))
+        }
+        let i = |v: i64| Cell::Int(Some(v));
+        let b = |v: bool| Cell::Int(Some(i64::from(v)));
+        [
+            s(&r.id),
+            i(r.ts),
+            s(&r.request_id),
+            t(&r.tenant),
+            t(&r.app),
+            t(&r.key_id),
+            t(&r.key_name),
+            t(&r.end_user),
+            t(&r.client_ip),
+            s(&r.endpoint),
+            s(&r.format),
+            t(&r.model_requested),
+            t(&r.model),
+            t(&r.provider),
+            t(&r.deployment),
+            t(&r.route),
+            b(r.stream),
+            i(r.status),
+            t(&r.error),
+            t(&r.error_source),
+            i(r.latency_us),
+            i(r.upstream_us),
+            Cell::Int(r.ttft_us),
+            i(r.tokens_in),
+            i(r.tokens_out),
+            i(r.cache_read),
+            i(r.cache_write),
+            i(r.reasoning),
+            b(r.usage_estimated),
+            Cell::Int(r.cost_micro),
+            i(r.attempts),
+            t(&r.failed_attempts),
+            t(&r.rate_limited),
+            t(&r.would_block),
+            t(&r.budget_over),
+            t(&r.downgraded_from),
+            Cell::Int(r.queue_wait_us),
+            b(r.cache_hit),
+            t(&r.request_body),
+            t(&r.response_body),
+        ]
+    }
+}
+
+impl Serialize for JsonRow<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_seq(self.cells())
+    }
+}
+
+/// Records as one JSON argument for [`json_rows`]`(COLUMNS)`.
+fn records_json(records: &[&LogRecord]) -> String {
+    let rows: Vec<JsonRow<'_>> = records.iter().map(|r| JsonRow(r)).collect();
+    // Serializing strings and integers cannot fail.
+    serde_json::to_string(&rows).unwrap_or_default()
 }
 
 /// Filters of [`Store::logs`]; every set field must match.
@@ -225,10 +271,10 @@ impl Store {
     /// returns how many were new (a record whose id is already stored is
     /// skipped and not counted again in the rollups).
     ///
-    /// Set-based, so the cost per record is small: the batch goes into a
-    /// temporary staging table, records already stored are deleted from
-    /// it, the rest are copied into their day tables, and the rollups are
-    /// summed from it in SQL (`rollup::upsert_from`).
+    /// Set-based, so the cost per record is small: the ids already stored
+    /// are looked up in one query, the rest of the batch goes into its day
+    /// table as one JSON argument, and the rollups are summed in Rust and
+    /// upserted with one statement per table (`rollup.rs`).
     pub async fn write_logs(&self, records: &[LogRecord]) -> Result<usize> {
         self.write_batch(records, true).await
     }
@@ -242,58 +288,62 @@ impl Store {
     }
 
     async fn write_batch(&self, records: &[LogRecord], dedup: bool) -> Result<usize> {
-        if records.is_empty() {
-            return Ok(0);
+        let mut by_day: BTreeMap<i64, Vec<&LogRecord>> = BTreeMap::new();
+        for r in records {
+            by_day.entry(r.day()).or_default().push(r);
         }
-        let days: BTreeSet<i64> = records.iter().map(LogRecord::day).collect();
-        for day in &days {
+        for day in by_day.keys() {
             self.ensure_day_table(*day).await?;
         }
         let mut tx = self.begin_write().await?;
-        Sql::new(self.stage_ddl()).execute(&mut *tx).await?;
-        Sql::new(format!("DELETE FROM {STAGE}"))
-            .execute(&mut *tx)
-            .await?;
-        // The whole batch as one JSON argument, unpacked by the database:
-        // binding arguments one by one costs far more per record.
-        Sql::new(self.insert_json(STAGE))
-            .bind(records_json(records.iter()))
-            .execute(&mut *tx)
-            .await?;
-        let cols = column_list();
-        for day in &days {
-            let (table, lo, hi) = (day_table(*day), day * DAY_MS, (day + 1) * DAY_MS);
+        let mut stored: Vec<&LogRecord> = Vec::with_capacity(records.len());
+        for (day, mut rows) in by_day {
+            let table = day_table(day);
             if dedup {
-                Sql::new(format!(
-                    "DELETE FROM {STAGE} WHERE ts >= $1 AND ts < $2 AND EXISTS \
-                 (SELECT 1 FROM {table} d WHERE d.id = {STAGE}.id)"
-                ))
-                .bind(lo)
-                .bind(hi)
+                let known = self.stored_ids(&mut tx, &table, &rows).await?;
+                rows.retain(|r| !known.contains(r.id.as_str()));
+            }
+            if rows.is_empty() {
+                continue;
+            }
+            // The whole batch as one JSON argument, unpacked by the
+            // database: binding arguments one by one costs far more.
+            Sql::new(self.insert_json(&table))
+                .bind(records_json(&rows))
                 .execute(&mut *tx)
                 .await?;
-            }
-            Sql::new(format!(
-                "INSERT INTO {table} ({cols}) SELECT {cols} FROM {STAGE} WHERE ts >= $1 AND ts < $2"
-            ))
-            .bind(lo)
-            .bind(hi)
-            .execute(&mut *tx)
-            .await?;
+            stored.append(&mut rows);
         }
         for table in TABLES {
-            Sql::new(upsert_from(STAGE, table))
-                .execute(&mut *tx)
-                .await?;
+            let sums = sum_batch(table, stored.iter().copied());
+            if !sums.is_empty() {
+                Sql::new(upsert_json(self.backend, table))
+                    .bind(sums_json(table, &sums))
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
-        let inserted = Sql::new(format!("SELECT COUNT(*) AS n FROM {STAGE}"))
-            .fetch_all(&mut *tx, |r| Ok(r.try_get::<i64, _>("n")?))
-            .await?;
-        Sql::new(format!("DELETE FROM {STAGE}"))
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
-        Ok(inserted.first().copied().unwrap_or(0) as usize)
+        Ok(stored.len())
+    }
+
+    /// The ids of `rows` already in `table`.
+    async fn stored_ids(
+        &self,
+        tx: &mut Tx,
+        table: &str,
+        rows: &[&LogRecord],
+    ) -> Result<HashSet<String>> {
+        let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        let list = match self.backend {
+            Backend::Sqlite => "SELECT value FROM json_each($1)",
+            Backend::Postgres => "SELECT jsonb_array_elements_text($1::jsonb)",
+        };
+        let found = Sql::new(format!("SELECT id FROM {table} WHERE id IN ({list})"))
+            .bind(serde_json::to_string(&ids).unwrap_or_default())
+            .fetch_all(&mut **tx, |r| Ok(r.try_get::<String, _>("id")?))
+            .await?;
+        Ok(found.into_iter().collect())
     }
 
     /// `INSERT INTO table SELECT <records> FROM <one JSON argument>`.
@@ -302,19 +352,6 @@ impl Store {
         format!(
             "INSERT INTO {table} ({}) SELECT {values} FROM {from}",
             column_list()
-        )
-    }
-
-    /// The staging table: temporary, one per connection.
-    fn stage_ddl(&self) -> String {
-        let cols: Vec<String> = COLUMNS.iter().map(|(n, t)| format!("{n} {t}")).collect();
-        let tail = match self.backend {
-            Backend::Sqlite => "",
-            Backend::Postgres => " ON COMMIT DELETE ROWS",
-        };
-        format!(
-            "CREATE TEMP TABLE IF NOT EXISTS {STAGE} ({}){tail}",
-            cols.join(", ")
         )
     }
 
@@ -354,6 +391,34 @@ impl Store {
             }
         }
         self.known_days().insert(day);
+        Ok(())
+    }
+
+    /// Adds the columns a newer version brought to SQLite day tables
+    /// created before it (on Postgres the migration alters the parent,
+    /// and its partitions follow). A column that must not be NULL gets 0.
+    pub(crate) async fn upgrade_day_tables(&self) -> Result<()> {
+        if self.backend != Backend::Sqlite {
+            return Ok(());
+        }
+        for day in self.day_tables().await? {
+            let table = day_table(day);
+            let have = Sql::new(format!("SELECT name FROM pragma_table_info('{table}')"))
+                .fetch_all(&self.pool, |r| Ok(r.try_get::<String, _>("name")?))
+                .await?;
+            for (name, ty) in COLUMNS.iter().filter(|(n, _)| !have.iter().any(|h| h == n)) {
+                let default = if ty.ends_with("NOT NULL") {
+                    " DEFAULT 0"
+                } else {
+                    ""
+                };
+                Sql::new(format!(
+                    "ALTER TABLE {table} ADD COLUMN {name} {ty}{default}"
+                ))
+                .execute(&self.pool)
+                .await?;
+            }
+        }
         Ok(())
     }
 
@@ -427,9 +492,6 @@ impl Store {
     }
 }
 
-/// The staging table of [`Store::write_logs`].
-const STAGE: &str = "log_stage";
-
 /// The record's fields, in column order (for exports).
 pub fn column_names() -> impl Iterator<Item = &'static str> {
     COLUMNS.iter().map(|(c, _)| *c)
@@ -438,11 +500,6 @@ pub fn column_names() -> impl Iterator<Item = &'static str> {
 fn column_list() -> String {
     let names: Vec<&str> = COLUMNS.iter().map(|(c, _)| *c).collect();
     names.join(", ")
-}
-
-/// The records as one JSON argument (flags as 0 or 1).
-fn records_json<'a>(records: impl Iterator<Item = &'a LogRecord>) -> String {
-    json_arg(records.map(LogRecord::args))
 }
 
 /// The `SELECT` of one day table for [`Store::logs`].
@@ -536,6 +593,7 @@ fn log_record(r: &AnyRow) -> Result<LogRecord> {
         budget_over: r.try_get("budget_over")?,
         downgraded_from: r.try_get("downgraded_from")?,
         queue_wait_us: r.try_get("queue_wait_us")?,
+        cache_hit: flag("cache_hit")?,
         request_body: r.try_get("request_body")?,
         response_body: r.try_get("response_body")?,
     })

@@ -18,12 +18,12 @@ both_db!(
 );
 
 async fn fresh_store_is_at_latest_version(s: Store) {
-    assert_eq!(s.schema_version().await.unwrap(), 4);
+    assert_eq!(s.schema_version().await.unwrap(), 5);
     assert_eq!(s.revision().await.unwrap(), 0);
     s.ping().await.unwrap();
     // Running the migrations again changes nothing.
-    assert_eq!(s.migrate().await.unwrap(), 4);
-    assert_eq!(s.migrate_to(1).await.unwrap(), 4, "never goes down");
+    assert_eq!(s.migrate().await.unwrap(), 5);
+    assert_eq!(s.migrate_to(1).await.unwrap(), 5, "never goes down");
     assert_eq!(s.revision().await.unwrap(), 0);
 }
 
@@ -33,7 +33,7 @@ async fn unmigrated_store_reports_version_0(db: Db) {
     assert_eq!(s.migrate_to(1).await.unwrap(), 1);
     assert_eq!(s.schema_version().await.unwrap(), 1);
     assert!(tables(&s).await.iter().all(|t| t != "subscriptions"));
-    assert_eq!(s.migrate().await.unwrap(), 4);
+    assert_eq!(s.migrate().await.unwrap(), 5);
     s.close().await;
 }
 
@@ -132,7 +132,7 @@ async fn upgrade_from_v1_keeps_data(db: Db) {
     old.close().await;
 
     let s = db.connect().await;
-    assert_eq!(s.schema_version().await.unwrap(), 4);
+    assert_eq!(s.schema_version().await.unwrap(), 5);
     assert_eq!(s.revision().await.unwrap(), 7);
     let t = s
         .get_tenant("ten_legacy")
@@ -217,7 +217,7 @@ async fn sqlite_file_is_created_in_wal_mode_with_foreign_keys_and_busy_timeout()
         s.close().await;
         // Reopening finds the data.
         let s = db.connect().await;
-        assert_eq!(s.schema_version().await.unwrap(), 4);
+        assert_eq!(s.schema_version().await.unwrap(), 5);
         s.close().await;
     })
     .await

@@ -5,7 +5,7 @@
 
 use sluice_store::request_log::day_table;
 use sluice_store::rollup::{bucket_of, quantile_ms};
-use sluice_store::{Dim, Interval, LogQuery, LogRecord, Store, StoreError, UsageQuery};
+use sluice_store::{Backend, Dim, Interval, LogQuery, LogRecord, Store, StoreError, UsageQuery};
 
 use crate::common::*;
 
@@ -19,6 +19,7 @@ both!(
     fresh_and_replayed_batches_sum_alike,
     apps_and_keys_are_kept_by_day
 );
+both_db!(upgrade_from_v4_keeps_the_request_log);
 
 const HOUR: i64 = 3_600_000;
 const DAY: i64 = 86_400_000;
@@ -64,6 +65,7 @@ fn rec(n: usize, ts: i64, tenant: &str, model: &str) -> LogRecord {
         budget_over: None,
         downgraded_from: None,
         queue_wait_us: Some(12),
+        cache_hit: false,
         request_body: None,
         response_body: Some("{\"ok\":true}".into()),
     }
@@ -154,6 +156,8 @@ async fn rollups_sum_by_hour_and_day(s: Store) {
     .enumerate()
     {
         let mut r = rec(n, ts, "acme", "smart");
+        // Two answers from the response cache on day 1, one on day 2.
+        r.cache_hit = matches!(n, 1 | 2 | 7);
         if n == 4 {
             r.status = 503;
             r.cost_micro = None;
@@ -205,6 +209,7 @@ async fn rollups_sum_by_hour_and_day(s: Store) {
         ),
         (50, 100, 10, 5, 15)
     );
+    assert_eq!((d.cache_hits, days[1].sums.cache_hits), (2, 1));
     // The histogram: four fast requests and the slow 503.
     assert_eq!(d.latency.iter().sum::<i64>(), 5);
     assert_eq!(d.latency[bucket_of(2_500_000)], 1);
@@ -442,18 +447,20 @@ async fn fresh_and_replayed_batches_sum_alike(s: Store) {
     assert_eq!(s.logs(&all_of(0, LEAP_DAY + DAY)).await.unwrap().len(), 600);
 }
 
-/// Apps and keys are in the daily key rollup only: grouping or filtering by
-/// them per hour is refused; their ranges are whole UTC days; the three
-/// rollups agree on the totals.
+/// Apps and keys are in the daily key rollups only: grouping or filtering by
+/// them per hour is refused; their ranges are whole UTC days; the rollups
+/// agree on the totals, the key totals (no model split) with the split.
 async fn apps_and_keys_are_kept_by_day(s: Store) {
     let batch: Vec<LogRecord> = (0..40)
         .map(|n| {
-            rec(
+            let mut r = rec(
                 n,
                 LEAP_DAY + n as i64 * HOUR / 2,
                 ["acme", "globex"][n % 2],
-                "smart",
-            )
+                ["smart", "cheap", "fast"][n % 3],
+            );
+            r.provider = Some(["mock", "other"][n % 4 / 2].into());
+            r
         })
         .collect();
     s.write_logs(&batch).await.unwrap();
@@ -502,6 +509,41 @@ async fn apps_and_keys_are_kept_by_day(s: Store) {
         .await
         .unwrap();
     assert_eq!(tenants.iter().map(|r| r.sums.requests).sum::<i64>(), 2);
+    // By key from the key totals, and by key and model (or provider) from
+    // the split rollup: summed over the models they are the same rows.
+    let day = |group_by| q(group_by, None, LEAP_DAY, LEAP_DAY + DAY);
+    let totals = s.usage(&day(vec![Dim::Key])).await.unwrap();
+    assert_eq!(totals.len(), 2);
+    for split in [vec![Dim::Key, Dim::Model], vec![Dim::Key, Dim::Provider]] {
+        let rows = s.usage(&day(split.clone())).await.unwrap();
+        assert!(rows.len() > totals.len(), "{split:?}");
+        for t in &totals {
+            let mut sum = sluice_store::Sums::default();
+            for r in rows.iter().filter(|r| r.dims[0] == t.dims[0]) {
+                sum.requests += r.sums.requests;
+                sum.tokens_in += r.sums.tokens_in;
+                sum.cost_micro += r.sums.cost_micro;
+                for (a, b) in sum.latency.iter_mut().zip(r.sums.latency) {
+                    *a += b;
+                }
+            }
+            assert_eq!(
+                (sum.requests, sum.tokens_in, sum.cost_micro, sum.latency),
+                (
+                    t.sums.requests,
+                    t.sums.tokens_in,
+                    t.sums.cost_micro,
+                    t.sums.latency
+                ),
+                "{split:?}"
+            );
+        }
+    }
+    // A key filtered to one model reads the split rollup too.
+    let mut one = day(vec![Dim::Key]);
+    one.model = Some("cheap".into());
+    let cheap = s.usage(&one).await.unwrap();
+    assert_eq!(cheap.iter().map(|r| r.sums.requests).sum::<i64>(), 13);
     for group_by in [vec![], vec![Dim::Tenant], vec![Dim::App]] {
         let day = s
             .usage(&q(group_by.clone(), None, LEAP_DAY, LEAP_DAY + DAY))
@@ -513,4 +555,103 @@ async fn apps_and_keys_are_kept_by_day(s: Store) {
             "{group_by:?}"
         );
     }
+}
+
+/// A store at v4 with a day table (as the v4 writer made it, without
+/// `cache_hit`) and a key rollup row, upgraded: the row reads back as no
+/// cache hit, the key totals hold the old sums, and new records (cache
+/// hits among them) go into the old day table.
+async fn upgrade_from_v4_keeps_the_request_log(db: Db) {
+    let old = Store::connect_unmigrated(&db.url).await.unwrap();
+    assert_eq!(old.migrate_to(4).await.unwrap(), 4);
+    let day = LEAP_DAY / DAY;
+    let table = day_table(day);
+    let ddl = match old.backend() {
+        Backend::Sqlite => format!(
+            "CREATE TABLE {table} (id TEXT NOT NULL, ts BIGINT NOT NULL, \
+             request_id TEXT NOT NULL, tenant TEXT, app TEXT, key_id TEXT, key_name TEXT, \
+             end_user TEXT, client_ip TEXT, endpoint TEXT NOT NULL, format TEXT NOT NULL, \
+             model_requested TEXT, model TEXT, provider TEXT, deployment TEXT, route TEXT, \
+             stream BIGINT NOT NULL, status BIGINT NOT NULL, error TEXT, error_source TEXT, \
+             latency_us BIGINT NOT NULL, upstream_us BIGINT NOT NULL, ttft_us BIGINT, \
+             tokens_in BIGINT NOT NULL, tokens_out BIGINT NOT NULL, \
+             cache_read BIGINT NOT NULL, cache_write BIGINT NOT NULL, \
+             reasoning BIGINT NOT NULL, usage_estimated BIGINT NOT NULL, cost_micro BIGINT, \
+             attempts BIGINT NOT NULL, failed_attempts TEXT, rate_limited TEXT, \
+             would_block TEXT, budget_over TEXT, downgraded_from TEXT, queue_wait_us BIGINT, \
+             request_body TEXT, response_body TEXT, PRIMARY KEY (id))"
+        ),
+        Backend::Postgres => format!(
+            "CREATE TABLE {table} PARTITION OF request_log FOR VALUES FROM ({}) TO ({})",
+            day * DAY,
+            (day + 1) * DAY
+        ),
+    };
+    let lat: Vec<String> = (0..25).map(|i| format!("lat_{i:02}")).collect();
+    let zeros = vec!["0"; 30].join(", ");
+    for stmt in [
+        ddl,
+        format!(
+            "INSERT INTO {table} (id, ts, request_id, tenant, app, key_id, endpoint, format, \
+             model, stream, status, latency_us, upstream_us, tokens_in, tokens_out, \
+             cache_read, cache_write, reasoning, usage_estimated, attempts) VALUES \
+             ('log_old', {}, 'req_old', 'acme', 'app_acme', 'key_acme', 'chat', 'openai', \
+             'smart', 0, 200, 40000, 35000, 10, 20, 0, 0, 0, 0, 1)",
+            LEAP_DAY + HOUR
+        ),
+        format!(
+            "INSERT INTO usage_daily_keys (bucket, tenant, app, key_id, model, provider, \
+             requests, errors_4xx, errors_5xx, tokens_in, tokens_out, cache_read, \
+             cache_write, reasoning, cost_micro, latency_us, upstream_us, {}) VALUES \
+             ({LEAP_DAY}, 'acme', 'app_acme', 'key_acme', 'smart', 'mock', 1, 0, 0, 10, 20, \
+             {zeros}, 1)",
+            lat.join(", ")
+        ),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(stmt))
+            .execute(old.pool())
+            .await
+            .unwrap();
+    }
+    old.close().await;
+
+    let s = Store::connect(&db.url).await.unwrap();
+    assert_eq!(s.schema_version().await.unwrap(), 5);
+    let old_rows = s.logs(&all_of(LEAP_DAY, LEAP_DAY + DAY)).await.unwrap();
+    assert_eq!(old_rows.len(), 1);
+    assert_eq!(
+        (old_rows[0].id.as_str(), old_rows[0].cache_hit),
+        ("log_old", false)
+    );
+    let by_key = UsageQuery {
+        from: LEAP_DAY,
+        to: LEAP_DAY + DAY,
+        group_by: vec![Dim::Key],
+        ..UsageQuery::default()
+    };
+    let sums = |rows: &[sluice_store::UsageRow]| {
+        rows.iter()
+            .map(|r| {
+                (
+                    r.dims[0].clone().unwrap(),
+                    r.sums.requests,
+                    r.sums.cache_hits,
+                    r.sums.tokens_in,
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let rows = s.usage(&by_key).await.unwrap();
+    assert_eq!(sums(&rows), [("key_acme".to_owned(), 1, 0, 10)]);
+    let mut hit = rec(1, LEAP_DAY + 2 * HOUR, "acme", "smart");
+    hit.cache_hit = true;
+    s.write_logs(&[hit]).await.unwrap();
+    let rows = s.usage(&by_key).await.unwrap();
+    assert_eq!(sums(&rows), [("key_acme".to_owned(), 2, 1, 20)]);
+    let all = s.logs(&all_of(LEAP_DAY, LEAP_DAY + DAY)).await.unwrap();
+    assert_eq!(
+        all.iter().map(|r| r.cache_hit).collect::<Vec<_>>(),
+        [true, false]
+    );
+    s.close().await;
 }

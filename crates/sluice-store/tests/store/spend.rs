@@ -219,7 +219,7 @@ async fn upgrade_from_v2_adds_the_spend_table(db: Db) {
     old.close().await;
 
     let s = db.connect().await;
-    assert_eq!(s.schema_version().await.unwrap(), 4);
+    assert_eq!(s.schema_version().await.unwrap(), 5);
     let kept = s.get_tenant(&t.id).await.unwrap().expect("tenant kept");
     assert_eq!(kept.name, "legacy");
     assert_eq!(s.revision().await.unwrap(), 1);

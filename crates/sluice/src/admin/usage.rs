@@ -153,6 +153,8 @@ pub struct UsageView {
     pub latency_ms_p95: Option<f64>,
     pub latency_ms_p99: Option<f64>,
     pub upstream_ms_avg: f64,
+    /// Requests answered from the response cache.
+    pub cache_hits: i64,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -419,6 +421,7 @@ fn view(group_by: &[Dim], r: &UsageRow) -> UsageView {
         latency_ms_p95: quantile_ms(&s.latency, 0.95),
         latency_ms_p99: quantile_ms(&s.latency, 0.99),
         upstream_ms_avg: per(s.upstream_us) / 1000.0,
+        cache_hits: s.cache_hits,
     }
 }
 
