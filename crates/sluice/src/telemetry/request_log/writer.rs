@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sluice_store::{LogRecord, Store};
+use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, timeout, Instant};
@@ -27,6 +28,8 @@ use super::LogMetrics;
 
 /// How often a non-empty spill is retried while the store fails.
 pub const REPLAY_EVERY: Duration = Duration::from_secs(5);
+/// How often the writer takes what is queued.
+const TICK: Duration = Duration::from_millis(20);
 /// How often retention runs.
 const RETAIN_EVERY: Duration = Duration::from_secs(3600);
 
@@ -96,8 +99,12 @@ impl Writer {
         self.metrics.buffered.set(0);
     }
 
-    /// Fills `batch` until it is full, `flush_every` passed since its first
-    /// record, or shutdown; true on shutdown.
+    /// Fills `batch` until it is full, `flush_every` passed, or shutdown;
+    /// true on shutdown (or when every sender is gone).
+    ///
+    /// It takes what is queued every [`TICK`] instead of waiting on the
+    /// channel: a receiver that waits is woken by every send, which at
+    /// load is a task wake-up per request; polling costs one per tick.
     async fn gather(
         &mut self,
         batch: &mut Vec<LogRecord>,
@@ -105,13 +112,19 @@ impl Writer {
     ) -> bool {
         let until = Instant::now() + self.tuning.flush_every;
         loop {
-            let room = self.tuning.batch.saturating_sub(batch.len());
-            if room == 0 {
+            while batch.len() < self.tuning.batch {
+                match self.rx.try_recv() {
+                    Ok(r) => batch.push(r),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => return true,
+                }
+            }
+            let now = Instant::now();
+            if batch.len() >= self.tuning.batch || now >= until {
                 break;
             }
             tokio::select! {
-                n = self.rx.recv_many(batch, room) => if n == 0 { return true },
-                () = sleep_until(until) => break,
+                () = sleep_until((now + TICK).min(until)) => {}
                 r = stop.wait_for(|s| *s) => { drop(r); return true },
             }
         }
