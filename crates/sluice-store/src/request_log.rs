@@ -134,7 +134,8 @@ impl LogRecord {
 
 /// A record as one JSON row of [`json_rows`]`(COLUMNS)`: its values in
 /// column order (flags as 0 or 1), written straight from the record.
-struct JsonRow<'a>(&'a LogRecord);
+/// Only the columns in `.1` (a bit per column) are written.
+struct JsonRow<'a>(&'a LogRecord, u64);
 
 /// One value of a [`JsonRow`].
 enum Cell<'a> {
@@ -209,13 +210,40 @@ impl<'a> JsonRow<'a> {
 
 impl Serialize for JsonRow<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.collect_seq(self.cells())
+        let used = |(i, _): &(usize, Cell<'_>)| self.1 >> i & 1 == 1;
+        s.collect_seq(
+            self.cells()
+                .into_iter()
+                .enumerate()
+                .filter(used)
+                .map(|(_, c)| c),
+        )
     }
 }
 
-/// Records as one JSON argument for [`json_rows`]`(COLUMNS)`.
-fn records_json(records: &[&LogRecord]) -> String {
-    let rows: Vec<JsonRow<'_>> = records.iter().map(|r| JsonRow(r)).collect();
+impl Cell<'_> {
+    fn is_null(&self) -> bool {
+        matches!(self, Cell::Text(None) | Cell::Int(None))
+    }
+}
+
+/// The columns (a bit per column of [`COLUMNS`]) with a value in any of
+/// `records`: a batch is written with only those, the rest are NULL. Most
+/// records leave a third of the columns empty (bodies, errors, policy
+/// notes), and SQLite reads each JSON value by walking the ones before it.
+fn used_columns(records: &[&LogRecord]) -> u64 {
+    let mut used = 0u64;
+    for r in records {
+        for (i, c) in JsonRow(r, 0).cells().iter().enumerate() {
+            used |= u64::from(!c.is_null()) << i;
+        }
+    }
+    used
+}
+
+/// Records as one JSON argument for [`json_rows`] of the `used` columns.
+fn records_json(records: &[&LogRecord], used: u64) -> String {
+    let rows: Vec<JsonRow<'_>> = records.iter().map(|r| JsonRow(r, used)).collect();
     // Serializing strings and integers cannot fail.
     serde_json::to_string(&rows).unwrap_or_default()
 }
@@ -308,8 +336,9 @@ impl Store {
             }
             // The whole batch as one JSON argument, unpacked by the
             // database: binding arguments one by one costs far more.
-            Sql::new(self.insert_json(&table))
-                .bind(records_json(&rows))
+            let used = used_columns(&rows);
+            Sql::new(self.insert_json(&table, used))
+                .bind(records_json(&rows, used))
                 .execute(&mut *tx)
                 .await?;
             stored.append(&mut rows);
@@ -346,12 +375,18 @@ impl Store {
         Ok(found.into_iter().collect())
     }
 
-    /// `INSERT INTO table SELECT <records> FROM <one JSON argument>`.
-    fn insert_json(&self, table: &str) -> String {
-        let (values, from) = json_rows(self.backend, COLUMNS);
+    /// `INSERT INTO table (<used columns>) SELECT <records> FROM <one JSON
+    /// argument>`.
+    fn insert_json(&self, table: &str, used: u64) -> String {
+        let cols: Vec<(&str, &str)> = (COLUMNS.iter().enumerate())
+            .filter(|(i, _)| used >> i & 1 == 1)
+            .map(|(_, c)| *c)
+            .collect();
+        let (values, from) = json_rows(self.backend, &cols);
+        let names: Vec<&str> = cols.iter().map(|(n, _)| *n).collect();
         format!(
             "INSERT INTO {table} ({}) SELECT {values} FROM {from}",
-            column_list()
+            names.join(", ")
         )
     }
 
@@ -497,11 +532,6 @@ pub fn column_names() -> impl Iterator<Item = &'static str> {
     COLUMNS.iter().map(|(c, _)| *c)
 }
 
-fn column_list() -> String {
-    let names: Vec<&str> = COLUMNS.iter().map(|(c, _)| *c).collect();
-    names.join(", ")
-}
-
 /// The `SELECT` of one day table for [`Store::logs`].
 fn log_select(table: &str, q: &LogQuery, limit: usize) -> Sql {
     let names: Vec<&str> = COLUMNS.iter().map(|(c, _)| *c).collect();
@@ -602,6 +632,39 @@ fn log_record(r: &AnyRow) -> Result<LogRecord> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_writes_the_columns_any_record_uses() {
+        let bare = LogRecord::default();
+        let mut full = LogRecord {
+            tenant: Some("acme".into()),
+            response_body: Some("{}".into()),
+            ..LogRecord::default()
+        };
+        let names = |used: u64| -> Vec<&str> {
+            (COLUMNS.iter().enumerate())
+                .filter(|(i, _)| used >> i & 1 == 1)
+                .map(|(_, (n, _))| *n)
+                .collect()
+        };
+        // NOT NULL columns always; nullable ones only when set somewhere.
+        let required: Vec<&str> = (COLUMNS.iter())
+            .filter(|(_, t)| t.ends_with("NOT NULL"))
+            .map(|(n, _)| *n)
+            .collect();
+        assert_eq!(names(used_columns(&[&bare])), required);
+        let used = used_columns(&[&bare, &full]);
+        assert_eq!(names(used).len(), required.len() + 2);
+        assert!(names(used).contains(&"tenant") && names(used).contains(&"response_body"));
+        // A record's JSON has exactly the used columns, in order.
+        full.id = "log_1".into();
+        let json: serde_json::Value = serde_json::from_str(&records_json(&[&full], used)).unwrap();
+        assert_eq!(json[0].as_array().unwrap().len(), names(used).len());
+        assert_eq!(
+            (&json[0][0], &json[0][3]),
+            (&"log_1".into(), &"acme".into())
+        );
+    }
 
     #[test]
     fn day_tables_name_utc_days() {
