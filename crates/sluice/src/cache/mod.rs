@@ -39,6 +39,10 @@ const ENTRY_OVERHEAD: u64 = 256;
 pub struct Entry {
     /// The answer, canonical (OpenAI Chat Completions shape).
     pub response: ChatResponse,
+    /// The upstream's own bytes, when they were relayed verbatim (an
+    /// OpenAI-format answer to an OpenAI-format client): a plain hit on
+    /// that endpoint sends them as they came.
+    pub raw: Option<bytes::Bytes>,
     /// The `providers:` name whose answer it is (`x-sluice-provider`).
     pub provider: Option<Arc<str>>,
     pub provider_header: Option<HeaderValue>,
@@ -53,7 +57,7 @@ impl Entry {
     /// An entry for `response`, or `None` when it is not a complete,
     /// successful answer, or weighs more than `max_bytes`.
     pub fn new(
-        response: ChatResponse,
+        (response, raw): (ChatResponse, Option<bytes::Bytes>),
         provider: Option<Arc<str>>,
         provider_header: Option<HeaderValue>,
         usage: (TokenUsage, bool),
@@ -63,12 +67,14 @@ impl Entry {
         if !complete(&response) {
             return Err(Skip::Incomplete);
         }
-        let size = json_size(&response).ok_or(Skip::Incomplete)? + ENTRY_OVERHEAD;
+        let raw_len = raw.as_ref().map_or(0, |b| b.len() as u64);
+        let size = json_size(&response).ok_or(Skip::Incomplete)? + raw_len + ENTRY_OVERHEAD;
         if size > max_bytes {
             return Err(Skip::TooLarge);
         }
         Ok(Entry {
             response,
+            raw,
             provider,
             provider_header,
             usage: usage.0,

@@ -133,7 +133,7 @@ fn an_assembler_past_its_limit_keeps_nothing() {
 }
 
 fn entry(r: ChatResponse, max: u64) -> Result<Entry, Skip> {
-    Entry::new(r, None, None, Default::default(), std::time::Duration::from_secs(1), max)
+    Entry::new((r, None), None, None, Default::default(), std::time::Duration::from_secs(1), max)
 }
 
 #[test]

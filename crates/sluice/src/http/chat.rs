@@ -36,9 +36,10 @@ pub async fn handle(
         Ok(ChatAnswer::Cached(entry)) if ctx.stream => {
             sse::openai(ctx, replay::stream(&entry, false), include_usage)
         }
-        Ok(ChatAnswer::Cached(entry)) => match serde_json::to_vec(&entry.response) {
-            Ok(v) => json_response(ctx, v.into()),
-            Err(e) => ctx.fail(GatewayError::new(ErrorKind::Internal, e.to_string())),
+        Ok(ChatAnswer::Cached(entry)) => match (&entry.raw, serde_json::to_vec(&entry.response)) {
+            (Some(raw), _) => json_response(ctx, raw.clone()),
+            (None, Ok(v)) => json_response(ctx, v.into()),
+            (None, Err(e)) => ctx.fail(GatewayError::new(ErrorKind::Internal, e.to_string())),
         },
         Ok(ChatAnswer::Full { body, usage }) => {
             ctx.usage = usage;
@@ -48,14 +49,14 @@ pub async fn handle(
                     if ctx.cache_wants() {
                         // Relayed verbatim; parsed only to be kept.
                         if let Ok(r) = OpenAiAdapter::new(Flavor::OpenAi).chat_response(&b) {
-                            ctx.cache_keep(r);
+                            ctx.cache_keep(r, Some(b.clone()));
                         }
                     }
                     b
                 }
                 FullBody::Parsed(r) => match serde_json::to_vec(&r) {
                     Ok(v) => {
-                        ctx.cache_keep(*r);
+                        ctx.cache_keep(*r, None);
                         v.into()
                     }
                     Err(e) => {

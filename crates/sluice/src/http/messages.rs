@@ -61,7 +61,7 @@ pub async fn handle(
                 },
             };
             let out = inbound::from_chat_response(&parsed, &model);
-            ctx.cache_keep(*parsed);
+            ctx.cache_keep(*parsed, None);
             match serde_json::to_vec(&out) {
                 Ok(v) => chat::json_response(ctx, v.into()),
                 Err(e) => ctx.fail(GatewayError::new(ErrorKind::Internal, e.to_string())),

@@ -104,8 +104,9 @@ impl RequestCtx {
     }
 
     /// Stores a miss's complete answer (skipped when it is incomplete or
-    /// larger than `cache.max_entry_bytes`).
-    pub fn cache_keep(&mut self, response: ChatResponse) {
+    /// larger than `cache.max_entry_bytes`), with the bytes it was relayed
+    /// as when they were relayed verbatim.
+    pub fn cache_keep(&mut self, response: ChatResponse, raw: Option<bytes::Bytes>) {
         let Some(key) = self.cache.key.filter(|_| self.cache_wants()) else {
             return;
         };
@@ -114,7 +115,7 @@ impl RequestCtx {
             .and_then(|(m, i)| m.deployments[*i].provider.header.clone());
         let usage = (self.final_usage(), self.usage_reported);
         let provider = self.attempts.provider.clone();
-        match Entry::new(response, provider, header, usage, self.cache.ttl, max) {
+        match Entry::new((response, raw), provider, header, usage, self.cache.ttl, max) {
             Ok(e) => {
                 self.app.cache.insert(key, e);
                 self.app.metrics.cache.stored("stored");
@@ -133,7 +134,7 @@ impl RequestCtx {
             self.app.metrics.cache.stored("too_large");
             return;
         }
-        self.cache_keep(a.finish());
+        self.cache_keep(a.finish(), None);
     }
 
     /// `x-sluice-cache`, and a hit's model, provider and zero attempts.
