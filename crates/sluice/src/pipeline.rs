@@ -641,7 +641,11 @@ impl RequestCtx {
             }
         });
         // A cache hit cost nothing upstream.
-        let cost = if self.cache.hit.is_some() { Some(0) } else { cost };
+        let cost = if self.cache.hit.is_some() {
+            Some(0)
+        } else {
+            cost
+        };
         self.cost_micro_usd = cost;
         let (held, shared) = (
             std::mem::take(&mut self.budget.held),

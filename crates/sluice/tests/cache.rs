@@ -73,7 +73,12 @@ fn streamed(mut body: Value) -> Value {
     body
 }
 
-async fn send(gw: &TestGateway, key: &str, body: &Value, headers: &[(&str, &str)]) -> reqwest::Response {
+async fn send(
+    gw: &TestGateway,
+    key: &str,
+    body: &Value,
+    headers: &[(&str, &str)],
+) -> reqwest::Response {
     let mut r = TestGateway::client()
         .post(format!("{}/v1/chat/completions", gw.url))
         .bearer_auth(key)
@@ -89,7 +94,12 @@ fn header<'a>(r: &'a reqwest::Response, name: &str) -> Option<&'a str> {
 }
 
 /// Sends and returns (status, `x-sluice-cache`, body text).
-async fn call(gw: &TestGateway, key: &str, body: &Value, headers: &[(&str, &str)]) -> (u16, Option<String>, String) {
+async fn call(
+    gw: &TestGateway,
+    key: &str,
+    body: &Value,
+    headers: &[(&str, &str)],
+) -> (u16, Option<String>, String) {
     let r = send(gw, key, body, headers).await;
     let cache = header(&r, "x-sluice-cache").map(str::to_owned);
     (r.status().as_u16(), cache, r.text().await.unwrap())
@@ -167,13 +177,19 @@ async fn a_streamed_answer_is_kept_and_served_plain_or_streamed() {
     quiet["stream"] = json!(true);
     let (status, cache, text) = call(&gw, KEY, &quiet, &[]).await;
     assert_eq!((status, cache.as_deref()), (200, Some("hit")));
-    assert_eq!(stream_text(&text), ("Streamed once, served thrice.".to_owned(), true));
+    assert_eq!(
+        stream_text(&text),
+        ("Streamed once, served thrice.".to_owned(), true)
+    );
     assert!(!text.contains("prompt_tokens"), "{text}");
 
     let (status, cache, text) = call(&gw, KEY, &body, &[]).await;
     assert_eq!((status, cache.as_deref()), (200, Some("hit")));
     let v: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(v["choices"][0]["message"]["content"], "Streamed once, served thrice.");
+    assert_eq!(
+        v["choices"][0]["message"]["content"],
+        "Streamed once, served thrice."
+    );
     assert_eq!(v["choices"][0]["finish_reason"], "stop");
     assert_eq!(v["usage"]["completion_tokens"], 7);
     assert_eq!(mock.hits(), 1);
@@ -195,7 +211,8 @@ async fn tool_calls_survive_a_hit() {
     let v: Value = serde_json::from_str(&text).unwrap();
     let call0 = &v["choices"][0]["message"]["tool_calls"][0];
     assert_eq!(call0["function"]["name"], "get_weather");
-    let args: Value = serde_json::from_str(call0["function"]["arguments"].as_str().unwrap()).unwrap();
+    let args: Value =
+        serde_json::from_str(call0["function"]["arguments"].as_str().unwrap()).unwrap();
     assert_eq!(args, json!({"city": "Paris"}));
     assert!(call0["id"].as_str().is_some_and(|id| !id.is_empty()));
     assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
@@ -206,7 +223,12 @@ async fn tool_calls_survive_a_hit() {
     let calls: Vec<Value> = sse_events(&text)
         .into_iter()
         .filter_map(|(_, d)| serde_json::from_str::<Value>(&d).ok())
-        .filter_map(|v| v["choices"][0]["delta"]["tool_calls"][0].as_object().cloned().map(Value::Object))
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["tool_calls"][0]
+                .as_object()
+                .cloned()
+                .map(Value::Object)
+        })
         .collect();
     assert_eq!(calls.len(), 1, "{text}");
     assert_eq!(calls[0]["function"]["name"], "get_weather");
@@ -245,10 +267,20 @@ async fn anthropic_clients_get_hits_in_their_format() {
     let names: Vec<&str> = events.iter().filter_map(|(e, _)| e.as_deref()).collect();
     assert_eq!(
         names,
-        ["message_start", "content_block_start", "content_block_delta", "content_block_stop", "message_delta", "message_stop"]
+        [
+            "message_start",
+            "content_block_start",
+            "content_block_delta",
+            "content_block_stop",
+            "message_delta",
+            "message_stop"
+        ]
     );
     assert!(text.contains("Bonjour!"), "{text}");
-    assert!(text.contains(r#""input_tokens":12"#), "message_start reports the input: {text}");
+    assert!(
+        text.contains(r#""input_tokens":12"#),
+        "message_start reports the input: {text}"
+    );
 
     // A tool call, first streamed (assembled), then served plain.
     let tool = json!({"model": "cached-an", "max_tokens": 100, "stream": true,
@@ -261,15 +293,30 @@ async fn anthropic_clients_get_hits_in_their_format() {
     let (_, cache, text) = messages(&gw, &plain).await;
     assert_eq!(cache.as_deref(), Some("hit"));
     let v: Value = serde_json::from_str(&text).unwrap();
-    let block = v["content"].as_array().unwrap().iter().find(|b| b["type"] == "tool_use").cloned().unwrap();
-    assert_eq!((block["name"].clone(), block["input"].clone()), (json!("lookup"), json!({"q": "x"})));
+    let block = v["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["type"] == "tool_use")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        (block["name"].clone(), block["input"].clone()),
+        (json!("lookup"), json!({"q": "x"}))
+    );
     assert_eq!(v["stop_reason"], "tool_use");
     assert_eq!(mock.hits(), 2);
 
     // The OpenAI endpoint has entries of its own.
     mock.push(Script::text("Bonjour!"));
-    let (_, cache, _) = call(&gw, KEY, &json!({"model": "cached-an", "max_tokens": 100,
-        "messages": [{"role": "user", "content": "say hi in French"}]}), &[]).await;
+    let (_, cache, _) = call(
+        &gw,
+        KEY,
+        &json!({"model": "cached-an", "max_tokens": 100,
+        "messages": [{"role": "user", "content": "say hi in French"}]}),
+        &[],
+    )
+    .await;
     assert_eq!(cache.as_deref(), Some("miss"));
 }
 
@@ -279,11 +326,26 @@ async fn tenants_never_share_an_entry() {
     mock.set_default(Script::text("per tenant"));
     let body = ask("cached", "shared question");
     let seen = |c: (u16, Option<String>, String)| c.1;
-    assert_eq!(seen(call(&gw, KEY, &body, &[]).await).as_deref(), Some("miss"));
-    assert_eq!(seen(call(&gw, SAME_TENANT, &body, &[]).await).as_deref(), Some("hit"));
-    assert_eq!(seen(call(&gw, OTHER_TENANT, &body, &[]).await).as_deref(), Some("miss"));
-    assert_eq!(seen(call(&gw, LONE, &body, &[]).await).as_deref(), Some("miss"));
-    assert_eq!(seen(call(&gw, OTHER_TENANT, &body, &[]).await).as_deref(), Some("hit"));
+    assert_eq!(
+        seen(call(&gw, KEY, &body, &[]).await).as_deref(),
+        Some("miss")
+    );
+    assert_eq!(
+        seen(call(&gw, SAME_TENANT, &body, &[]).await).as_deref(),
+        Some("hit")
+    );
+    assert_eq!(
+        seen(call(&gw, OTHER_TENANT, &body, &[]).await).as_deref(),
+        Some("miss")
+    );
+    assert_eq!(
+        seen(call(&gw, LONE, &body, &[]).await).as_deref(),
+        Some("miss")
+    );
+    assert_eq!(
+        seen(call(&gw, OTHER_TENANT, &body, &[]).await).as_deref(),
+        Some("hit")
+    );
     assert_eq!(mock.hits(), 3);
 }
 
@@ -321,7 +383,10 @@ async fn no_cache_stores_the_fresh_answer() {
     assert!(text.contains("new"), "{text}");
     let (_, cache, text) = call(&gw, KEY, &body, &[]).await;
     assert_eq!(cache.as_deref(), Some("hit"));
-    assert!(text.contains("new"), "the fresh answer replaced the old: {text}");
+    assert!(
+        text.contains("new"),
+        "the fresh answer replaced the old: {text}"
+    );
 }
 
 #[tokio::test]
@@ -358,7 +423,10 @@ async fn errors_and_cut_streams_are_not_kept() {
     mock.push(Script::text("a cut stream").truncated_after(2));
     let (status, _, text) = call(&gw, KEY, &streamed(body.clone()), &[]).await;
     assert_eq!(status, 200);
-    assert!(!stream_text(&text).1, "a cut stream does not end cleanly: {text}");
+    assert!(
+        !stream_text(&text).1,
+        "a cut stream does not end cleanly: {text}"
+    );
     mock.push(Script::text("cut by the length").with_length_finish());
     let (_, cache, _) = call(&gw, KEY, &body, &[]).await;
     assert_eq!(cache.as_deref(), Some("miss"), "nothing was kept before");
@@ -381,7 +449,10 @@ async fn a_model_without_cache_is_never_cached() {
     }
     assert_eq!(mock.hits(), 2);
     let metrics = gw.metrics().await;
-    assert!(!metrics.contains(r#"sluice_cache_requests_total{model="plain""#), "{metrics}");
+    assert!(
+        !metrics.contains(r#"sluice_cache_requests_total{model="plain""#),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -402,7 +473,10 @@ async fn hits_count_as_requests_but_cost_no_tokens_or_money() {
     assert_eq!(header(&r, "x-sluice-cache"), Some("hit"));
     // Left: 1000 - 200 (the miss) - this request's own reservation (~208);
     // had the two earlier hits cost 200 each, 400 fewer.
-    let remaining: u64 = header(&r, "x-ratelimit-remaining-tokens").unwrap().parse().unwrap();
+    let remaining: u64 = header(&r, "x-ratelimit-remaining-tokens")
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(remaining >= 500, "hits used no tokens: {remaining} left");
     // But each hit counted against the 4 requests a minute.
     let (status, _, _) = call(&gw, LIMITED, &ask("cached", "one more"), &[]).await;
@@ -417,7 +491,11 @@ async fn hits_count_as_requests_but_cost_no_tokens_or_money() {
 
 async fn request_log_marks_hits(backend: Backend) {
     let db = FreshStore::new(backend).await;
-    let (mock, gw) = start(&format!("store: \"{}\"\nrequest_log: {{ flush_every: 50ms }}", db.url)).await;
+    let (mock, gw) = start(&format!(
+        "store: \"{}\"\nrequest_log: {{ flush_every: 50ms }}",
+        db.url
+    ))
+    .await;
     mock.set_default(Script::text("logged").with_usage(8, 4));
     let body = ask("cached", "log me");
     for id in ["cache-miss-1", "cache-hit-1"] {
@@ -428,20 +506,37 @@ async fn request_log_marks_hits(backend: Backend) {
     let store = gw.app.store.clone().unwrap();
     let end = tokio::time::Instant::now() + Duration::from_secs(20);
     let records = loop {
-        let q = sluice_store::LogQuery { from: 0, to: i64::MAX / 2, limit: 100, ..Default::default() };
+        let q = sluice_store::LogQuery {
+            from: 0,
+            to: i64::MAX / 2,
+            limit: 100,
+            ..Default::default()
+        };
         let page = store.logs(&q).await.unwrap();
         if page.len() >= 2 || tokio::time::Instant::now() > end {
             break page;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let find = |id: &str| records.iter().find(|r| r.request_id == id).unwrap_or_else(|| panic!("{id}: {records:#?}"));
+    let find = |id: &str| {
+        records
+            .iter()
+            .find(|r| r.request_id == id)
+            .unwrap_or_else(|| panic!("{id}: {records:#?}"))
+    };
     let (miss, hit) = (find("cache-miss-1"), find("cache-hit-1"));
     assert!(!miss.cache_hit);
-    assert_eq!((miss.attempts, miss.cost_micro.is_some_and(|c| c > 0)), (1, true));
+    assert_eq!(
+        (miss.attempts, miss.cost_micro.is_some_and(|c| c > 0)),
+        (1, true)
+    );
     assert!(hit.cache_hit);
     assert_eq!((hit.attempts, hit.cost_micro), (0, Some(0)));
-    assert_eq!((hit.tokens_in, hit.tokens_out), (8, 4), "the tokens of the answer the client got");
+    assert_eq!(
+        (hit.tokens_in, hit.tokens_out),
+        (8, 4),
+        "the tokens of the answer the client got"
+    );
     assert_eq!(hit.provider.as_deref(), Some("oa"));
     assert_eq!(hit.model.as_deref(), Some("cached"));
     assert_eq!(mock.hits(), 1);

@@ -90,7 +90,13 @@ impl Assembler {
                 let i = match part.tools.iter().position(|t| t.0 == call.index) {
                     Some(i) => i,
                     None => {
-                        part.tools.push((call.index, String::new(), "function".into(), String::new(), String::new()));
+                        part.tools.push((
+                            call.index,
+                            String::new(),
+                            "function".into(),
+                            String::new(),
+                            String::new(),
+                        ));
                         part.tools.len() - 1
                     }
                 };

@@ -181,7 +181,10 @@ impl ResponseCache {
     pub fn configure(&self, cfg: Option<&CacheConfig>) {
         let max = cfg.copied().unwrap_or_default().max_bytes.0;
         if self.store.load().max_bytes != max {
-            tracing::info!(max_bytes = max, "cache.max_bytes changed: the response cache starts empty");
+            tracing::info!(
+                max_bytes = max,
+                "cache.max_bytes changed: the response cache starts empty"
+            );
             self.store.store(Arc::new(Store::new(max)));
         }
     }

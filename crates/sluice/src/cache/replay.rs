@@ -8,9 +8,7 @@
 use std::sync::Arc;
 
 use futures::StreamExt;
-use sluice_types::{
-    ChatChunk, ChatResponse, ChunkChoice, Delta, FunctionCallDelta, ToolCallDelta,
-};
+use sluice_types::{ChatChunk, ChatResponse, ChunkChoice, Delta, FunctionCallDelta, ToolCallDelta};
 
 use super::Entry;
 use crate::dispatch::ChunkStream;

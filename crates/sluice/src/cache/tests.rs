@@ -21,7 +21,8 @@ const ACME: Scope<'static> = Scope("tenant", "acme");
 
 #[test]
 fn keys_leave_out_what_does_not_change_the_answer() {
-    let base = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "temperature": 0.5});
+    let base =
+        json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "temperature": 0.5});
     let k = key(ACME, "m", "chat", base.clone());
     let same = json!({"model": "alias", "messages": [{"role": "user", "content": "hi"}], "temperature": 0.5,
         "stream": true, "stream_options": {"include_usage": true}, "user": "u-1", "metadata": {"k": "v"}});
@@ -115,10 +116,15 @@ fn tool_call_fragments_are_joined_by_index() {
         "tool_calls": [{"index": 0, "id": "call_9", "type": "function", "function": {"name": "f", "arguments": ""}}]}}]})));
     a.push(&chunk(json!({"id": "c", "choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "{\"a\":"}}]}}]})));
     a.push(&chunk(json!({"id": "c", "choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "1}"}}]}}]})));
-    a.push(&chunk(json!({"id": "c", "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})));
+    a.push(&chunk(
+        json!({"id": "c", "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}),
+    ));
     let r = a.finish();
     let call = &r.choices[0].message.tool_calls.as_ref().unwrap()[0];
-    assert_eq!((call.id.as_str(), call.function.name.as_str()), ("call_9", "f"));
+    assert_eq!(
+        (call.id.as_str(), call.function.name.as_str()),
+        ("call_9", "f")
+    );
     assert_eq!(call.function.arguments, r#"{"a":1}"#);
     assert_eq!(r.choices[0].finish_reason, Some(FinishReason::ToolCalls));
 }
@@ -133,7 +139,14 @@ fn an_assembler_past_its_limit_keeps_nothing() {
 }
 
 fn entry(r: ChatResponse, max: u64) -> Result<Entry, Skip> {
-    Entry::new((r, None), None, None, Default::default(), std::time::Duration::from_secs(1), max)
+    Entry::new(
+        (r, None),
+        None,
+        None,
+        Default::default(),
+        std::time::Duration::from_secs(1),
+        max,
+    )
 }
 
 #[test]
@@ -143,7 +156,11 @@ fn only_complete_answers_within_the_limit_are_kept() {
     for finish in [None, Some(FinishReason::ContentFilter)] {
         let mut r = answer();
         r.choices[1].finish_reason = finish;
-        assert_eq!(entry(r, 1 << 20).err(), Some(Skip::Incomplete), "{finish:?}");
+        assert_eq!(
+            entry(r, 1 << 20).err(),
+            Some(Skip::Incomplete),
+            "{finish:?}"
+        );
     }
     let mut r = answer();
     r.choices.clear();

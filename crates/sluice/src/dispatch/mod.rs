@@ -44,7 +44,10 @@ pub enum FullBody {
 }
 
 pub enum ChatAnswer {
-    Full { body: FullBody, usage: TokenUsage },
+    Full {
+        body: FullBody,
+        usage: TokenUsage,
+    },
     Stream(ChunkStream),
     /// From the response cache; no upstream was called.
     Cached(std::sync::Arc<crate::cache::Entry>),

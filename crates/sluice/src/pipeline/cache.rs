@@ -115,7 +115,14 @@ impl RequestCtx {
             .and_then(|(m, i)| m.deployments[*i].provider.header.clone());
         let usage = (self.final_usage(), self.usage_reported);
         let provider = self.attempts.provider.clone();
-        match Entry::new((response, raw), provider, header, usage, self.cache.ttl, max) {
+        match Entry::new(
+            (response, raw),
+            provider,
+            header,
+            usage,
+            self.cache.ttl,
+            max,
+        ) {
             Ok(e) => {
                 self.app.cache.insert(key, e);
                 self.app.metrics.cache.stored("stored");
