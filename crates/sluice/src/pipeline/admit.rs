@@ -36,7 +36,7 @@ impl RequestCtx {
             (&app.admission, &app.rates, &app.budgets)
         {
             return self
-                .admit_shared(adm, rates, ledger, model, downgraded, body_user, slots)
+                .admit_shared((adm, rates, ledger), model, downgraded, body_user, slots)
                 .await;
         }
         if let Some(to) = self.charge_budgets(model, downgraded).await? {
@@ -54,9 +54,7 @@ impl RequestCtx {
     /// whatever slots must still be waited for.
     async fn admit_shared(
         &mut self,
-        adm: &Admission,
-        rates: &SharedRates,
-        ledger: &SharedLedger,
+        (adm, rates, ledger): (&Admission, &SharedRates, &SharedLedger),
         model: &Model,
         downgraded: bool,
         body_user: Option<&str>,
