@@ -75,6 +75,7 @@ providers:
   up-gemini: {{ kind: gemini, base_url: "{upstream}", api_key: sk-up-gemini }}
 models:
   mock-1: {{ deployments: [ {{ provider: mock, model: mock-1 }} ] }}
+  cached-mock: {{ cache: {{ ttl: 1h }}, deployments: [ {{ provider: mock, model: mock-1 }} ] }}
   mock-embed: {{ deployments: [ {{ provider: mock, model: mock-embed }} ] }}
   via-openai: {{ deployments: [ {{ provider: up-openai, model: gpt-4o-mini }} ] }}
   via-anthropic: {{ deployments: [ {{ provider: up-anthropic, model: claude-sonnet-4-5 }} ] }}

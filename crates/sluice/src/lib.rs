@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod alerts;
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod directory;

@@ -10,10 +10,15 @@
 //! | 4a| route (before the guards) | `routes:`, tenant, tier, app, tags, size | serving model, `ctx.route` |
 //! | 4b| budgets          | levels' budgets, model price            | `ctx.budget` (or 402, downgrade)|
 //! | 5 | rate limits      | key's and model's rules, end user, IP   | counters, `ctx.rate` (or 429)   |
+//! | 5a| cache            | model's `cache:`, `Cache-Control`, key  | `ctx.cache` (a hit answers)     |
 //! | 5b| concurrency      | key's and model's queues, priority      | `ctx.held` slots (or 429 / 503) |
 //! | 6 | route + dispatch | model deployments, fallbacks            | answer, `ctx.attempts`          |
 //! | 7 | relay (per chunk)| each streamed chunk                     | `ctx.usage`, `ctx.ttft`         |
 //! | 8 | complete (once)  | the whole ctx                           | access log, metrics, trace spans|
+//!
+//! A cache hit (5a) skips 5b–6: it takes no slot and calls no upstream;
+//! its budgets settle at 0 and its token holds at 0 tokens. A miss's
+//! complete answer is stored at 7 (`pipeline/cache.rs`).
 //!
 //! Stages 1–5 are methods of [`RequestCtx`] called by the handlers in
 //! `http/` (5 is `policy::rate`: requests refused before it count against
@@ -51,7 +56,10 @@ use crate::telemetry::otel::{self, request::RequestTrace};
 use crate::tokens::{count_chat_input, count_embedding_input};
 
 mod admit;
+mod cache;
 mod route;
+
+pub use cache::CacheNote;
 
 /// The identity behind a presented secret: a static key of the config, else
 /// a store-managed key of the directory. Hashes once; no I/O, no lock.
@@ -130,6 +138,8 @@ pub struct RequestCtx {
     pub error_source: Option<&'static str>,
     /// Set when the answer (or stream) ended as intended.
     pub finished: bool,
+    /// The response cache's part: key, hit, a stream being assembled.
+    pub cache: CacheNote,
 }
 
 impl RequestCtx {
@@ -204,6 +214,7 @@ impl RequestCtx {
             error: None,
             error_source: None,
             finished: false,
+            cache: CacheNote::new(headers),
         }
     }
 
@@ -629,6 +640,12 @@ impl RequestCtx {
                 0
             }
         });
+        // A cache hit cost nothing upstream.
+        let cost = if self.cache.hit.is_some() {
+            Some(0)
+        } else {
+            cost
+        };
         self.cost_micro_usd = cost;
         let (held, shared) = (
             std::mem::take(&mut self.budget.held),
@@ -769,7 +786,9 @@ impl RequestCtx {
         let limits = 3
             * (usize::from(self.rate.tightest.is_some())
                 + usize::from(self.rate.tightest_tokens.is_some()));
-        4 + limits + usize::from(self.downgraded_from.is_some())
+        4 + limits
+            + usize::from(self.downgraded_from.is_some())
+            + usize::from(self.cache.key.is_some())
     }
 
     /// Adds `x-request-id`, the `x-sluice-*` headers and, past the rate
@@ -809,10 +828,14 @@ impl RequestCtx {
                 h.insert(DOWNGRADED.clone(), v);
             }
         }
+        self.decorate_cache(h);
     }
 
     /// Stage 7 hook: one relayed chunk.
     pub fn on_chunk(&mut self, chunk: &sluice_types::ChatChunk) {
+        if let Some(a) = &mut self.cache.assembler {
+            a.push(chunk);
+        }
         if let Some(u) = &chunk.usage {
             self.usage = u.to_tokens();
             self.usage_reported = true;

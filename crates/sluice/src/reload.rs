@@ -38,6 +38,7 @@ pub fn try_reload(app: &App) -> Result<u64, String> {
     app.alerts
         .set_webhook(raw.alerts.as_ref().map(|a| a.webhook.clone()));
     app.tracer.configure(raw.tracing.as_ref());
+    app.cache.configure(raw.cache.as_ref());
     crate::directory::config_changed(app);
     Ok(version)
 }

@@ -280,6 +280,7 @@ pub async fn build_app(cfg: &RawConfig, config_path: Option<PathBuf>) -> anyhow:
         queues,
         budgets,
         admission,
+        cache: crate::cache::ResponseCache::new(cfg.cache.as_ref()),
     });
     // Store-managed keys work from the first request.
     crate::directory::refresh(&app, true)

@@ -160,6 +160,9 @@ pub struct Model {
     pub reserve_price: Option<raw::Price>,
     /// Its retry budget in the dispatcher's `Upstreams`, found on first use.
     budget: std::sync::OnceLock<Arc<RetryBudget>>,
+    /// How long its answers stay in the response cache; `None`: never
+    /// cached (no `cache:` on the model).
+    pub cache_ttl: Option<Duration>,
     /// Balancer cursor (reset by reload, harmless).
     pub cursor: AtomicUsize,
     /// Sum of weights under `strategy: weighted`.
@@ -578,6 +581,10 @@ impl Snapshot {
                 strategy: m.strategy.unwrap_or_default(),
                 breaker: breaker_spec(m.circuit_breaker.as_ref()),
                 budget: std::sync::OnceLock::new(),
+                cache_ttl: m.cache.map(|c| {
+                    let default = cfg.cache.unwrap_or_default().ttl;
+                    c.ttl.unwrap_or(default).0
+                }),
                 cursor: AtomicUsize::new(0),
                 total_weight: m
                     .deployments

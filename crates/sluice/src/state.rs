@@ -58,6 +58,8 @@ pub struct AppState {
     pub queues: crate::policy::concurrency::Queues,
     /// USD budget counters (spend restored from the store at start).
     pub budgets: crate::policy::budget::Budgets,
+    /// The response cache (models with `cache:`), outside the snapshot.
+    pub cache: crate::cache::ResponseCache,
     /// With `shared_state`: the one Redis call that admits a request under
     /// its budgets, rate limits and concurrency slots together.
     pub admission: Option<Arc<crate::policy::admission::Admission>>,

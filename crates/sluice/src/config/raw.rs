@@ -88,6 +88,59 @@ pub struct RawConfig {
     /// Omit to turn tracing off (nothing exported, no header added).
     #[serde(default)]
     pub tracing: Option<TracingConfig>,
+    /// The response cache (exact match): memory, default time to live,
+    /// largest answer kept. Only models with their own `cache:` are cached;
+    /// this block may be omitted (its defaults apply).
+    #[serde(default)]
+    pub cache: Option<CacheConfig>,
+}
+
+/// The response cache (`cache:`), shared by every model that opts in with
+/// `models.<name>.cache`. Entries live in this instance's memory.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Memory for cached answers, all entries together (the least useful
+    /// are evicted beyond it). Default 256MiB. A reload that changes it
+    /// starts an empty cache.
+    #[serde(default = "default_cache_bytes")]
+    pub max_bytes: ByteSize,
+    /// How long an answer is kept, for models that set no `ttl` of their
+    /// own. Default 10m.
+    #[serde(default = "default_cache_ttl")]
+    pub ttl: Dur,
+    /// Answers larger than this (as JSON) are not kept. Default 1MiB.
+    #[serde(default = "default_cache_entry")]
+    pub max_entry_bytes: ByteSize,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            max_bytes: default_cache_bytes(),
+            ttl: default_cache_ttl(),
+            max_entry_bytes: default_cache_entry(),
+        }
+    }
+}
+
+fn default_cache_bytes() -> ByteSize {
+    ByteSize(256 << 20)
+}
+fn default_cache_ttl() -> Dur {
+    Dur(std::time::Duration::from_secs(600))
+}
+fn default_cache_entry() -> ByteSize {
+    ByteSize(1 << 20)
+}
+
+/// A model's opt-in to the response cache (`models.<name>.cache`).
+#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModelCacheConfig {
+    /// How long this model's answers are kept. Default: `cache.ttl`.
+    #[serde(default)]
+    pub ttl: Option<Dur>,
 }
 
 /// The request log (`request_log:`). Settings apply at start; a reload
@@ -607,6 +660,10 @@ pub struct ModelConfig {
     /// of [`BreakerConfig`].
     #[serde(default)]
     pub circuit_breaker: Option<BreakerConfig>,
+    /// Cache this model's complete answers (exact match on the request,
+    /// per tenant): `cache: {}` or `cache: { ttl: 1h }`. Default: never.
+    #[serde(default)]
+    pub cache: Option<ModelCacheConfig>,
 }
 
 /// One rule of `routes`: when a request matches, it is served by `to`, or

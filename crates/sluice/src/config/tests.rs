@@ -1200,3 +1200,91 @@ fn request_log_and_log_bodies_problems_are_explained() {
         issue_at(&text, path, needle);
     }
 }
+
+/// A mock provider and a model `m` with `cache` set to `cache`.
+fn cached_model(cache: &str) -> String {
+    format!("providers:\n  p: {{ kind: mock }}\nmodels:\n  m: {{ cache: {cache}, deployments: [ {{ provider: p, model: x }} ] }}\n")
+}
+
+#[test]
+fn cache_parses_with_defaults() {
+    let cfg = load(&format!("cache: {{}}\n{}", cached_model("{}"))).unwrap();
+    let c = cfg.cache.unwrap();
+    assert_eq!((c.max_bytes.0, c.max_entry_bytes.0), (256 << 20, 1 << 20));
+    assert_eq!(c.ttl.0.as_secs(), 600);
+    assert!(cfg.models["m"].cache.unwrap().ttl.is_none());
+    // The block may be left out: a model's opt-in is enough.
+    let cfg = load(&cached_model("{ ttl: 1h }")).unwrap();
+    assert!(cfg.cache.is_none());
+    assert_eq!(
+        cfg.models["m"].cache.unwrap().ttl.unwrap().0.as_secs(),
+        3600
+    );
+    let snap = crate::snapshot::Snapshot::build(&cfg, 1).unwrap();
+    assert_eq!(snap.models["m"].cache_ttl.map(|t| t.as_secs()), Some(3600));
+    let cfg = load(&format!("cache: {{ ttl: 5m }}\n{}", cached_model("{}"))).unwrap();
+    let snap = crate::snapshot::Snapshot::build(&cfg, 1).unwrap();
+    assert_eq!(snap.models["m"].cache_ttl.map(|t| t.as_secs()), Some(300));
+}
+
+#[test]
+fn cache_problems_are_explained() {
+    let cases: Vec<(String, &str, &str)> = vec![
+        (
+            "cache: { max_bytes: 1KiB }\n".into(),
+            "cache.max_bytes",
+            "at least 1MiB",
+        ),
+        (
+            "cache: { max_entry_bytes: 0 }\n".into(),
+            "cache.max_entry_bytes",
+            "between 1 byte and 64MiB",
+        ),
+        (
+            "cache: { max_entry_bytes: 65MiB }\n".into(),
+            "cache.max_entry_bytes",
+            "between 1 byte and 64MiB",
+        ),
+        (
+            "cache: { max_bytes: 2MiB, max_entry_bytes: 3MiB }\n".into(),
+            "cache.max_entry_bytes",
+            "not be larger than `cache.max_bytes`",
+        ),
+        (
+            "cache: { ttl: 0s }\n".into(),
+            "cache.ttl",
+            "more than 0 and at most 30d",
+        ),
+        (
+            "cache: { ttl: 31d }\n".into(),
+            "cache.ttl",
+            "more than 0 and at most 30d",
+        ),
+        ("cache: { ttl: soon }\n".into(), "cache.ttl", ""),
+        ("cache: { max_bytes: lots }\n".into(), "cache.max_bytes", ""),
+        (
+            "cache: { enabled: true }\n".into(),
+            "cache.enabled",
+            "unknown field",
+        ),
+        (
+            cached_model("{ ttl: 0s }"),
+            "models.m.cache.ttl",
+            "more than 0 and at most 30d",
+        ),
+        (
+            cached_model("{ ttl: 60d }"),
+            "models.m.cache.ttl",
+            "more than 0 and at most 30d",
+        ),
+        (
+            cached_model("{ tll: 1h }"),
+            "models.m.cache.tll",
+            "unknown field",
+        ),
+        (cached_model("true"), "models.m.cache", ""),
+    ];
+    for (text, path, needle) in cases {
+        issue_at(&text, path, needle);
+    }
+}

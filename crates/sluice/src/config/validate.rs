@@ -10,6 +10,7 @@
 //! rate).
 
 mod alerts;
+mod cache;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -76,6 +77,7 @@ pub fn validate(cfg: &RawConfig) -> Vec<PathIssue> {
         alerts::rules(cfg, a, &mut out);
     }
     request_log(cfg, &mut out);
+    cache::cache(cfg, &mut out);
     if let Some(t) = &cfg.tracing {
         tracing_section(t, &mut out);
     }

@@ -44,8 +44,13 @@ pub enum FullBody {
 }
 
 pub enum ChatAnswer {
-    Full { body: FullBody, usage: TokenUsage },
+    Full {
+        body: FullBody,
+        usage: TokenUsage,
+    },
     Stream(ChunkStream),
+    /// From the response cache; no upstream was called.
+    Cached(std::sync::Arc<crate::cache::Entry>),
 }
 
 /// What routing did, for headers, logs and metrics.

@@ -37,6 +37,7 @@ async fn metrics(axum::extract::State(app): axum::extract::State<App>) -> Respon
         .collect();
     app.metrics.set_queue_totals(&totals);
     set_deployment_gauges(&app);
+    app.metrics.cache.set_size(app.cache.size());
     let mut resp = app.metrics.render().into_response();
     resp.headers_mut().insert(
         http::header::CONTENT_TYPE,

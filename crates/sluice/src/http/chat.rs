@@ -7,6 +7,10 @@ use axum::response::Response;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use sluice_types::{ApiFormat, ChatRequest};
 
+use sluice_providers::openai::{Flavor, OpenAiAdapter};
+use sluice_providers::Adapter;
+
+use crate::cache::replay;
 use crate::dispatch::{ChatAnswer, FullBody};
 use crate::error::{ErrorKind, GatewayError};
 use crate::http::peer::Peer;
@@ -29,13 +33,32 @@ pub async fn handle(
     match run(&mut ctx, req, true).await {
         Err(e) => ctx.fail(e),
         Ok(ChatAnswer::Stream(s)) => sse::openai(ctx, s, include_usage),
+        Ok(ChatAnswer::Cached(entry)) if ctx.stream => {
+            sse::openai(ctx, replay::stream(&entry, false), include_usage)
+        }
+        Ok(ChatAnswer::Cached(entry)) => match (&entry.raw, serde_json::to_vec(&entry.response)) {
+            (Some(raw), _) => json_response(ctx, raw.clone()),
+            (None, Ok(v)) => json_response(ctx, v.into()),
+            (None, Err(e)) => ctx.fail(GatewayError::new(ErrorKind::Internal, e.to_string())),
+        },
         Ok(ChatAnswer::Full { body, usage }) => {
             ctx.usage = usage;
             ctx.usage_reported = usage.total() > 0;
             let bytes = match body {
-                FullBody::Raw(b) => b,
+                FullBody::Raw(b) => {
+                    if ctx.cache_wants() {
+                        // Relayed verbatim; parsed only to be kept.
+                        if let Ok(r) = OpenAiAdapter::new(Flavor::OpenAi).chat_response(&b) {
+                            ctx.cache_keep(r, Some(b.clone()));
+                        }
+                    }
+                    b
+                }
                 FullBody::Parsed(r) => match serde_json::to_vec(&r) {
-                    Ok(v) => v.into(),
+                    Ok(v) => {
+                        ctx.cache_keep(*r, None);
+                        v.into()
+                    }
                     Err(e) => {
                         return ctx.fail(GatewayError::new(ErrorKind::Internal, e.to_string()))
                     }
@@ -64,8 +87,9 @@ async fn parse(
 }
 
 /// Stages 4–6 for any inbound format: model, guards, budgets (which may
-/// move the request to a cheaper model), rate limits, concurrency slots,
-/// dispatch under the deadline.
+/// move the request to a cheaper model), rate limits, the response cache
+/// (a hit answers here, without a slot), concurrency slots, dispatch
+/// under the deadline.
 pub async fn run(
     ctx: &mut RequestCtx,
     mut req: ChatRequest,
@@ -74,10 +98,17 @@ pub async fn run(
     let model = ctx.resolve_model(&req.model)?;
     let mut model = ctx.route_chat(model, &req);
     ctx.apply_guards(&model, &mut req)?;
-    if let Some(to) = ctx.admit(&model, false, req.user.as_deref()).await? {
+    let mut cached = ctx.cache_lookup(&model, &mut req);
+    let user = req.user.as_deref();
+    if let Some(to) = ctx.admit(&model, false, user, cached.is_none()).await? {
         model = ctx.downgrade(&model, &to)?;
         ctx.apply_guards(&model, &mut req)?;
-        ctx.admit(&model, true, req.user.as_deref()).await?;
+        cached = ctx.cache_lookup(&model, &mut req);
+        let user = req.user.as_deref();
+        ctx.admit(&model, true, user, cached.is_none()).await?;
+    }
+    if let Some(entry) = ctx.cache_decide(&model, cached) {
+        return Ok(ChatAnswer::Cached(entry));
     }
     let app = ctx.app.clone();
     let snap = ctx.snap.clone();

@@ -37,7 +37,7 @@ async fn serve(
     let model = ctx.route_embeddings(model, &req.input);
     ctx.count_embeddings(&model, &req.input);
     let user = req.extra.get("user").and_then(serde_json::Value::as_str);
-    if let Some(to) = ctx.admit(&model, false, user).await? {
+    if let Some(to) = ctx.admit(&model, false, user, true).await? {
         // Embeddings are not moved to another model: over budget is over.
         return Err(crate::error::GatewayError::new(
             crate::error::ErrorKind::BudgetExceeded,

@@ -12,6 +12,7 @@ use sluice_providers::Adapter;
 use sluice_types::anthropic::MessagesRequest;
 use sluice_types::{ApiFormat, ChatRequest};
 
+use crate::cache::replay;
 use crate::dispatch::{ChatAnswer, FullBody};
 use crate::error::{ErrorKind, GatewayError};
 use crate::http::peer::Peer;
@@ -34,6 +35,16 @@ pub async fn handle(
     match chat::run(&mut ctx, req, false).await {
         Err(e) => ctx.fail(e),
         Ok(ChatAnswer::Stream(s)) => sse::anthropic(ctx, s, &model),
+        Ok(ChatAnswer::Cached(entry)) if ctx.stream => {
+            sse::anthropic(ctx, replay::stream(&entry, true), &model)
+        }
+        Ok(ChatAnswer::Cached(entry)) => {
+            let out = inbound::from_chat_response(&entry.response, &model);
+            match serde_json::to_vec(&out) {
+                Ok(v) => chat::json_response(ctx, v.into()),
+                Err(e) => ctx.fail(GatewayError::new(ErrorKind::Internal, e.to_string())),
+            }
+        }
         Ok(ChatAnswer::Full { body, usage }) => {
             ctx.usage = usage;
             ctx.usage_reported = usage.total() > 0;
@@ -50,6 +61,7 @@ pub async fn handle(
                 },
             };
             let out = inbound::from_chat_response(&parsed, &model);
+            ctx.cache_keep(*parsed, None);
             match serde_json::to_vec(&out) {
                 Ok(v) => chat::json_response(ctx, v.into()),
                 Err(e) => ctx.fail(GatewayError::new(ErrorKind::Internal, e.to_string())),

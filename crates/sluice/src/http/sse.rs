@@ -91,6 +91,7 @@ fn respond(mut ctx: RequestCtx, upstream: ChunkStream, enc: Encoder) -> Response
                 None => {
                     s.done = true;
                     s.ctx.finished = true;
+                    s.ctx.cache_stream_ended();
                     encode_end(&mut s.enc, &s.ctx, &mut out);
                 }
             }

@@ -17,7 +17,8 @@ use super::RequestCtx;
 
 impl RequestCtx {
     /// Stages 4b–5b: reserves the request's budgets, counts it under its
-    /// rate limits and takes its concurrency slots. Returns the model a
+    /// rate limits and takes its concurrency slots (none when `slots` is
+    /// false: a cache hit calls no upstream). Returns the model a
     /// `downgrade:` budget moves it to, having reserved, counted and taken
     /// nothing (the caller re-admits it for that model).
     pub async fn admit(
@@ -25,6 +26,7 @@ impl RequestCtx {
         model: &Model,
         downgraded: bool,
         body_user: Option<&str>,
+        slots: bool,
     ) -> Result<Option<String>, GatewayError> {
         if self.app.request_log.is_some() {
             self.body_user = body_user.filter(|u| !u.is_empty()).map(str::to_owned);
@@ -34,14 +36,16 @@ impl RequestCtx {
             (&app.admission, &app.rates, &app.budgets)
         {
             return self
-                .admit_shared(adm, rates, ledger, model, downgraded, body_user)
+                .admit_shared((adm, rates, ledger), model, downgraded, body_user, slots)
                 .await;
         }
         if let Some(to) = self.charge_budgets(model, downgraded).await? {
             return Ok(Some(to));
         }
         self.limit_rate(model, body_user).await?;
-        self.wait_for_slots(model, body_user).await?;
+        if slots {
+            self.wait_for_slots(model, body_user).await?;
+        }
         Ok(None)
     }
 
@@ -50,12 +54,11 @@ impl RequestCtx {
     /// whatever slots must still be waited for.
     async fn admit_shared(
         &mut self,
-        adm: &Admission,
-        rates: &SharedRates,
-        ledger: &SharedLedger,
+        (adm, rates, ledger): (&Admission, &SharedRates, &SharedLedger),
         model: &Model,
         downgraded: bool,
         body_user: Option<&str>,
+        slots: bool,
     ) -> Result<Option<String>, GatewayError> {
         let key = self.key.clone().expect("authenticated before use");
         let (now_ms, lease) = (crate::mock::now_ms(), self.lease());
@@ -76,7 +79,12 @@ impl RequestCtx {
             }
         };
         let app = self.app.clone();
-        let mut begun = app.queues.begin([&key.queues, &model.queues]);
+        let none: &[_] = &[];
+        let mut begun = if slots {
+            app.queues.begin([&key.queues, &model.queues])
+        } else {
+            app.queues.begin([none, none])
+        };
         let calls = app.queues.slot_calls(&begun, lease);
         let reply = adm.call(budget.as_ref(), rate.as_ref(), &calls).await;
         let (nb, ng) = (
@@ -141,6 +149,10 @@ impl RequestCtx {
             ));
         }
         let ask = self.slot_ask(&key, body_user);
+        if !slots {
+            begun.held.give_back();
+            return Ok(None);
+        }
         let held = app.queues.finish(begun, calls, taken, &ask).await;
         self.apply_slots(held).map(|()| None)
     }

@@ -174,6 +174,7 @@ fn line(ctx: &RequestCtx, usage: TokenUsage, total: std::time::Duration) -> Vec<
         budget_over: ctx.budget.over.as_ref().map(|(label, _)| &**label),
         downgraded_from: ctx.downgraded_from.as_deref(),
         route: ctx.route.as_deref(),
+        cache: ctx.cache.result(),
         failed_attempts: failed_attempts(ctx),
         target: "sluice::access",
     };
@@ -231,6 +232,7 @@ fn json(r: &Record, out: &mut Vec<u8>) {
     o.opt_str("budget_over", r.budget_over);
     o.opt_str("downgraded_from", r.downgraded_from);
     o.opt_str("route", r.route);
+    o.opt_str("cache", r.cache);
     o.opt_str("failed_attempts", r.failed_attempts.as_deref());
     o.str("target", r.target);
     o.end();
@@ -275,6 +277,8 @@ struct Record<'a> {
     downgraded_from: Option<&'a str>,
     /// The route that picked the serving model.
     route: Option<&'a str>,
+    /// `hit` or `miss` when the response cache applied.
+    cache: Option<&'static str>,
     /// Each failed attempt, `provider: error` in order, when there was one.
     failed_attempts: Option<String>,
     target: &'static str,
@@ -330,6 +334,7 @@ mod tests {
             budget_over: pick("app `web`"),
             downgraded_from: pick("smart"),
             route: pick("free-tier"),
+            cache: some.then_some("hit"),
             failed_attempts: some.then(|| "up0: server_error, up1: timeout".to_owned()),
             target: "sluice::access",
         }

@@ -190,6 +190,7 @@ pub struct Metrics {
     pub alert_samples_dropped: Counter,
     pub request_log: super::request_log::LogMetrics,
     pub usage: super::usage_metrics::UsageMetrics,
+    pub cache: crate::cache::metrics::CacheMetrics,
     pub trace_spans_exported: Counter,
     pub trace_spans_dropped: Family<ReasonLabels, Counter>,
 }
@@ -372,9 +373,11 @@ impl Metrics {
         );
         let request_log = super::request_log::LogMetrics::register(&mut registry);
         let usage = super::usage_metrics::UsageMetrics::register(&mut registry);
+        let cache = crate::cache::metrics::CacheMetrics::register(&mut registry);
         Metrics {
             request_log,
             usage,
+            cache,
             registry,
             requests,
             duration,

@@ -67,7 +67,7 @@ pub fn of(ctx: &RequestCtx, usage: TokenUsage, total: Duration) -> LogRecord {
         budget_over: s(ctx.budget.over.as_ref().map(|(label, _)| &**label)),
         downgraded_from: s(ctx.downgraded_from.as_deref()),
         queue_wait_us: ctx.held.widest.map(|_| us(ctx.held.waited)),
-        cache_hit: false,
+        cache_hit: ctx.cache.hit.is_some(),
         request_body: ctx.bodies.as_ref().and_then(|b| b.request.clone()),
         response_body: ctx.bodies.as_ref().and_then(|b| b.response_body()),
     }
