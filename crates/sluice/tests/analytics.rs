@@ -43,7 +43,7 @@ async fn traffic(env: &Env, w: &World) {
         }
     }
     call_model(env, PUBLIC_KEY, "m2", "static-0").await;
-    let end = tokio::time::Instant::now() + Duration::from_secs(15);
+    let end = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let a = env.get("/admin/usage", w.secret("admin")).await;
         let n = a.body["data"][0]["requests"].as_i64().unwrap_or(0);

@@ -147,7 +147,7 @@ async fn streamed_requests_each_leave_one_record(backend: Backend) {
     assert_eq!(r.status(), 404);
 
     let store = Store::connect(&db.url).await.unwrap();
-    let records = wait_for_records(&store, 3, Duration::from_secs(10)).await;
+    let records = wait_for_records(&store, 3, Duration::from_secs(30)).await;
     assert_eq!(records.len(), 3, "{records:#?}");
     let oa = one(&records, "log-oa-stream");
     assert_eq!(
@@ -267,7 +267,7 @@ async fn bodies_are_kept_per_policy_redacted_and_cut(backend: Backend) {
     chat_as(&gw, VERBATIM_KEY, "bodies-verbatim", ask(true)).await;
     chat_as(&gw, KEY, "bodies-none", ask(false)).await;
     let store = Store::connect(&db.url).await.unwrap();
-    let records = wait_for_records(&store, 4, Duration::from_secs(10)).await;
+    let records = wait_for_records(&store, 4, Duration::from_secs(30)).await;
     let text = format!("{records:?}");
     assert!(!text.contains("hunter2"), "{text}");
     let plain = one(&records, "bodies-plain");
