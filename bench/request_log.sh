@@ -46,9 +46,16 @@ run() { # name port
 }
 run warmup-plain $((PORT + 1))
 run warmup-logged $((PORT + 3))
+# Each round is a pair; the order flips every round so neither side always
+# runs first (the VM drifts within seconds).
 for i in $(seq 1 "$ROUNDS"); do
-    run "plain-$i" $((PORT + 1))
-    run "logged-$i" $((PORT + 3))
+    if [ $((i % 2)) = 1 ]; then
+        run "plain-$i" $((PORT + 1))
+        run "logged-$i" $((PORT + 3))
+    else
+        run "logged-$i" $((PORT + 3))
+        run "plain-$i" $((PORT + 1))
+    fi
 done
 curl -s "http://127.0.0.1:$((PORT + 4))/metrics" >"$OUT/logged-metrics.txt"
 kill -TERM "$LOGGED"
@@ -67,7 +74,10 @@ logged = [stats(f"logged-{i}")[0] for i in range(1, rounds + 1)]
 p, q = statistics.median(plain), statistics.median(logged)
 print(f"request log off:  {p:8.0f} req/s (rounds: {', '.join(f'{x:.0f}' for x in plain)})")
 print(f"request log on:   {q:8.0f} req/s (rounds: {', '.join(f'{x:.0f}' for x in logged)})")
-print(f"ratio: {100 * q / p:.1f} %")
+print(f"ratio of the medians: {100 * q / p:.1f} %")
+pairs = [100 * b / a for a, b in zip(plain, logged)]
+print(f"median of the paired rounds' ratios: {statistics.median(pairs):.1f} % "
+      f"(pairs: {', '.join(f'{x:.1f}' for x in pairs)})")
 answered = sum(stats(n)[1] for n in ["warmup-logged"] + [f"logged-{i}" for i in range(1, rounds + 1)])
 db = sqlite3.connect(f"{out}/store.db")
 tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table' AND name GLOB 'request_log_[0-9]*'")]

@@ -95,8 +95,13 @@ rows = []  # (metric, mock, nginx, sluice, nginx_added, sluice_added, bar, resul
 bars = []  # (bar, value, result)
 
 
-def bar(name, value, ok):
+numbers = {}  # bar -> (value, lower is better?, limit) for bench/median.py
+
+
+def bar(name, value, ok, num=None, limit=None, higher_better=False):
     bars.append((name, value, verdict(ok)))
+    if num is not None:
+        numbers[name] = {"value": num, "limit": limit, "higher_better": higher_better}
     return verdict(ok)
 
 
@@ -104,7 +109,8 @@ def bar(name, value, ok):
 rps = {t: oha("rps", t) for t in TARGETS}
 if all(rps.values()):
     ratio = rps["sluice"]["rps"] / rps["nginx"]["rps"]
-    res = bar("RPS >= 75% of nginx (aim 100%)", f"{ratio:.0%}", ratio >= 0.75)
+    res = bar("RPS >= 75% of nginx (aim 100%)", f"{ratio:.0%}", ratio >= 0.75,
+              100 * ratio, 75, True)
     rows.append((f"Closed-loop req/s, {E.get('BENCH_CONNS', '50')} conns",
                  f(rps["mock"]["rps"], 0), f(rps["nginx"]["rps"], 0), f(rps["sluice"]["rps"], 0),
                  f"{rps['nginx']['rps'] / rps['mock']['rps']:.0%} of mock",
@@ -132,7 +138,8 @@ if all(c1.values()):
     for p, limit in (("p50", 0.10), ("p99", 0.25)):
         add_s = c1["sluice"][p] - c1["mock"][p]
         add_n = c1["nginx"][p] - c1["mock"][p]
-        res = bar(f"added latency c=1 {p} <= {limit} ms", f"{add_s:+.3f} ms", add_s <= limit)
+        res = bar(f"added latency c=1 {p} <= {limit} ms", f"{add_s:+.3f} ms", add_s <= limit,
+                  add_s, limit)
         rows.append((f"Latency c=1 {p} (ms)", f(c1["mock"][p]), f(c1["nginx"][p]), f(c1["sluice"][p]),
                      f"{add_n:+.3f}", f"{add_s:+.3f}", f"added <= {limit}", res))
 
@@ -148,7 +155,8 @@ for rate in E.get("BENCH_RATES", "1000 5000").split():
         limit = ""
         if p == "p99":
             limit = "added <= 1"
-            res = bar(f"added p99 at {rate} req/s <= 1 ms", f"{add_s:+.3f} ms", add_s <= 1.0)
+            res = bar(f"added p99 at {rate} req/s <= 1 ms", f"{add_s:+.3f} ms", add_s <= 1.0,
+                      add_s, 1.0)
         rows.append((f"{rate} req/s {p} (ms)", f(r["mock"][p]), f(r["nginx"][p]), f(r["sluice"][p]),
                      f"{add_n:+.3f}", f"{add_s:+.3f}", limit, res))
     achieved = {t: r[t]["rps"] for t in TARGETS}
@@ -168,7 +176,7 @@ if all(st.values()):
         res, limit = "", ""
         if p == "p99":
             limit = "added <= 1"
-            res = bar("added TTFT p99 <= 1 ms", f"{add_s:+.3f} ms", add_s <= 1.0)
+            res = bar("added TTFT p99 <= 1 ms", f"{add_s:+.3f} ms", add_s <= 1.0, add_s, 1.0)
         rows.append((f"Stream {label}", *(f(st[t]["ttft_ms"][p]) for t in TARGETS),
                      f"{add_n:+.3f}", f"{add_s:+.3f}", limit, res))
     for k, label in (("p50", "gap p50"), ("p99", "gap p99"), ("max", "max chunk gap")):
@@ -192,7 +200,7 @@ for label, text, limit in (("idle", "idle", 30), ("conns50", f"after {E.get('BEN
     if label not in mem:
         continue
     mib = mem[label]["vmhwm_kib"] / 1024
-    res = bar(f"RSS {text} <= {limit} MiB", f"{mib:.1f} MiB", mib <= limit)
+    res = bar(f"RSS {text} <= {limit} MiB", f"{mib:.1f} MiB", mib <= limit, mib, limit)
     n = f"{nmem[label]['vmhwm_kib'] / 1024:.1f}" if label in nmem else ""
     rows.append((f"Peak RSS (VmHWM) {text}, MiB", "", n, f"{mib:.1f}", "", "", f"<= {limit}", res))
 
@@ -233,7 +241,7 @@ if ls:
 
 # ---- errors ----
 total = errors["sluice"]
-res = bar("zero errors (sluice)", str(total), total == 0)
+res = bar("zero errors (sluice)", str(total), total == 0, total, 0)
 rows.append(("Errors (all phases)", *(str(errors[t]) for t in TARGETS), "", "", "0", res))
 
 # ---- print ----
@@ -261,3 +269,6 @@ if notes:
     print()
     for n in notes:
         print(f"- {n}")
+
+with open(os.path.join(OUT, "bars.json"), "w") as fh:
+    json.dump(numbers, fh, indent=1)
