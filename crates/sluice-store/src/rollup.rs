@@ -1,12 +1,14 @@
-//! Rollups of the request log, in four tables: `usage_hourly_models` (one
+//! Rollups of the request log, in five tables: `usage_hourly_models` (one
 //! row per hour, model and provider), `usage_hourly` and `usage_daily` (per
-//! hour or UTC day, tenant, model and provider) and `usage_daily_keys` (per
-//! UTC day, tenant, app, key, model and provider), each with counts,
-//! tokens, cost, summed latencies and a latency histogram. Apps and keys
+//! hour or UTC day, tenant, model and provider), `usage_daily_keys` (per
+//! UTC day, tenant, app, key, model and provider) and
+//! `usage_daily_key_totals` (per UTC day, tenant, app and key), each with
+//! counts, cache hits, tokens, cost, summed latencies and a latency
+//! histogram. Apps and keys
 //! are kept by day only: an hour × key table would hold nearly a row per
 //! request at scale. A query reads the smallest table that answers it.
-//! The writer sums each batch per table in Rust ([`sum_batch`]) and adds
-//! the sums with one upsert per table ([`upsert_json`]) in the
+//! The writer sums each batch per table in Rust (`sum_batch`) and adds
+//! the sums with one upsert per table (`upsert_json`) in the
 //! transaction that stores the rows, so rollups and rows never disagree
 //! and instances sharing a store add up.
 //!
