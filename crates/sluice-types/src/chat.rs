@@ -235,6 +235,19 @@ pub enum FinishReason {
     FunctionCall,
 }
 
+impl FinishReason {
+    /// The wire name (`stop`, `tool_calls`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FinishReason::Stop => "stop",
+            FinishReason::Length => "length",
+            FinishReason::ToolCalls => "tool_calls",
+            FinishReason::ContentFilter => "content_filter",
+            FinishReason::FunctionCall => "function_call",
+        }
+    }
+}
+
 /// A non-streamed chat answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChatResponse {

@@ -831,10 +831,20 @@ impl RequestCtx {
         self.decorate_cache(h);
     }
 
+    /// Notes a whole answer's finish reasons on its trace, if traced.
+    pub fn trace_finish(&mut self, r: &sluice_types::ChatResponse) {
+        if let Some(t) = self.attempts.trace.as_mut() {
+            t.finished_with(r.choices.iter().filter_map(|c| c.finish_reason));
+        }
+    }
+
     /// Stage 7 hook: one relayed chunk.
     pub fn on_chunk(&mut self, chunk: &sluice_types::ChatChunk) {
         if let Some(a) = &mut self.cache.assembler {
             a.push(chunk);
+        }
+        if let Some(t) = self.attempts.trace.as_mut() {
+            t.finished_with(chunk.choices.iter().filter_map(|c| c.finish_reason));
         }
         if let Some(u) = &chunk.usage {
             self.usage = u.to_tokens();

@@ -204,6 +204,11 @@ async fn one_request_is_traced(stream: bool) {
         assert_eq!(attr(s, "gen_ai.usage.output_tokens"), Some(json!("7")));
         assert_eq!(attr(s, "gen_ai.request.max_tokens"), Some(json!("50")));
         assert_eq!(str_attr(s, "gen_ai.response.model"), "model-0");
+        assert_eq!(
+            attr(s, "gen_ai.response.finish_reasons"),
+            Some(json!({"values": [{"stringValue": "stop"}]})),
+            "{s:#}"
+        );
         assert_eq!(s["status"]["code"], 0, "{s:#}");
         let (start, end) = (
             s["startTimeUnixNano"].as_str().unwrap(),

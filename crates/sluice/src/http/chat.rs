@@ -36,16 +36,22 @@ pub async fn handle(
         Ok(ChatAnswer::Cached(entry)) if ctx.stream => {
             sse::openai(ctx, replay::stream(&entry, false), include_usage)
         }
-        Ok(ChatAnswer::Cached(entry)) => match (&entry.raw, serde_json::to_vec(&entry.response)) {
-            (Some(raw), _) => json_response(ctx, raw.clone()),
-            (None, Ok(v)) => json_response(ctx, v.into()),
-            (None, Err(e)) => ctx.fail(GatewayError::new(ErrorKind::Internal, e.to_string())),
-        },
+        Ok(ChatAnswer::Cached(entry)) => {
+            ctx.trace_finish(&entry.response);
+            match (&entry.raw, serde_json::to_vec(&entry.response)) {
+                (Some(raw), _) => json_response(ctx, raw.clone()),
+                (None, Ok(v)) => json_response(ctx, v.into()),
+                (None, Err(e)) => ctx.fail(GatewayError::new(ErrorKind::Internal, e.to_string())),
+            }
+        }
         Ok(ChatAnswer::Full { body, usage }) => {
             ctx.usage = usage;
             ctx.usage_reported = usage.total() > 0;
             let bytes = match body {
                 FullBody::Raw(b) => {
+                    if let Some(t) = ctx.attempts.trace.as_mut() {
+                        t.finished_raw(&b);
+                    }
                     if ctx.cache_wants() {
                         // Relayed verbatim; parsed only to be kept.
                         if let Ok(r) = OpenAiAdapter::new(Flavor::OpenAi).chat_response(&b) {
@@ -56,6 +62,7 @@ pub async fn handle(
                 }
                 FullBody::Parsed(r) => match serde_json::to_vec(&r) {
                     Ok(v) => {
+                        ctx.trace_finish(&r);
                         ctx.cache_keep(*r, None);
                         v.into()
                     }

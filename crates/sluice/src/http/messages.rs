@@ -39,6 +39,7 @@ pub async fn handle(
             sse::anthropic(ctx, replay::stream(&entry, true), &model)
         }
         Ok(ChatAnswer::Cached(entry)) => {
+            ctx.trace_finish(&entry.response);
             let out = inbound::from_chat_response(&entry.response, &model);
             match serde_json::to_vec(&out) {
                 Ok(v) => chat::json_response(ctx, v.into()),
@@ -61,6 +62,7 @@ pub async fn handle(
                 },
             };
             let out = inbound::from_chat_response(&parsed, &model);
+            ctx.trace_finish(&parsed);
             ctx.cache_keep(*parsed, None);
             match serde_json::to_vec(&out) {
                 Ok(v) => chat::json_response(ctx, v.into()),

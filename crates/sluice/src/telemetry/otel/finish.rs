@@ -26,6 +26,7 @@ pub fn finish(ctx: &RequestCtx, trace: RequestTrace, usage: TokenUsage) {
     let end_ns = unix_ns(SystemTime::now());
     let mut spans = Vec::with_capacity(trace.attempts.len() + 1);
     spans.push(server_span(ctx, &trace, usage, end_ns));
+    let reasons = finish_reasons(&trace);
     for a in trace.attempts {
         let mut span = a.span;
         if !a.ended {
@@ -34,10 +35,19 @@ pub fn finish(ctx: &RequestCtx, trace: RequestTrace, usage: TokenUsage) {
             span.set("error.type", ctx.error.unwrap_or("cancelled"));
         } else if a.answered {
             answered(ctx, &mut span, usage, end_ns);
+            if let Some(r) = &reasons {
+                span.set("gen_ai.response.finish_reasons", r.clone());
+            }
         }
         spans.push(span);
     }
     ctx.app.tracer.export(spans);
+}
+
+/// `gen_ai.response.finish_reasons`, when the answer gave any.
+fn finish_reasons(t: &RequestTrace) -> Option<Value> {
+    (!t.finish_reasons.is_empty())
+        .then(|| Value::StrArray(t.finish_reasons.iter().map(|r| Arc::from(*r)).collect()))
 }
 
 /// The attempt that answered: its usage; a stream ends (and may break)
@@ -82,6 +92,9 @@ fn server_span(ctx: &RequestCtx, t: &RequestTrace, usage: TokenUsage, end_ns: u6
     if ctx.attempts.count > 0 {
         s.set("gen_ai.usage.input_tokens", usage.input);
         s.set("gen_ai.usage.output_tokens", usage.output);
+    }
+    if let Some(r) = finish_reasons(t) {
+        s.set("gen_ai.response.finish_reasons", r);
     }
     s.set("http.response.status_code", i64::from(ctx.status));
     if let Some(code) = ctx.error {

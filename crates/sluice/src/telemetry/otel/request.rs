@@ -9,6 +9,7 @@
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
+use sluice_types::FinishReason;
 
 use super::context::{
     format_traceparent, new_span_id, new_trace_id, parse_traceparent, sample_new, SpanId, TraceId,
@@ -42,6 +43,8 @@ pub struct RequestTrace {
     origin: Instant,
     origin_ns: u64,
     pub(super) attempts: Vec<Attempt>,
+    /// Why the answer ended, one per choice (`gen_ai.response.finish_reasons`).
+    pub finish_reasons: Vec<&'static str>,
 }
 
 /// One upstream attempt's span while it runs.
@@ -104,6 +107,7 @@ impl RequestTrace {
             origin_ns: unix_ns(SystemTime::now())
                 .saturating_sub(origin.elapsed().as_nanos() as u64),
             attempts: Vec::new(),
+            finish_reasons: Vec::new(),
         }
     }
 
@@ -172,6 +176,31 @@ impl RequestTrace {
     }
 
     /// When the request started, UNIX nanoseconds.
+    /// Notes why the answer ended: each choice's finish reason, in order
+    /// (a stream's as its chunks carry them).
+    pub fn finished_with(&mut self, reasons: impl IntoIterator<Item = FinishReason>) {
+        self.finish_reasons
+            .extend(reasons.into_iter().map(FinishReason::as_str));
+    }
+
+    /// [`RequestTrace::finished_with`] for an OpenAI-format answer relayed
+    /// as it came (read only when the request is traced).
+    pub fn finished_raw(&mut self, body: &[u8]) {
+        #[derive(serde::Deserialize)]
+        struct Choice {
+            #[serde(default)]
+            finish_reason: Option<FinishReason>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            #[serde(default)]
+            choices: Vec<Choice>,
+        }
+        if let Ok(a) = serde_json::from_slice::<Answer>(body) {
+            self.finished_with(a.choices.into_iter().filter_map(|c| c.finish_reason));
+        }
+    }
+
     pub fn start_ns(&self) -> u64 {
         self.origin_ns
     }
