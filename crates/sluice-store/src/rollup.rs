@@ -87,7 +87,7 @@ pub struct Sums {
     pub latency: [i64; BUCKETS],
 }
 
-/// The summed columns, in [`Sums::values`] order.
+/// The summed columns, in [`Sums::values_mut`] order.
 pub(crate) const SUM_COLUMNS: [&str; 12] = [
     "requests",
     "errors_4xx",
@@ -105,23 +105,6 @@ pub(crate) const SUM_COLUMNS: [&str; 12] = [
 
 impl Sums {
     /// The summed values, in [`SUM_COLUMNS`] order.
-    fn values(&self) -> [i64; 12] {
-        [
-            self.requests,
-            self.errors_4xx,
-            self.errors_5xx,
-            self.tokens_in,
-            self.tokens_out,
-            self.cache_read,
-            self.cache_write,
-            self.reasoning,
-            self.cost_micro,
-            self.latency_us,
-            self.upstream_us,
-            self.cache_hits,
-        ]
-    }
-
     fn values_mut(&mut self) -> [&mut i64; 12] {
         [
             &mut self.requests,
@@ -340,7 +323,8 @@ pub(crate) fn sums_json(t: Table, sums: &BTreeMap<Key<'_>, Sums>) -> String {
                 Split::KeyTotals => &[0, 1, 2],
             };
             row.extend(used.iter().map(|i| Value::from(dims[*i])));
-            row.extend(s.values().into_iter().map(Value::from));
+            let mut s = s.clone();
+            row.extend(s.values_mut().into_iter().map(|v| Value::from(*v)));
             row.extend(s.latency.iter().map(|v| Value::from(*v)));
             Value::from(row)
         })

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderName, HeaderValue};
+use prometheus_client::metrics::counter::Counter;
 use sha2::{Digest, Sha256};
 use sluice_providers::anthropic::AnthropicAdapter;
 use sluice_providers::gemini::GeminiAdapter;
@@ -27,6 +28,7 @@ use crate::routing::breaker::BreakerSpec;
 use crate::routing::retry::{RetryBudget, RetrySpec};
 use crate::routing::usage::Caps;
 use crate::routing::{ClassSet, Upstream, Upstreams};
+use crate::telemetry::metrics::Handles;
 
 /// How one provider is reached.
 pub enum Backend {
@@ -163,6 +165,9 @@ pub struct Model {
     /// How long its answers stay in the response cache; `None`: never
     /// cached (no `cache:` on the model).
     pub cache_ttl: Option<Duration>,
+    /// `sluice_cache_requests_total{model}` for a miss (0) and a hit (1),
+    /// looked up once: a lookup then costs no label hashing.
+    pub cache_lookups: Handles<Counter, 2>,
     /// Balancer cursor (reset by reload, harmless).
     pub cursor: AtomicUsize,
     /// Sum of weights under `strategy: weighted`.
@@ -585,6 +590,7 @@ impl Snapshot {
                     let default = cfg.cache.unwrap_or_default().ttl;
                     c.ttl.unwrap_or(default).0
                 }),
+                cache_lookups: Handles::default(),
                 cursor: AtomicUsize::new(0),
                 total_weight: m
                     .deployments

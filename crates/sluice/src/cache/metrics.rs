@@ -60,15 +60,16 @@ impl CacheMetrics {
         m
     }
 
-    /// One lookup of `model`'s cache.
-    pub fn lookup(&self, model: &std::sync::Arc<str>, hit: bool) {
+    /// The series counting `model`'s hits or misses (kept on the model,
+    /// `Model::cache_lookups`).
+    pub fn lookup_counter(&self, model: &std::sync::Arc<str>, hit: bool) -> Counter {
         let result = if hit { "hit" } else { "miss" };
         self.requests
             .get_or_create(&LookupLabels {
                 model: Label(model.clone()),
                 result,
             })
-            .inc();
+            .clone()
     }
 
     pub fn stored(&self, result: &'static str) {

@@ -81,7 +81,11 @@ impl RequestCtx {
     /// of a stream to be stored, starts assembling it.
     pub fn cache_decide(&mut self, model: &Model, found: Option<Arc<Entry>>) -> Option<Arc<Entry>> {
         self.cache.key?;
-        self.app.metrics.cache.lookup(&model.name, found.is_some());
+        let hit = found.is_some();
+        let counter = model.cache_lookups.get(usize::from(hit), || {
+            self.app.metrics.cache.lookup_counter(&model.name, hit)
+        });
+        counter.inc();
         let Some(entry) = found else {
             if self.stream && self.cache.control.stores() {
                 let limit = self.snap.config.cache.unwrap_or_default().max_entry_bytes.0;
