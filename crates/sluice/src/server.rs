@@ -11,7 +11,6 @@ use std::time::Instant;
 
 use anyhow::Context;
 use arc_swap::ArcSwap;
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -453,16 +452,9 @@ async fn serve_public(
 ) -> std::io::Result<()> {
     let mut router = crate::http::public_router(app.clone());
     if with_metrics {
-        router = router.merge(crate::http::admin::metrics_router(app));
+        router = router.merge(crate::http::admin::metrics_router(app.clone()));
     }
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    // The peer address reaches handlers as `ConnectInfo` (`per: ip` limits).
-    let service = router.into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(wait_for(rx))
-        .await
+    crate::http::serve::serve(app, router, listener, wait_for(rx)).await
 }
 
 /// One extra event-loop thread: a single-threaded runtime serving its own

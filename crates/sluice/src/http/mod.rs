@@ -1,5 +1,7 @@
 //! The HTTP edge: the public router (OpenAI- and Anthropic-compatible
-//! endpoints, health) and the admin listener's router (the admin API, metrics).
+//! endpoints, health), the public listener's server (`serve`, which sends
+//! the LLM endpoints straight to their handlers) and the admin listener's
+//! router (the admin API, metrics).
 
 pub mod admin;
 pub mod auth;
@@ -11,6 +13,7 @@ pub mod messages;
 pub mod models;
 pub mod peer;
 pub mod request_id;
+pub mod serve;
 pub mod sse;
 
 use axum::routing::{get, post};
