@@ -246,6 +246,36 @@ async fn unknown_endpoint_is_404_json() {
         .contains("/v1/nothing"));
 }
 
+/// The public server sends only `POST`s to the LLM paths straight to their
+/// handlers (`http/serve.rs`); the paths next to them still get the
+/// router's clear 404 and 405 answers.
+#[tokio::test]
+async fn paths_next_to_the_llm_endpoints_get_404_or_405() {
+    let gw = TestGateway::start(CONFIG).await;
+    let body = r#"{"model":"m1","messages":[{"role":"user","content":"hi"}]}"#;
+    for path in ["/messages", "/v1/chat/completions/", "/v2/chat/completions"] {
+        let (s, v) = raw(&gw, path, body, Some(KEY)).await;
+        assert_eq!(s, 404, "{path}: {v}");
+        let msg = v["error"]["message"].as_str().unwrap();
+        assert!(msg.contains(&format!("`{path}`")), "{path}: {msg}");
+    }
+    for path in ["/v1/chat/completions", "/v1/messages", "/v1/embeddings"] {
+        let resp = TestGateway::client()
+            .get(format!("{}{path}", gw.url))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 405, "{path}");
+        let v: Value = resp.json().await.unwrap();
+        let msg = v["error"]["message"].as_str().unwrap();
+        assert!(msg.contains("method GET is not allowed"), "{path}: {msg}");
+    }
+    // The hot path itself still answers.
+    let (s, v) = raw(&gw, "/chat/completions", body, Some(KEY)).await;
+    assert_eq!(s, 200, "{v}");
+}
+
 #[tokio::test]
 async fn request_id_is_echoed_or_generated() {
     let gw = TestGateway::start(CONFIG).await;
