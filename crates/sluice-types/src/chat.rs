@@ -8,10 +8,12 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::extra::deserialize_with_extra;
 use crate::Usage;
 
-/// `POST /v1/chat/completions` body.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// `POST /v1/chat/completions` body. `Deserialize` is below, without
+/// `flatten` (`extra.rs`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ChatRequest {
     pub model: String,
     pub messages: Vec<Message>,
@@ -41,6 +43,22 @@ pub struct ChatRequest {
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
+
+deserialize_with_extra!(ChatRequest {
+    model: "model" req,
+    messages: "messages" req,
+    stream: "stream" opt,
+    stream_options: "stream_options" opt,
+    max_tokens: "max_tokens" opt,
+    max_completion_tokens: "max_completion_tokens" opt,
+    temperature: "temperature" opt,
+    top_p: "top_p" opt,
+    stop: "stop" opt,
+    tools: "tools" opt,
+    tool_choice: "tool_choice" opt,
+    response_format: "response_format" opt,
+    user: "user" opt,
+});
 
 impl ChatRequest {
     pub fn is_stream(&self) -> bool {
@@ -98,8 +116,8 @@ pub enum Role {
     Function,
 }
 
-/// One chat message.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One chat message. `Deserialize` is below, without `flatten`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Message {
     pub role: Role,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -116,6 +134,15 @@ pub struct Message {
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
+
+deserialize_with_extra!(Message {
+    role: "role" req,
+    content: "content" opt,
+    name: "name" opt,
+    tool_calls: "tool_calls" opt,
+    tool_call_id: "tool_call_id" opt,
+    reasoning_content: "reasoning_content" opt,
+});
 
 impl Message {
     /// A message with plain text content.

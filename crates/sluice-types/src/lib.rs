@@ -7,6 +7,7 @@ pub mod anthropic;
 pub mod chat;
 pub mod civil;
 pub mod embeddings;
+mod extra;
 pub mod secret;
 pub mod usage;
 

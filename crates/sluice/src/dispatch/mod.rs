@@ -20,6 +20,7 @@ use sluice_types::{
 use crate::config::raw::ServerConfig;
 
 mod fallback;
+mod pool;
 mod transport;
 
 pub use fallback::Tried;

@@ -1,8 +1,9 @@
-//! The upstream HTTP transport: one shared hyper client with a connection
-//! pool (HTTP/1.1 keep-alive, HTTP/2 by ALPN), rustls with the Mozilla roots,
-//! TCP_NODELAY and a connect timeout; plus the first-byte and whole-body
-//! timeouts. Dropping a response body drops its connection, which is how a
-//! client disconnect cancels the upstream call.
+//! The upstream HTTP transport: plain `http://` upstreams through the
+//! per-thread HTTP/1.1 pool of `pool.rs`; `https://` ones through a hyper-util
+//! client per thread (HTTP/1.1 keep-alive, HTTP/2 by ALPN, rustls with the
+//! Mozilla roots); both with TCP_NODELAY and a connect timeout; plus the
+//! first-byte and whole-body timeouts. Dropping a response body drops its
+//! connection, which is how a client disconnect cancels the upstream call.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,7 +12,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt};
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -20,7 +20,9 @@ use sluice_providers::{ErrorClass, UpstreamError, UpstreamRequest};
 
 use crate::config::raw::ServerConfig;
 
-pub type Response = hyper::Response<Incoming>;
+use super::pool::{self, PoolKey, PooledBody};
+
+pub type Response = hyper::Response<PooledBody>;
 
 type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
@@ -85,27 +87,120 @@ impl Transport {
         up: UpstreamRequest,
         first_byte: Duration,
     ) -> Result<Response, UpstreamError> {
-        let uri: http::Uri = up.url.parse().map_err(|e| {
-            UpstreamError::new(
-                ErrorClass::Connection,
-                None,
-                format!("invalid upstream URL: {e}"),
-            )
-        })?;
-        let mut req = http::Request::new(Full::new(up.body));
-        *req.method_mut() = up.method;
-        *req.uri_mut() = uri;
-        *req.headers_mut() = up.headers;
-        match tokio::time::timeout(first_byte, self.client().request(req)).await {
+        let sent = if up.url.starts_with("http://") {
+            tokio::time::timeout(first_byte, self.send_plain(up)).await
+        } else {
+            tokio::time::timeout(first_byte, self.send_tls(up)).await
+        };
+        match sent {
             Err(_) => Err(UpstreamError::new(
                 ErrorClass::Timeout,
                 None,
                 format!("no answer within {first_byte:?}"),
             )),
-            Ok(Err(e)) => Err(transport_error(&e)),
-            Ok(Ok(r)) => Ok(r),
+            Ok(r) => r,
         }
     }
+
+    /// Through this thread's hyper-util client (`https://`).
+    async fn send_tls(&self, up: UpstreamRequest) -> Result<Response, UpstreamError> {
+        let uri: http::Uri = up.url.parse().map_err(invalid_url)?;
+        let mut req = http::Request::new(Full::new(up.body));
+        *req.method_mut() = up.method;
+        *req.uri_mut() = uri;
+        *req.headers_mut() = up.headers;
+        match self.client().request(req).await {
+            Err(e) => Err(transport_error(&e)),
+            Ok(r) => Ok(r.map(PooledBody::unpooled)),
+        }
+    }
+
+    /// Through the pool of plain HTTP/1.1 connections (`http://`).
+    async fn send_plain(&self, up: UpstreamRequest) -> Result<Response, UpstreamError> {
+        let rest = &up.url["http://".len()..];
+        let split = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (host, path) = rest.split_at(split);
+        let path = if path.is_empty() { "/" } else { path };
+        let authority: Box<str> = if has_port(host) {
+            host.into()
+        } else {
+            [host, ":80"].concat().into()
+        };
+        let uri = http::Uri::try_from(path).map_err(invalid_url)?;
+        let host = http::HeaderValue::try_from(host).map_err(invalid_url)?;
+        let mut req = http::Request::new(Full::new(up.body));
+        *req.method_mut() = up.method;
+        *req.uri_mut() = uri;
+        *req.headers_mut() = up.headers;
+        req.headers_mut().insert(http::header::HOST, host);
+        let key = PoolKey {
+            transport: self.id,
+            authority,
+        };
+        let max_idle = self.server.pool_max_idle_per_host;
+        let mut req = Some(req);
+        loop {
+            let (mut sender, reused) = match pool::take(&key) {
+                Some(s) => (s, true),
+                None => (self.connect(&key.authority).await?, false),
+            };
+            if sender.ready().await.is_err() {
+                if reused {
+                    continue; // closed while idle: try the next
+                }
+                return Err(closed_before_sending(&key.authority));
+            }
+            let this = req.take().expect("a request to send");
+            match sender.try_send_request(this).await {
+                Ok(r) => {
+                    return Ok(r.map(|b| PooledBody::pooled(b, key, sender, max_idle)));
+                }
+                Err(mut e) => match e.take_message() {
+                    // Never sent on a reused connection the upstream had
+                    // just closed: once more, on another.
+                    Some(unsent) if reused => req = Some(unsent),
+                    _ => return Err(transport_error(e.error())),
+                },
+            }
+        }
+    }
+
+    async fn connect(&self, authority: &str) -> Result<pool::Sender, UpstreamError> {
+        pool::connect(authority, self.server.connect_timeout.0)
+            .await
+            .map_err(|e| {
+                let class = if e.kind() == std::io::ErrorKind::TimedOut {
+                    ErrorClass::Timeout
+                } else {
+                    ErrorClass::Connection
+                };
+                UpstreamError::new(class, None, format!("connecting to {authority}: {e}"))
+            })
+    }
+}
+
+/// Whether `host` (an authority, `[v6]` literals included) names a port.
+pub(super) fn has_port(host: &str) -> bool {
+    match host.rfind(':') {
+        Some(i) => !host[i..].contains(']'),
+        None => false,
+    }
+}
+
+fn invalid_url(e: impl std::fmt::Display) -> UpstreamError {
+    UpstreamError::new(
+        ErrorClass::Connection,
+        None,
+        format!("invalid upstream URL: {e}"),
+    )
+}
+
+fn closed_before_sending(authority: &str) -> UpstreamError {
+    UpstreamError::new(
+        ErrorClass::Connection,
+        None,
+        format!("the connection to {authority} closed before the request was sent"),
+    )
 }
 
 /// Reads a whole body, up to `total`.
