@@ -8,7 +8,12 @@
 //! rate against what it sent, and B's p99 wait for a slot (its latency
 //! minus the provider's 50 ms) against the 5 s deadline.
 //!
-//! Run: `cargo bench -p sluice --bench fairness`.
+//! With `FAIRNESS_SHARED=redis://…`, two gateways share the limit through
+//! that Redis (`shared_state`): A floods through one, B sends through the
+//! other, and B's requests wait in the shared line against A's.
+//!
+//! Run: `cargo bench -p sluice --bench fairness`
+//! (`FAIRNESS_SHARED=redis://127.0.0.1:6379 cargo bench -p sluice --bench fairness`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -99,20 +104,50 @@ fn p99(v: &mut [Duration]) -> Duration {
     v.get(v.len() * 99 / 100).copied().unwrap_or_default()
 }
 
-#[tokio::main]
-async fn main() {
-    let cfg = sluice::config::load_str(CONFIG, std::path::Path::new("fairness.yaml"), &|_| None)
+/// Starts a gateway; its URL and what stops it.
+async fn start(
+    yaml: &str,
+) -> (
+    String,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let cfg = sluice::config::load_str(yaml, std::path::Path::new("fairness.yaml"), &|_| None)
         .unwrap_or_else(|e| panic!("{e}"));
     let server = sluice::server::Server::bind(&cfg, None).await.unwrap();
     let url = format!("http://{}", server.public_addr);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(server.run(async move {
-        let _ = rx.await;
-    }));
+    let serving = tokio::spawn(async move {
+        let _ = server
+            .run(async move {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    (url, tx, serving)
+}
+
+#[tokio::main]
+async fn main() {
+    let shared = std::env::var("FAIRNESS_SHARED").ok();
+    let yaml = match &shared {
+        Some(redis) => format!("shared_state: {redis}\n{CONFIG}"),
+        None => CONFIG.to_owned(),
+    };
+    let mut gateways = vec![start(&yaml).await];
+    if shared.is_some() {
+        gateways.push(start(&yaml).await);
+        println!(
+            "two gateways sharing the limit through {}",
+            shared.as_deref().unwrap_or("")
+        );
+    }
+    let url_a = gateways[0].0.clone();
+    let url_b = gateways[gateways.len() - 1].0.clone();
     let run = Duration::from_secs(10);
     let every = Duration::from_millis(25);
-    let flood = tokio::spawn(load(url.clone(), "sk-fair-tenant-a", 20, run));
-    let (mut b, sent) = paced(url.clone(), "sk-fair-tenant-b", every, run).await;
+    let flood = tokio::spawn(load(url_a, "sk-fair-tenant-a", 20, run));
+    let (mut b, sent) = paced(url_b, "sk-fair-tenant-b", every, run).await;
     let a = flood.await.unwrap();
     let rate = |n: usize| n as f64 / run.as_secs_f64();
     let wait = p99(&mut b).saturating_sub(Duration::from_millis(50));
@@ -127,6 +162,8 @@ async fn main() {
         "B's p99 wait for a slot: {:.1} ms (deadline 5000 ms)",
         wait.as_secs_f64() * 1000.0
     );
-    let _ = tx.send(());
-    let _ = serving.await;
+    for (_, tx, serving) in gateways {
+        let _ = tx.send(());
+        let _ = serving.await;
+    }
 }

@@ -9,8 +9,9 @@
 -- KEYS: 4 per budget counter (the counter hash of `spent` and `reserved`
 -- micro-USD, its holds: a sorted set of hold id -> lease end in ms, the
 -- hold amounts, the alert fractions fired), then one per rate gate (its
--- theoretical arrival time, µs), then one per slot (a sorted set of slot
--- id -> lease end in ms).
+-- theoretical arrival time, µs), then two per slot (a sorted set of slot
+-- id -> lease end in ms, and the level's waiting tickets -> lease end in
+-- ms: concurrency/take_slot.lua).
 -- ARGV after the header, in this order:
 --   budgets (only when nb > 0): hold id, lease (ms), then per counter
 --     limit, amount, enforce (1: refuse beyond the limit), ttl (ms);
@@ -121,13 +122,15 @@ for i = 1, ng do
   end
 end
 
--- Slots, narrowest level first, until one is full.
+-- Slots, narrowest level first, until one is full or has requests waiting
+-- for it in its line (they go first).
 local slot_key, taken = 4 * nb + ng, 0
 for i = 1, ns do
-  local key, b = KEYS[slot_key + i], a + (i - 1) * 3
+  local key, b = KEYS[slot_key + 2 * i - 1], a + (i - 1) * 3
   local max, id, slot_lease = tonumber(ARGV[b]), ARGV[b + 1], tonumber(ARGV[b + 2])
   redis.call('ZREMRANGEBYSCORE', key, '-inf', now_ms)
-  if redis.call('ZCARD', key) >= max then break end
+  local waiting = redis.call('ZCOUNT', KEYS[slot_key + 2 * i], now_ms, '+inf')
+  if redis.call('ZCARD', key) + waiting >= max then break end
   redis.call('ZADD', key, now_ms + slot_lease, id)
   redis.call('PEXPIRE', key, slot_lease + 1000)
   taken = taken + 1

@@ -100,7 +100,9 @@ impl Admission {
         self.invoke(&call).await
     }
 
-    async fn invoke(&self, call: &ScriptInvocation<'_>) -> Option<Vec<i64>> {
+    /// Runs a prepared script call (this one's or another policy script's)
+    /// under `shared_state_timeout`; `None` (counted and logged) on failure.
+    pub(crate) async fn invoke(&self, call: &ScriptInvocation<'_>) -> Option<Vec<i64>> {
         let mut conn = self.state.conn();
         let reply =
             tokio::time::timeout(self.state.timeout, call.invoke_async::<Vec<i64>>(&mut conn))

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 mod shared;
 
-pub use shared::{SharedSlot, SharedSlots, SlotCall};
+pub use shared::{Place, SharedSlot, SharedSlots, SlotCall};
 
 use dashmap::DashMap;
 use tokio::time::Instant;
@@ -310,7 +310,12 @@ impl Queues {
                     .unwrap_or_else(|| s.prepare(&rule.scope, rule.spec, ask.lease));
                 let began = rule_started.unwrap_or(started);
                 let until = deadline.min(began + rule.spec.timeout);
-                match s.take(call, until).await {
+                let place = Place {
+                    class: ask.class,
+                    flow: ask.flows.of(rule.scope.kind),
+                    cost: ask.cost,
+                };
+                match s.take(call, place, until).await {
                     shared::Taken::Slot(slot) => held.shared.push(slot),
                     shared::Taken::Unchecked => {}
                     shared::Taken::Refused(r) => return Err(refused(Some(r))),
