@@ -13,7 +13,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::db::redis_url;
-use common::TestGateway;
+use common::{TestGateway, ADMIN_KEY};
 use redis::aio::MultiplexedConnection;
 use serde_json::json;
 
@@ -234,6 +234,8 @@ fn config(tag: &str) -> String {
     format!(
         r#"
 listen: 127.0.0.1:0
+admin_listen: 127.0.0.1:0
+admin_key: {ADMIN_KEY}
 shared_state: {redis}
 shared_state_timeout: 1s
 providers:
@@ -306,6 +308,21 @@ async fn a_critical_request_on_one_instance_goes_before_a_batch_one_waiting_on_a
         .map(|_| send(&a.url, format!("sk-bulk-{tag}")))
         .collect();
     tickets(&mut conn, &tag, 1).await;
+    // A's gauges: the one in the shared line and the two in A's own queue
+    // wait; none runs.
+    let gauges = |m: &str| {
+        m.contains("sluice_queue_waiting{scope=\"tenant\"} 3\n")
+            && m.contains("sluice_queue_in_flight{scope=\"tenant\"} 0\n")
+    };
+    let mut metrics = a.metrics().await;
+    for _ in 0..250 {
+        if gauges(&metrics) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        metrics = a.metrics().await;
+    }
+    assert!(gauges(&metrics), "{metrics}");
     // Instance B: a critical request comes after them.
     let vip = send(&b.url, format!("sk-vip-{tag}"));
     tickets(&mut conn, &tag, 2).await;

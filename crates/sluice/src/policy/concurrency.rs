@@ -315,7 +315,7 @@ impl Queues {
                     flow: ask.flows.of(rule.scope.kind),
                     cost: ask.cost,
                 };
-                match s.take(call, place, until).await {
+                match s.take(call, rule.scope.kind, place, until).await {
                     shared::Taken::Slot(slot) => held.shared.push(slot),
                     shared::Taken::Unchecked => {}
                     shared::Taken::Refused(r) => return Err(refused(Some(r))),
@@ -327,7 +327,9 @@ impl Queues {
         Ok(held)
     }
 
-    /// Slots taken and requests waiting, summed per level (for metrics).
+    /// Slots taken and requests waiting, summed per level (for metrics);
+    /// with shared state, requests waiting in a shared line count as
+    /// waiting.
     pub fn totals(&self) -> Vec<(ScopeKind, u64, u64)> {
         let mut out: Vec<(ScopeKind, u64, u64)> = Vec::new();
         for e in self.map.iter() {
@@ -339,6 +341,15 @@ impl Queues {
                     t.2 += w;
                 }
                 None => out.push((kind, f, w)),
+            }
+        }
+        // A request waiting in a shared line holds its local slot: it
+        // waits, it does not run.
+        if let Some(s) = &self.shared {
+            for t in &mut out {
+                let w = s.waiting(t.0).min(t.1);
+                t.1 -= w;
+                t.2 += w;
             }
         }
         out

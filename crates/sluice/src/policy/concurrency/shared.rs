@@ -25,7 +25,7 @@ use tokio::time::Instant;
 use crate::config::raw::SharedStateFailure;
 use crate::policy::admission::Admission;
 use crate::policy::queue::{Priority, QueueRefusal, QueueSpec};
-use crate::policy::Scope;
+use crate::policy::{Scope, ScopeKind};
 
 /// How long a waiting request's ticket outlives its last try.
 const TICKET_LEASE: Duration = Duration::from_secs(1);
@@ -36,6 +36,25 @@ pub struct SharedSlots {
     instance: String,
     seq: AtomicU64,
     take_slot: Script,
+    /// Requests of this instance waiting in a shared line, by scope kind
+    /// (`ScopeKind as usize`), for the queue gauges.
+    waiting: [AtomicU64; 5],
+}
+
+/// Counts a request waiting in a shared line while it lives.
+struct Waiting<'a>(&'a AtomicU64);
+
+impl<'a> Waiting<'a> {
+    fn new(n: &'a AtomicU64) -> Self {
+        n.fetch_add(1, Ordering::Relaxed);
+        Waiting(n)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// A waiting request's place in a level's shared line.
@@ -86,7 +105,14 @@ impl SharedSlots {
             instance: format!("{:016x}", fastrand::u64(..)),
             seq: AtomicU64::new(0),
             take_slot: Script::new(include_str!("take_slot.lua")),
+            waiting: Default::default(),
         }
+    }
+
+    /// Requests of this instance waiting in the shared lines of `kind`'s
+    /// levels (each holds its local slot meanwhile).
+    pub fn waiting(&self, kind: ScopeKind) -> u64 {
+        self.waiting[kind as usize].load(Ordering::Relaxed)
     }
 
     /// The call part for one slot of `scope` (of `spec.max_in_flight`),
@@ -115,7 +141,14 @@ impl SharedSlots {
 
     /// Takes the slot of `call` in its turn in the level's line (`place`),
     /// retrying until `deadline`.
-    pub async fn take(&self, call: SlotCall, place: Place, deadline: Instant) -> Taken {
+    pub async fn take(
+        &self,
+        call: SlotCall,
+        kind: ScopeKind,
+        place: Place,
+        deadline: Instant,
+    ) -> Taken {
+        let _waiting = Waiting::new(&self.waiting[kind as usize]);
         let started = Instant::now();
         let mut pause = Duration::from_millis(2);
         // The ticket's arrival number, given by the first try.
