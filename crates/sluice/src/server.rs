@@ -332,12 +332,13 @@ fn limit_stores(cfg: &RawConfig, metrics: &Metrics) -> anyhow::Result<LimitStore
         .map_or(std::time::Duration::from_millis(50), |d| d.0);
     let on_failure = cfg.on_shared_state_failure.unwrap_or_default();
     let failures = metrics.shared_state_failures.clone();
-    let state = redis::Client::open(url.as_str())
-        .and_then(|c| SharedState::connect(c, on_failure, timeout, failures))
+    let client = redis::Client::open(url.as_str())
+        .map_err(|e| anyhow::anyhow!("shared_state `{redacted}`: {e}"))?;
+    let state = SharedState::connect(client.clone(), on_failure, timeout, failures)
         .map_err(|e| anyhow::anyhow!("shared_state `{redacted}`: {e}"))?;
     let admission = Arc::new(Admission::new(Arc::new(state)));
     let rates = SharedRates::new(admission.clone());
-    let slots = SharedSlots::new(admission.clone());
+    let slots = SharedSlots::new(admission.clone(), client);
     let budgets = SharedLedger::new(admission.clone(), ledger);
     Ok((
         Rates::Shared(rates),

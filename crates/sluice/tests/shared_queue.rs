@@ -4,7 +4,9 @@
 //! estimated tokens) across the level's flows within a class, in arrival
 //! order between equal starts; a ticket whose
 //! request stopped trying lapses; and the admission call does not take a
-//! free slot ahead of requests waiting for it. The scripts are driven
+//! free slot ahead of requests waiting for it; a slot given back names the
+//! head of its line on a channel, and a waiting request does not poll Redis
+//! in a tight loop. The scripts are driven
 //! directly against the real Redis, and three gateways on one Redis show
 //! the priority order end to end.
 
@@ -18,6 +20,7 @@ use redis::aio::MultiplexedConnection;
 use serde_json::json;
 
 const TAKE_SLOT: &str = include_str!("../src/policy/concurrency/take_slot.lua");
+const RELEASE_SLOT: &str = include_str!("../src/policy/concurrency/release_slot.lua");
 const ADMISSION: &str = include_str!("../src/policy/admission.lua");
 
 const CRITICAL: u8 = 0;
@@ -229,8 +232,46 @@ async fn the_admission_call_takes_no_slot_others_wait_for() {
     assert_eq!(level.admit(2, "newcomer").await, 1);
 }
 
+#[tokio::test]
+async fn a_slot_given_back_names_the_head_of_its_line() {
+    let mut level = Level::new().await;
+    level.take(1, "x", BATCH, "f", 10, 60_000).await.unwrap();
+    assert!(level.take(1, "w1", BATCH, "f", 10, 60_000).await.is_err());
+    assert!(level
+        .take(1, "w2", CRITICAL, "g", 10, 60_000)
+        .await
+        .is_err());
+    let channel = format!("{}:freed", level.slots);
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut sub = client.get_async_pubsub().await.unwrap();
+    sub.subscribe(&channel).await.unwrap();
+    let removed: i64 = redis::Script::new(RELEASE_SLOT)
+        .key(&level.slots)
+        .key(level.key("line"))
+        .arg("x")
+        .arg(&channel)
+        .invoke_async(&mut level.conn)
+        .await
+        .unwrap();
+    assert_eq!(removed, 1);
+    use futures::StreamExt;
+    let msg = tokio::time::timeout(Duration::from_secs(5), sub.on_message().next())
+        .await
+        .expect("a message")
+        .unwrap();
+    let ticket: String = msg.get_payload().unwrap();
+    // The critical ticket, second to come: 16 hex digits of arrival, then
+    // its slot id.
+    assert_eq!(ticket.len(), 16 + 2, "{ticket}");
+    assert!(ticket.ends_with("w2"), "{ticket}");
+}
+
 /// Gateways on one Redis; the tenant's one slot is shared.
 fn config(tag: &str) -> String {
+    config_on(tag, &redis_url())
+}
+
+fn config_on(tag: &str, redis: &str) -> String {
     format!(
         r#"
 listen: 127.0.0.1:0
@@ -247,8 +288,7 @@ tenants:
 keys:
   - {{ name: bulk-{tag}, key: sk-bulk-{tag}, tenant: t-{tag}, policy: {{ priority: batch }} }}
   - {{ name: vip-{tag}, key: sk-vip-{tag}, tenant: t-{tag}, policy: {{ priority: critical }} }}
-"#,
-        redis = redis_url()
+"#
     )
 }
 
@@ -339,4 +379,29 @@ async fn a_critical_request_on_one_instance_goes_before_a_batch_one_waiting_on_a
             "batch request {i} finished before the critical one"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_request_does_not_poll_redis_in_a_tight_loop() {
+    use common::redis_proxy::RedisProxy;
+    let tag = format!("{:08x}", fastrand::u32(..));
+    let proxy = RedisProxy::start(&redis_url()).await;
+    let holder = TestGateway::start(&config(&tag)).await;
+    let waiter = TestGateway::start(&config_on(&tag, &proxy.url)).await;
+    let sha = redis::Script::new(TAKE_SLOT).get_hash().to_owned();
+
+    let filler = send(&holder.url, format!("sk-bulk-{tag}"));
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    // Waits ~550 ms for the slot.
+    let waiting = send(&waiter.url, format!("sk-vip-{tag}"));
+    assert_eq!(filler.await.unwrap().0, 200);
+    assert_eq!(waiting.await.unwrap().0, 200);
+    let tries = proxy
+        .commands()
+        .iter()
+        .filter(|c| c.first.as_deref() == Some(sha.as_str()))
+        .count();
+    // Polling doubles from 2 ms to 50 ms (about 15 tries in 550 ms), and
+    // the slot's release wakes it once; every 2 ms would be ~275.
+    assert!((1..=40).contains(&tries), "{tries} tries");
 }

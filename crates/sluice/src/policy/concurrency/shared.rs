@@ -6,20 +6,26 @@
 //! more than `max_in_flight`. When none is free it waits in the level's
 //! shared line (`take_slot.lua`): a ticket ordered by priority class, then
 //! by start-time fair queueing across the level's flows, so priority and
-//! fairness hold across instances as within each one. It retries (the
-//! head every 2 ms, further back less often: `next_pause`) until its
-//! deadline; each try renews its ticket, which lapses a second after
-//! the last one (a request that gave up or whose instance died). The slot
-//! is taken in the admission call only when nobody waits in the line. A
-//! slot is released when the request ends; one whose instance died is freed
-//! when its lease (the request's longest life plus 5 s) ends.
+//! fairness hold across instances as within each one. A slot given back
+//! (`release_slot.lua`) publishes the ticket at the head of its line on
+//! [`FREED`]; every instance listens, and the one whose request holds that
+//! ticket wakes it to try at once. Besides, each waiting request retries
+//! on its own (2 ms, doubling to 50 ms: a slot freed by a lapsed lease, or
+//! a wake-up lost while the subscription was down) until its deadline;
+//! each try renews its ticket, which lapses a second after the last one (a
+//! request that gave up or whose instance died). The slot is taken in the
+//! admission call only when nobody waits in the line. A slot is released
+//! when the request ends; one whose instance died is freed when its lease
+//! (the request's longest life plus 5 s) ends.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
+use dashmap::DashMap;
 use redis::aio::ConnectionManager;
 use redis::{Script, ScriptInvocation};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::config::raw::SharedStateFailure;
@@ -30,6 +36,11 @@ use crate::policy::{Scope, ScopeKind};
 /// How long a waiting request's ticket outlives its last try.
 const TICKET_LEASE: Duration = Duration::from_secs(1);
 
+/// The channel a released slot's line publishes its head ticket on.
+pub const FREED: &str = "sluice:cc:freed";
+
+static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("release_slot.lua")));
+
 /// Concurrency slots in Redis.
 pub struct SharedSlots {
     admission: Arc<Admission>,
@@ -39,6 +50,12 @@ pub struct SharedSlots {
     /// Requests of this instance waiting in a shared line, by scope kind
     /// (`ScopeKind as usize`), for the queue gauges.
     waiting: [AtomicU64; 5],
+    /// The waiting requests of this instance, by slot id: a [`FREED`]
+    /// message naming one wakes it.
+    wakers: Arc<DashMap<String, Arc<Notify>>>,
+    /// For the [`FREED`] subscription, started with the first wait.
+    client: redis::Client,
+    listening: AtomicBool,
 }
 
 /// Counts a request waiting in a shared line while it lives.
@@ -99,14 +116,43 @@ pub enum Taken {
 }
 
 impl SharedSlots {
-    pub fn new(admission: Arc<Admission>) -> SharedSlots {
+    pub fn new(admission: Arc<Admission>, client: redis::Client) -> SharedSlots {
         SharedSlots {
             admission,
             instance: format!("{:016x}", fastrand::u64(..)),
             seq: AtomicU64::new(0),
             take_slot: Script::new(include_str!("take_slot.lua")),
             waiting: Default::default(),
+            wakers: Arc::default(),
+            client,
+            listening: AtomicBool::new(false),
         }
+    }
+
+    /// Subscribes to [`FREED`] (once per instance), resubscribing with
+    /// backoff when the connection drops.
+    fn listen(&self) {
+        if self.listening.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let (client, wakers) = (self.client.clone(), self.wakers.clone());
+        tokio::spawn(async move {
+            use futures::StreamExt;
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                if let Ok(mut sub) = client.get_async_pubsub().await {
+                    if sub.subscribe(FREED).await.is_ok() {
+                        backoff = Duration::from_millis(100);
+                        let mut messages = sub.on_message();
+                        while let Some(m) = messages.next().await {
+                            wake(&wakers, m.get_payload_bytes());
+                        }
+                    }
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        });
     }
 
     /// Requests of this instance waiting in the shared lines of `kind`'s
@@ -149,6 +195,10 @@ impl SharedSlots {
         deadline: Instant,
     ) -> Taken {
         let _waiting = Waiting::new(&self.waiting[kind as usize]);
+        self.listen();
+        let waker = Arc::new(Notify::new());
+        self.wakers.insert(call.id.clone(), waker.clone());
+        let _registered = Registered(&self.wakers, call.id.clone());
         let started = Instant::now();
         let mut pause = Duration::from_millis(2);
         // The ticket's arrival number, given by the first try.
@@ -168,14 +218,11 @@ impl SharedSlots {
                 .arg(place.cost.max(1))
                 .arg(TICKET_LEASE.as_millis() as u64)
                 .arg(arrival);
-            let ahead = match self.admission.invoke(&inv).await.as_deref() {
+            match self.admission.invoke(&inv).await.as_deref() {
                 Some([1, _, _]) => return Taken::Slot(self.taken(call)),
-                Some([0, ahead, n]) => {
-                    arrival = *n;
-                    u32::try_from(*ahead).unwrap_or(u32::MAX)
-                }
+                Some([0, _, n]) => arrival = *n,
                 _ => return self.fallback(),
-            };
+            }
             if Instant::now() + pause >= deadline {
                 self.leave_line(&call, arrival);
                 return Taken::Refused(QueueRefusal::Timeout {
@@ -183,8 +230,13 @@ impl SharedSlots {
                     waited: started.elapsed(),
                 });
             }
-            tokio::time::sleep(pause).await;
-            pause = next_pause(pause, ahead);
+            // Woken when a slot of this level is given back with this
+            // ticket at the head of the line; else the next poll.
+            tokio::select! {
+                _ = waker.notified() => {}
+                _ = tokio::time::sleep(pause) => {}
+            }
+            pause = (pause * 2).min(Duration::from_millis(50));
         }
     }
 
@@ -226,14 +278,22 @@ impl SlotCall {
     }
 }
 
-/// The pause before the next try of a ticket with `ahead` tickets before
-/// it: doubling from 2 ms, up to 2 ms per ticket ahead plus one, at most
-/// 50 ms. The head tries every 2 ms, so a freed slot idles ~1 ms on
-/// average; a line of any length tries ~500·ln(length) times a second in
-/// all, plus 20 a second per ticket beyond the 25th.
-fn next_pause(pause: Duration, ahead: u32) -> Duration {
-    let cap = Duration::from_millis(2 * (u64::from(ahead) + 1)).min(Duration::from_millis(50));
-    (pause * 2).min(cap)
+/// Wakes the waiting request whose ticket a [`FREED`] message names (the
+/// ticket is its 16-digit arrival number, then its slot id).
+fn wake(wakers: &DashMap<String, Arc<Notify>>, ticket: &[u8]) {
+    let id = ticket.get(16..).and_then(|b| std::str::from_utf8(b).ok());
+    if let Some(w) = id.and_then(|id| wakers.get(id)) {
+        w.notify_one();
+    }
+}
+
+/// Takes a waiting request's waker out of the map when it stops waiting.
+struct Registered<'a>(&'a DashMap<String, Arc<Notify>>, String);
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        self.0.remove(&self.1);
+    }
 }
 
 /// A key of the line of the level whose slots are at `slots`.
@@ -250,7 +310,13 @@ impl Drop for SharedSlot {
         );
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
-                let r: redis::RedisResult<i64> = redis::cmd("ZREM").arg(&key).arg(&id).query_async(&mut conn).await;
+                let r: redis::RedisResult<i64> = RELEASE
+                    .key(&key)
+                    .key(line_key(&key, "line"))
+                    .arg(&id)
+                    .arg(FREED)
+                    .invoke_async(&mut conn)
+                    .await;
                 if r.is_err() {
                     tracing::warn!("shared state: releasing a concurrency slot failed; it frees when its lease ends");
                 }
@@ -263,14 +329,20 @@ impl Drop for SharedSlot {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_head_tries_often_and_the_back_of_the_line_rarely() {
-        let ms = Duration::from_millis;
-        let settle = |ahead| (0..10).fold(ms(2), |p, _| next_pause(p, ahead));
-        assert_eq!(settle(0), ms(2));
-        assert_eq!(settle(4), ms(10));
-        assert_eq!(settle(1000), ms(50));
-        // Doubling up to the cap, not jumping to it.
-        assert_eq!(next_pause(ms(2), 1000), ms(4));
+    #[tokio::test]
+    async fn a_freed_message_wakes_the_request_holding_the_ticket_only() {
+        let wakers = DashMap::new();
+        let (a, b) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+        wakers.insert("inst:7".to_owned(), a.clone());
+        wakers.insert("inst:8".to_owned(), b.clone());
+        wake(&wakers, b"00000000000000a2inst:7");
+        wake(&wakers, b"short");
+        wake(&wakers, b"0000000000000001other:1");
+        // a has a permit stored; b has none.
+        tokio::time::timeout(Duration::from_millis(100), a.notified())
+            .await
+            .expect("a is woken");
+        let b_woken = tokio::time::timeout(Duration::from_millis(20), b.notified()).await;
+        assert!(b_woken.is_err());
     }
 }
