@@ -98,6 +98,11 @@ impl Level {
     /// The admission call's slot part alone (no budget, no rate rule):
     /// how many slots it took.
     async fn admit(&mut self, max: u32, id: &str) -> i64 {
+        self.admit_for(max, id, 60_000).await
+    }
+
+    /// The same with a slot lease of `lease_ms`.
+    async fn admit_for(&mut self, max: u32, id: &str, lease_ms: u64) -> i64 {
         let reply: Vec<i64> = redis::Script::new(ADMISSION)
             .key(&self.slots)
             .key(self.key("tickets"))
@@ -107,7 +112,7 @@ impl Level {
             .arg(1)
             .arg(max)
             .arg(id)
-            .arg(60_000)
+            .arg(lease_ms)
             .invoke_async(&mut self.conn)
             .await
             .unwrap();
@@ -230,6 +235,35 @@ async fn the_admission_call_takes_no_slot_others_wait_for() {
     // Nobody waits any more: the next free slot goes to the admission call.
     level.release("second").await;
     assert_eq!(level.admit(2, "newcomer").await, 1);
+}
+
+/// Milliseconds until the level's slots key expires.
+async fn slots_ttl(level: &mut Level) -> i64 {
+    redis::cmd("PTTL")
+        .arg(&level.slots)
+        .query_async(&mut level.conn)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_short_lease_never_shortens_the_life_of_a_longer_slot() {
+    let mut level = Level::new().await;
+    assert_eq!(level.admit_for(3, "long", 600_000).await, 1);
+    // Taken after it by the admission call and in the line, each with a
+    // 60 s lease: the key still lives as long as the 600 s slot needs.
+    assert_eq!(level.admit_for(3, "short", 60_000).await, 1);
+    assert!(slots_ttl(&mut level).await > 500_000);
+    level
+        .take(3, "waited", BATCH, "f", 10, 60_000)
+        .await
+        .unwrap();
+    assert!(slots_ttl(&mut level).await > 500_000);
+    // Alone, a slot keeps the key a second past its own lease.
+    let mut other = Level::new().await;
+    assert_eq!(other.admit_for(1, "only", 60_000).await, 1);
+    let ttl = slots_ttl(&mut other).await;
+    assert!((59_000..=61_000).contains(&ttl), "{ttl}");
 }
 
 #[tokio::test]

@@ -132,7 +132,9 @@ for i = 1, ns do
   local waiting = redis.call('ZCOUNT', KEYS[slot_key + 2 * i], now_ms, '+inf')
   if redis.call('ZCARD', key) + waiting >= max then break end
   redis.call('ZADD', key, now_ms + slot_lease, id)
-  redis.call('PEXPIRE', key, slot_lease + 1000)
+  -- Kept until a second after the longest lease in it, not this one's.
+  local last = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+  redis.call('PEXPIREAT', key, tonumber(last[2]) + 1000)
   taken = taken + 1
 end
 out[#out + 1] = taken

@@ -63,7 +63,9 @@ end
 local ahead = redis.call('ZRANK', KEYS[2], ticket)
 if ahead < max - redis.call('ZCARD', KEYS[1]) then
   redis.call('ZADD', KEYS[1], now + lease, id)
-  redis.call('PEXPIRE', KEYS[1], lease + 1000)
+  -- Kept until a second after the longest lease in it, not this one's.
+  local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+  redis.call('PEXPIREAT', KEYS[1], tonumber(last[2]) + 1000)
   redis.call('ZREM', KEYS[2], ticket)
   redis.call('ZREM', KEYS[3], ticket)
   local start = score % SPAN
