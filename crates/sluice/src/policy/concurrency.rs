@@ -27,6 +27,7 @@ pub use shared::{Place, SharedSlot, SharedSlots, SlotCall};
 use dashmap::DashMap;
 use tokio::time::Instant;
 
+use super::handle::{store_id, Handle};
 use super::queue::{AdmissionQueue, Permit, Priority, QueueRefusal, QueueSpec, DEFAULT_QUANTUM};
 use super::{Scope, ScopeKind};
 use crate::config::raw::ConcurrencyConfig;
@@ -41,6 +42,8 @@ pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct QueueRule {
     pub scope: Scope,
     pub spec: QueueSpec,
+    /// Its live queue, once used (`policy/handle.rs`).
+    pub queue: Handle,
 }
 
 impl QueueRule {
@@ -54,6 +57,7 @@ impl QueueRule {
                 queue: c.queue.unwrap_or(0),
                 timeout: c.queue_timeout.map_or(DEFAULT_QUEUE_TIMEOUT, |d| d.0),
             },
+            queue: Handle::default(),
         })
     }
 
@@ -177,24 +181,47 @@ impl Refused {
 /// The live queues, keyed by scope (config and store names, hashed with
 /// FNV-1a: never request data), and the shared slots when `shared_state`
 /// is set.
-#[derive(Default)]
 pub struct Queues {
+    /// This store's number, for the rules' handles.
+    id: u64,
     map: DashMap<(ScopeKind, Arc<str>), Arc<AdmissionQueue>, BuildHasherDefault<NameHasher>>,
     shared: Option<SharedSlots>,
+}
+
+impl Default for Queues {
+    fn default() -> Self {
+        Queues {
+            id: store_id(),
+            map: DashMap::default(),
+            shared: None,
+        }
+    }
 }
 
 impl Queues {
     /// Queues whose slots are also counted in shared state.
     pub fn shared(slots: SharedSlots) -> Queues {
         Queues {
-            map: DashMap::default(),
             shared: Some(slots),
+            ..Queues::default()
         }
     }
 
-    /// The queue of `rule`'s scope, created on first use; a changed spec
-    /// (reload) applies at once.
+    /// The queue of `rule`'s scope: through the rule's handle, else looked
+    /// up (created on first use) and left in the handle. A rule's spec is
+    /// applied when its handle is filled, so a reload (new rules) applies a
+    /// changed spec at once, and a request under an older rule still in
+    /// flight does not put the old spec back.
     fn queue(&self, rule: &QueueRule) -> Arc<AdmissionQueue> {
+        if let Some(q) = rule.queue.get::<Arc<AdmissionQueue>>(self.id) {
+            return q.clone();
+        }
+        let q = self.lookup(rule);
+        rule.queue.fill(self.id, Arc::new(q.clone()));
+        q
+    }
+
+    fn lookup(&self, rule: &QueueRule) -> Arc<AdmissionQueue> {
         let key = (rule.scope.kind, rule.scope.id.clone());
         // A read lock when the queue exists (the common case).
         let found = self.map.get(&key).map(|q| q.clone());
@@ -356,8 +383,8 @@ impl Queues {
     }
 
     /// Forgets idle queues (no slot taken, nobody waiting). A queue in use
-    /// elsewhere (an `Arc` held by a request between lookup and acquire)
-    /// is kept.
+    /// elsewhere (an `Arc` held by a rule's handle, or by a request between
+    /// lookup and acquire) is kept.
     pub fn prune(&self) {
         self.map
             .retain(|_, q| !(q.is_idle() && Arc::strong_count(q) == 1));

@@ -10,11 +10,13 @@
 //! Rules are resolved from the config when the snapshot (static keys,
 //! models) or the directory (store keys) is built; their live state
 //! (counters) lives outside both, keyed by scope and rule, so a reload that
-//! keeps a rule keeps its state.
+//! keeps a rule keeps its state. Each rule keeps a direct [`handle::Handle`]
+//! on its state, so a request under it needs no map lookup.
 
 pub mod admission;
 pub mod budget;
 pub mod concurrency;
+pub mod handle;
 pub mod queue;
 pub mod rate;
 pub mod shared_state;

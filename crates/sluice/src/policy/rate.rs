@@ -42,6 +42,7 @@ pub use shared::{RateCall, SharedRates};
 
 pub use resolve::{variants, Variant};
 
+use super::handle::Handle;
 use super::{Scope, ScopeKind};
 use crate::config::merge::Item;
 use crate::config::raw::{RateLimitConfig, RatePer};
@@ -242,6 +243,8 @@ pub struct RateRule {
     pub shadow: bool,
     /// The rollout buckets it applies to: `buckets.0 <= bucket < buckets.1`.
     pub buckets: (u16, u16),
+    /// Its counters in the local store, once used (`policy/handle.rs`).
+    pub counters: Handle,
 }
 
 impl RateRule {
@@ -263,6 +266,7 @@ impl RateRule {
             policy: v.policy.map(Into::into),
             shadow: v.shadow,
             buckets: (v.buckets.start, v.buckets.end),
+            counters: Handle::default(),
         })
     }
 
@@ -403,6 +407,9 @@ impl Hit {
 #[derive(Clone, Debug)]
 pub struct TokenHold {
     pub key: RuleKey,
+    /// The rule's local counters, to settle without a lookup (none when
+    /// the hold is in shared state).
+    pub counters: Option<Arc<dyn std::any::Any + Send + Sync>>,
     /// The partition counted.
     pub part: u64,
     /// Tokens reserved.

@@ -6,9 +6,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::ledger::{reserve_in, reserve_unchecked_in};
 use super::{micro_usd, Exceeded, LocalLedger, Period, Reservation};
 use crate::config::raw::{BudgetConfig, OnExceed};
 use crate::error::{ErrorKind, GatewayError};
+use crate::policy::handle::Handle;
 use crate::policy::{Scope, ScopeKind};
 
 /// One level's budget.
@@ -23,6 +25,9 @@ pub struct BudgetRule {
     pub limits: Box<[(Period, u64)]>,
     pub alert_at: Arc<[f64]>,
     pub on_exceed: OnExceed,
+    /// Its counters in the local ledger, one per period, once used
+    /// (`policy/handle.rs`).
+    pub cells: Handle,
 }
 
 impl BudgetRule {
@@ -47,6 +52,7 @@ impl BudgetRule {
             limits,
             alert_at: b.alert_at.clone().unwrap_or_default().into(),
             on_exceed: b.on_exceed.clone().unwrap_or(OnExceed::Block),
+            cells: Handle::default(),
         })
     }
 }
@@ -107,29 +113,35 @@ pub fn admit(
 ) -> Verdict {
     let mut charges = Charges::default();
     for rule in rules.into_iter().flatten() {
-        for &(period, limit) in rule.limits.iter() {
-            let reservation = match ledger.reserve(&rule.key, period, limit, amount, now_ms) {
-                Ok(r) => r,
-                Err(ex) => match (&rule.on_exceed, downgraded) {
-                    (OnExceed::Block, _) => {
-                        let e = refusal(rule, period, &ex, now_ms);
-                        return Verdict::Refused(e, rule.scope.kind);
-                    }
-                    (OnExceed::Downgrade(to), false) => {
-                        return Verdict::Downgrade(to.clone(), rule.scope.kind)
-                    }
-                    (OnExceed::AlertOnly, _) | (OnExceed::Downgrade(_), true) => {
-                        charges
-                            .over
-                            .get_or_insert_with(|| (rule.scope.label.clone(), rule.scope.kind));
-                        ledger.reserve_unchecked(&rule.key, period, limit, amount, now_ms)
-                    }
-                },
-            };
-            charges.held.push(Charge {
-                reservation,
-                rule: rule.clone(),
-            });
+        let refused = ledger.with_cells(rule, |cells| {
+            for (&(period, limit), cell) in rule.limits.iter().zip(cells) {
+                let reservation = match reserve_in(cell, limit, amount, now_ms) {
+                    Ok(r) => r,
+                    Err(ex) => match (&rule.on_exceed, downgraded) {
+                        (OnExceed::Block, _) => {
+                            let e = refusal(rule, period, &ex, now_ms);
+                            return Some(Verdict::Refused(e, rule.scope.kind));
+                        }
+                        (OnExceed::Downgrade(to), false) => {
+                            return Some(Verdict::Downgrade(to.clone(), rule.scope.kind))
+                        }
+                        (OnExceed::AlertOnly, _) | (OnExceed::Downgrade(_), true) => {
+                            charges
+                                .over
+                                .get_or_insert_with(|| (rule.scope.label.clone(), rule.scope.kind));
+                            reserve_unchecked_in(cell, limit, amount, now_ms)
+                        }
+                    },
+                };
+                charges.held.push(Charge {
+                    reservation,
+                    rule: rule.clone(),
+                });
+            }
+            None
+        });
+        if let Some(v) = refused {
+            return v;
         }
     }
     Verdict::Admitted(charges)

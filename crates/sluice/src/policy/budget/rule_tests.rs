@@ -151,3 +151,73 @@ fn amounts_print_in_dollars() {
     assert_eq!(usd(9_280), "$0.0093");
     assert_eq!(usd(19_620_000), "$19.62");
 }
+
+#[test]
+fn a_rule_reserves_through_its_handle_in_the_ledger_cells_and_pruning_keeps_them() {
+    let ledger = Arc::new(LocalLedger::new());
+    let r = rule(Scope::tenant("acme"), 1.0, None, OnExceed::Block);
+    // The same level seen through another rule object (another key of
+    // the tenant, or the rule after a reload) shares its counters.
+    let twin = rule(Scope::tenant("acme"), 1.0, None, OnExceed::Block);
+    let spent = |l: &LocalLedger| l.standing(&Arc::from("tenant:acme"), Period::Day, NOW);
+    let a = admitted(admit(
+        &ledger,
+        [std::slice::from_ref(&r), &[]],
+        400_000,
+        NOW,
+        false,
+    ));
+    let b = admitted(admit(
+        &ledger,
+        [std::slice::from_ref(&twin), &[]],
+        400_000,
+        NOW,
+        false,
+    ));
+    assert_eq!(spent(&ledger).reserved, 800_000);
+    // A third request no longer fits, whichever rule it comes through.
+    assert!(matches!(
+        admit(
+            &ledger,
+            [std::slice::from_ref(&r), &[]],
+            400_000,
+            NOW,
+            false
+        ),
+        Verdict::Refused(..)
+    ));
+    // A day later the period is over; pruning forgets nothing still
+    // reserved, and the settlements land where the flush finds them.
+    ledger.prune(NOW + 86_400_000);
+    settle(a, 100_000);
+    ledger.prune(NOW + 86_400_000);
+    settle(b, 200_000);
+    let flushed: i64 = ledger.take_unflushed().iter().map(|d| d.micro_usd).sum();
+    assert_eq!(flushed, 300_000);
+    // The rules still hold their (now empty) cell; once they are gone,
+    // pruning forgets it.
+    ledger.prune(NOW + 86_400_000);
+    assert!(ledger.is_empty());
+    assert_eq!(ledger.cell_count(), 1, "the rules hold their cell");
+    drop((r, twin));
+    ledger.prune(NOW + 86_400_000);
+    assert_eq!(ledger.cell_count(), 0);
+    // A rule used with another ledger reserves there, not here.
+    let other = Arc::new(LocalLedger::new());
+    let r = rule(Scope::tenant("acme"), 1.0, None, OnExceed::Block);
+    let _held = admitted(admit(
+        &ledger,
+        [std::slice::from_ref(&r), &[]],
+        1,
+        NOW,
+        false,
+    ));
+    let _there = admitted(admit(
+        &other,
+        [std::slice::from_ref(&r), &[]],
+        2,
+        NOW,
+        false,
+    ));
+    assert_eq!((spent(&ledger).reserved, spent(&other).reserved), (1, 2));
+}

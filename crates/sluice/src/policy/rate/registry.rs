@@ -4,12 +4,16 @@
 //! timer. Shared counters for several instances live in Redis
 //! (`rate/shared.rs`), which falls back to a [`LocalRates`].
 //!
-//! A rule's gates are checked while holding the map's read guard for that
-//! rule, and pruning removes only idle rules under the write guard, so an
-//! admission is never lost to a concurrent prune.
+//! The map holds each rule's counters in an `Arc`, and the rule keeps a
+//! [`Handle`] on them (`policy/handle.rs`), so a request under a rule it
+//! has seen needs no lookup. Pruning resets idle gates and removes a rule's
+//! counters only when they are idle and nothing else holds them — no rule
+//! in use, no request checking them — so an admission is never lost to a
+//! concurrent prune, and a rule's counters never split in two.
 
 use std::hash::{BuildHasher, RandomState};
 use std::num::NonZeroU32;
+use std::sync::Arc;
 
 use dashmap::DashMap;
 use governor::clock::DefaultClock;
@@ -17,6 +21,7 @@ use governor::clock::DefaultClock;
 use super::gcra::{Cells, Gate, PassThroughState, Passed, RateClock, Refused, Write};
 use super::{GateSpec, Many, One, RateNote, RateRule, RuleKey, Standing, TokenHold, Who};
 use crate::config::raw::RatePer;
+use crate::policy::handle::{store_id, Handle};
 use crate::policy::Decision;
 
 /// Where rate counters live (see the module docs).
@@ -252,7 +257,9 @@ impl Parts<'_> {
 
 /// Rate counters in this process.
 pub struct LocalRates<C: RateClock = DefaultClock> {
-    rules: DashMap<RuleKey, Counters<C>, PassThroughState>,
+    /// This store's number, for the rules' handles.
+    id: u64,
+    rules: DashMap<RuleKey, Arc<Counters<C>>, PassThroughState>,
     clock: C,
     /// Keys partition hashes (random per process: ids cannot be crafted to
     /// collide with another user's bucket).
@@ -268,24 +275,33 @@ impl Default for LocalRates<DefaultClock> {
 impl<C: RateClock> LocalRates<C> {
     pub fn with_clock(clock: C) -> Self {
         LocalRates {
+            id: store_id(),
             rules: DashMap::default(),
             clock,
             hasher: RandomState::new(),
         }
     }
 
-    /// Runs `f` on the counters of `key` (created on first use) under the
-    /// map's read guard.
-    fn with<T>(&self, key: &RuleKey, f: impl FnOnce(&Counters<C>) -> T) -> T {
+    /// The counters of `key`, created on first use.
+    fn lookup(&self, key: &RuleKey) -> Arc<Counters<C>> {
         if let Some(c) = self.rules.get(key) {
-            return f(&c);
+            return c.clone();
         }
-        let c = self
-            .rules
+        self.rules
             .entry(key.clone())
-            .or_insert_with(|| Counters::new(key, &self.clock))
-            .downgrade();
-        f(&c)
+            .or_insert_with(|| Arc::new(Counters::new(key, &self.clock)))
+            .clone()
+    }
+
+    /// Runs `f` on the counters of `rule`: through its handle, else looked
+    /// up (and left in the handle).
+    fn with<T>(&self, rule: &RateRule, f: impl FnOnce(&Counters<C>, &Handle) -> T) -> T {
+        if let Some(c) = rule.counters.get::<Counters<C>>(self.id) {
+            return f(c, &rule.counters);
+        }
+        let c = self.lookup(&rule.key);
+        rule.counters.fill(self.id, c.clone());
+        f(&c, &rule.counters)
     }
 
     fn undo(&self, taken: &Taken<'_>) {
@@ -307,7 +323,7 @@ impl<C: RateClock> LocalRates<C> {
 
     /// Cells in use and allocated by the partitioned rule `key` (for tests).
     pub fn partitions(&self, key: &RuleKey) -> Option<(usize, usize)> {
-        match &*self.rules.get(key)? {
+        match &**self.rules.get(key)? {
             Counters::Partitioned(g) => g.first().map(|g| (g.len(), g.cells().capacity())),
             Counters::Shared(_) => None,
         }
@@ -329,14 +345,21 @@ impl<C: RateClock> RateStore for LocalRates<C> {
                 continue;
             }
             let part = parts.of(rule.key.per);
-            match self.with(&rule.key, |c| c.check(&rule.key, part, who.tokens)) {
-                Ok(ok) => {
+            let checked = self.with(rule, |c, h| {
+                let held = who.tokens > 0 && rule.key.spec.counts_tokens();
+                let counters = held.then(|| h.shared(self.id)).flatten();
+                c.check(&rule.key, part, who.tokens)
+                    .map(|ok| (ok, counters))
+            });
+            match checked {
+                Ok((ok, counters)) => {
                     if !rule.shadow {
                         note.tighten(ok.standing, ok.tokens);
                     }
                     if who.tokens > 0 && rule.key.spec.counts_tokens() {
                         note.holds.push(TokenHold {
                             key: rule.key.clone(),
+                            counters,
                             part,
                             reserved: who.tokens,
                         });
@@ -361,7 +384,16 @@ impl<C: RateClock> RateStore for LocalRates<C> {
 
     fn settle(&self, holds: &[TokenHold], actual: u64) {
         for h in holds {
-            self.with(&h.key, |c| c.settle(&h.key, h.part, h.reserved, actual));
+            let held = h
+                .counters
+                .as_ref()
+                .and_then(|c| c.downcast_ref::<Counters<C>>());
+            match held {
+                Some(c) => c.settle(&h.key, h.part, h.reserved, actual),
+                None => self
+                    .lookup(&h.key)
+                    .settle(&h.key, h.part, h.reserved, actual),
+            }
         }
     }
 
@@ -369,7 +401,10 @@ impl<C: RateClock> RateStore for LocalRates<C> {
         for entry in self.rules.iter() {
             entry.value().prune();
         }
-        self.rules.retain(|_, c| !c.is_idle());
+        // Under the shard's write lock: nobody can take a new `Arc` of an
+        // entry meanwhile, so a count of 1 means no rule or request holds it.
+        self.rules
+            .retain(|_, c| !(Arc::strong_count(c) == 1 && c.is_idle()));
     }
 }
 

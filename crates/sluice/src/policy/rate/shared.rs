@@ -298,6 +298,7 @@ impl RateCall<'_> {
             if s.spec.tokens && !held {
                 note.holds.push(TokenHold {
                     key: s.rule.key.clone(),
+                    counters: None,
                     part: s.part,
                     reserved: self.tokens,
                 });

@@ -29,6 +29,7 @@ fn rule(kind: ScopeKind, id: &str, spec: RateSpec, per: Option<RatePer>) -> Rate
         policy: Some("standard".into()),
         shadow: false,
         buckets: (0, ROLLOUT_BUCKETS),
+        counters: Default::default(),
     }
 }
 
@@ -313,10 +314,46 @@ fn the_registry_drops_idle_rules_and_keeps_busy_ones() {
     assert_eq!(r.len(), 2, "nothing is idle yet");
     clock.advance(Duration::from_secs(61));
     r.prune();
-    assert!(r.is_empty(), "idle rules are forgotten");
-    // A forgotten rule starts as new: full capacity.
+    // Rules still in use keep their counters (their handles hold them),
+    // but idle cells are forgotten: the users' and the key's own.
+    assert_eq!(r.len(), 2, "the rules are still in use");
+    assert_eq!(r.partitions(&users.key).map(|p| p.0), Some(0));
+    // A forgotten counter starts as new: full capacity.
     let s = go(&r, &rules[1..]).note.tightest.unwrap();
     assert_eq!(s.remaining, 5999);
+    // Rules no longer in use (a reload dropped them) are forgotten once idle.
+    drop((rules, users));
+    clock.advance(Duration::from_secs(61));
+    r.prune();
+    assert!(r.is_empty(), "idle rules nobody uses are forgotten");
+}
+
+#[test]
+fn a_rule_counts_through_its_handle_into_the_registry_entry() {
+    let (r, _clock) = rates();
+    let key = rule(ScopeKind::Key, "k", per_second(10, 10), None);
+    // A second rule equal to the first (another key's view of a shared
+    // level, or the same rule after a reload) shares its counters.
+    let twin = rule(ScopeKind::Key, "k", per_second(10, 10), None);
+    for _ in 0..4 {
+        assert!(admitted(&go(&r, std::slice::from_ref(&key))));
+    }
+    let s = go(&r, std::slice::from_ref(&twin)).note.tightest.unwrap();
+    assert_eq!(s.remaining, 5, "one counter for both rules");
+    // Pruning while both are held keeps that one counter.
+    r.prune();
+    assert_eq!(r.len(), 1);
+    let s = go(&r, std::slice::from_ref(&key)).note.tightest.unwrap();
+    assert_eq!(s.remaining, 4);
+    // A rule used with another registry counts there, not here.
+    let (other, _clock) = rates();
+    let s = go(&other, std::slice::from_ref(&key))
+        .note
+        .tightest
+        .unwrap();
+    assert_eq!(s.remaining, 9);
+    let s = go(&r, std::slice::from_ref(&twin)).note.tightest.unwrap();
+    assert_eq!(s.remaining, 3);
 }
 
 #[test]

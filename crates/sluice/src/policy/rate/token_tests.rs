@@ -22,6 +22,7 @@ fn tokens_per_minute(n: u32) -> RateRule {
         policy: None,
         shadow: false,
         buckets: (0, ROLLOUT_BUCKETS),
+        counters: Default::default(),
     }
 }
 
@@ -133,6 +134,7 @@ fn a_later_refusal_gives_back_the_tokens_of_earlier_rules() {
         policy: None,
         shadow: false,
         buckets: (0, ROLLOUT_BUCKETS),
+        counters: Default::default(),
     };
     let rules = [tokens, requests];
     assert!(ask(&r, &rules, 400).refusal.is_none());
