@@ -336,3 +336,48 @@ async fn model_policy_limits_hold_together_with_the_key_ones() {
         .await;
     assert_eq!(resp.status(), 200);
 }
+
+/// An answer's header map is the request's, emptied and reused
+/// (`chat::json_response`): nothing the client sent comes back, on any
+/// endpoint, over one kept-alive connection.
+#[tokio::test]
+async fn answers_carry_none_of_the_request_headers() {
+    let gw = TestGateway::start(CONFIG).await;
+    let client = TestGateway::client();
+    let chat = json!({"model": "m1", "messages": [{"role": "user", "content": "x"}]});
+    let messages =
+        json!({"model": "m1", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]});
+    let embeddings = json!({"model": "m1", "input": "x"});
+    for (path, body) in [
+        ("/v1/chat/completions", &chat),
+        ("/v1/messages", &messages),
+        ("/v1/embeddings", &embeddings),
+        ("/v1/chat/completions", &chat),
+    ] {
+        let resp = client
+            .post(format!("{}{path}", gw.url))
+            .bearer_auth(KEY)
+            .header("x-api-key", KEY)
+            .header("x-client-secret", "do-not-echo")
+            .header("cookie", "session=1")
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        let h = resp.headers().clone();
+        for sent in [
+            "authorization",
+            "x-api-key",
+            "x-client-secret",
+            "cookie",
+            "user-agent",
+        ] {
+            assert!(h.get(sent).is_none(), "{path}: {sent} came back");
+        }
+        assert_eq!(h["content-type"], "application/json", "{path}");
+        assert!(h["x-request-id"].to_str().unwrap().starts_with("req_"));
+        let len: usize = h["content-length"].to_str().unwrap().parse().unwrap();
+        assert_eq!(resp.bytes().await.unwrap().len(), len, "{path}");
+    }
+}

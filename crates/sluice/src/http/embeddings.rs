@@ -20,7 +20,7 @@ pub async fn handle(
 ) -> Response {
     let mut ctx = RequestCtx::start(&app, &headers, peer, ApiFormat::OpenAi, "embeddings");
     match serve(&mut ctx, &headers, body).await {
-        Ok(bytes) => chat::json_response(ctx, bytes),
+        Ok(bytes) => chat::json_response(ctx, bytes, headers),
         Err(e) => ctx.fail(e),
     }
 }

@@ -42,7 +42,7 @@ pub async fn handle(
             ctx.trace_finish(&entry.response);
             let out = inbound::from_chat_response(&entry.response, &model);
             match serde_json::to_vec(&out) {
-                Ok(v) => chat::json_response(ctx, v.into()),
+                Ok(v) => chat::json_response(ctx, v.into(), headers),
                 Err(e) => ctx.fail(GatewayError::new(ErrorKind::Internal, e.to_string())),
             }
         }
@@ -65,7 +65,7 @@ pub async fn handle(
             ctx.trace_finish(&parsed);
             ctx.cache_keep(*parsed, None);
             match serde_json::to_vec(&out) {
-                Ok(v) => chat::json_response(ctx, v.into()),
+                Ok(v) => chat::json_response(ctx, v.into(), headers),
                 Err(e) => ctx.fail(GatewayError::new(ErrorKind::Internal, e.to_string())),
             }
         }

@@ -25,6 +25,7 @@ mod shared;
 pub use shared::{Place, SharedSlot, SharedSlots, SlotCall};
 
 use dashmap::DashMap;
+use smallvec::SmallVec;
 use tokio::time::Instant;
 
 use super::handle::{store_id, Handle};
@@ -138,13 +139,16 @@ impl Held {
 /// A request's levels in admission order (narrowest first), with the
 /// local slots [`Queues::begin`] took at once.
 pub struct Begun<'r> {
-    order: Vec<&'r QueueRule>,
+    order: Levels<'r>,
     pub held: Held,
 }
 
+/// A request's levels (five at most without shadow overlays), inline.
+type Levels<'r> = SmallVec<[&'r QueueRule; 5]>;
+
 /// The levels of `rules` in admission order: narrowest first.
-fn order(rules: [&[QueueRule]; 2]) -> Vec<&QueueRule> {
-    let mut order: Vec<&QueueRule> = rules.into_iter().flatten().collect();
+fn order(rules: [&[QueueRule]; 2]) -> Levels<'_> {
+    let mut order: Levels<'_> = rules.into_iter().flatten().collect();
     order.sort_by_key(|r| r.rank());
     order
 }

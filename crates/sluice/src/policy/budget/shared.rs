@@ -339,7 +339,7 @@ impl BudgetCall {
             .find(|(_, o)| **o == 1)
             .map(|(c, _)| (c.rule.scope.label.clone(), c.rule.scope.kind));
         Verdict::Admitted(Charges {
-            held: Vec::new(),
+            held: Default::default(),
             shared: (!self.counters.is_empty()).then_some(SharedHold {
                 id: self.id,
                 counters: self.counters,
