@@ -4,8 +4,9 @@
 #
 # One sluice (bench/sluice-policies.yaml with `server.workers: 1`) runs
 # under callgrind in front of one sluice-mock-upstream, on 127.0.0.1 only.
-# For each key — a key without policies (`plain`) and the key under every
-# limit kind (`policed`) — sluice is started afresh, warmed up with
+# For each key — a key without policies (`plain`), the key under every
+# limit kind (`policed`) and the key under issue 4's list (`issue`: 3 rate
+# limits, a token reservation, a budget) — sluice is started afresh, warmed up with
 # CALLGRIND_WARMUP requests, its counters are zeroed (callgrind_control -z),
 # CALLGRIND_N requests are sent with oha (-c 10), and the counters are
 # dumped: instructions of every sluice thread (workers, log sink, timers)
@@ -23,7 +24,7 @@ BIN=$CARGO_TARGET_DIR/release
 OHA=${OHA:-$(command -v oha || echo "$HOME/.cargo/bin/oha")}
 N=${CALLGRIND_N:-2000}
 WARMUP=${CALLGRIND_WARMUP:-200}
-KEYS=${CALLGRIND_KEYS:-plain policed}
+KEYS=${CALLGRIND_KEYS:-plain policed issue}
 PORT=${BENCH_PORT_BASE:-19400}
 OUT=${CALLGRIND_OUT:-bench/results/callgrind-$(date -u +%Y%m%dT%H%M%SZ)}
 [ -x "$OHA" ] || { echo "oha not found (cargo install oha --locked)" >&2; exit 1; }
@@ -74,7 +75,8 @@ for name in $KEYS; do
     case $name in
         plain) key=sk-bench-0000000000000000 model=gpt-4o-mini ;;
         policed) key=sk-bench-policies-0000000000 model=gpt-4o-mini-policed ;;
-        *) echo "unknown key $name (plain, policed)" >&2; exit 1 ;;
+        issue) key=sk-bench-issue-set-00000000 model=gpt-4o-mini-limited ;;
+        *) echo "unknown key $name (plain, policed, issue)" >&2; exit 1 ;;
     esac
     file="$OUT/callgrind.$name.out"
     BENCH_MOCK_PORT=$PORT BENCH_MOCK_STREAM_PORT=$((PORT + 1)) BENCH_MOCK_SLOW_PORT=$((PORT + 2)) \

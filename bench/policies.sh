@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Cost of the resource policies end to end: one sluice (bench/sluice-policies.yaml)
 # in front of one sluice-mock-upstream; closed-loop throughput with oha,
-# alternating a key without policies and one under every limit kind (3 rate
-# limits, a token limit, 2 budgets, a concurrency queue), BENCH_ROUNDS times
-# each; prints the median requests/s of both and their ratio.
+# rotating three keys BENCH_ROUNDS times each: one without policies, one
+# under every limit kind (3 rate limits, a token limit, 2 budgets, a
+# concurrency queue), and one under exactly the list of issue 4's bar (3
+# rate limits, a token reservation, a budget); prints the median
+# requests/s of each and the ratios to the plain key.
 #   bench/policies.sh            (needs oha and the release binaries; builds them)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,16 +39,23 @@ run() { # name key model
 }
 run warmup-plain sk-bench-0000000000000000 gpt-4o-mini
 run warmup-policies sk-bench-policies-0000000000 gpt-4o-mini-policed
-# Each round is a pair; the order flips every round so neither side always
-# runs first (the VM drifts within seconds).
+run warmup-issue sk-bench-issue-set-00000000 gpt-4o-mini-limited
+# Each round runs the three keys; the order rotates every round so none
+# always runs first (the VM drifts within seconds).
+one() { # which round
+    case $1 in
+        plain) run "plain-$2" sk-bench-0000000000000000 gpt-4o-mini ;;
+        policies) run "policies-$2" sk-bench-policies-0000000000 gpt-4o-mini-policed ;;
+        issue) run "issue-$2" sk-bench-issue-set-00000000 gpt-4o-mini-limited ;;
+    esac
+}
 for i in $(seq 1 "$ROUNDS"); do
-    if [ $((i % 2)) = 1 ]; then
-        run "plain-$i" sk-bench-0000000000000000 gpt-4o-mini
-        run "policies-$i" sk-bench-policies-0000000000 gpt-4o-mini-policed
-    else
-        run "policies-$i" sk-bench-policies-0000000000 gpt-4o-mini-policed
-        run "plain-$i" sk-bench-0000000000000000 gpt-4o-mini
-    fi
+    case $((i % 3)) in
+        1) order="plain policies issue" ;;
+        2) order="policies issue plain" ;;
+        0) order="issue plain policies" ;;
+    esac
+    for which in $order; do one "$which" "$i"; done
 done
 python3 - "$OUT" "$ROUNDS" <<'PY'
 import json, statistics, sys
@@ -58,12 +67,14 @@ def rps(name):
         sys.exit(f"{name}: not every answer was 200: {d.get('statusCodeDistribution')}")
     return d["summary"]["requestsPerSec"]
 plain = [rps(f"plain-{i}") for i in range(1, rounds + 1)]
-pol = [rps(f"policies-{i}") for i in range(1, rounds + 1)]
-p, q = statistics.median(plain), statistics.median(pol)
-print(f"plain key:           {p:8.0f} req/s (rounds: {', '.join(f'{x:.0f}' for x in plain)})")
-print(f"every policy kind:   {q:8.0f} req/s (rounds: {', '.join(f'{x:.0f}' for x in pol)})")
-print(f"ratio of the medians: {100 * q / p:.1f} % (bar: at least 95 %)")
-pairs = [100 * b / a for a, b in zip(plain, pol)]
-print(f"median of the paired rounds' ratios: {statistics.median(pairs):.1f} % "
-      f"(pairs: {', '.join(f'{x:.1f}' for x in pairs)})")
+p = statistics.median(plain)
+print(f"plain key:              {p:8.0f} req/s (rounds: {', '.join(f'{x:.0f}' for x in plain)})")
+for name, what in (("policies", "every policy kind"), ("issue", "the issue's list")):
+    pol = [rps(f"{name}-{i}") for i in range(1, rounds + 1)]
+    q = statistics.median(pol)
+    pairs = [100 * b / a for a, b in zip(plain, pol)]
+    print(f"{what + ':':23} {q:8.0f} req/s (rounds: {', '.join(f'{x:.0f}' for x in pol)})")
+    print(f"  ratio of the medians: {100 * q / p:.1f} % (bar: at least 95 %); "
+          f"median of the rounds' ratios: {statistics.median(pairs):.1f} % "
+          f"(rounds: {', '.join(f'{x:.1f}' for x in pairs)})")
 PY
