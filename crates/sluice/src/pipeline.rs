@@ -44,7 +44,7 @@ use crate::config::raw::{LimitsConfig, OverMaxOutput};
 use crate::directory::Directory;
 use crate::dispatch::Attempts;
 use crate::error::{ErrorKind, GatewayError};
-use crate::policy::budget::{self, Charges};
+use crate::policy::budget::{self, Budgets, Charges};
 use crate::policy::concurrency::{Ask, Flows, Held, Refused};
 use crate::policy::rate::{RateNote, Who};
 use crate::policy::{Decision, ScopeKind};
@@ -504,15 +504,20 @@ impl RequestCtx {
         model: &Model,
         body_user: Option<&str>,
     ) -> Result<(), GatewayError> {
-        let Some(key) = self.key.clone() else {
+        // Borrows, not clones: a clone of the key's or the state's `Arc`
+        // is a write to a cache line every worker shares.
+        let Some(key) = self.key.as_deref() else {
             return Ok(());
         };
         if key.rates.is_empty() && model.rates.is_empty() {
             return Ok(());
         }
-        let app = self.app.clone();
-        let who = self.who(&key, body_user);
-        let decision = app.rates.acquire([&key.rates, &model.rates], &who).await;
+        let who = self.who(key, body_user);
+        let decision = self
+            .app
+            .rates
+            .acquire([&key.rates, &model.rates], &who)
+            .await;
         self.apply_rate(decision)
     }
 
@@ -542,15 +547,13 @@ impl RequestCtx {
         model: &Model,
         downgraded: bool,
     ) -> Result<Option<String>, GatewayError> {
-        if self.key().budgets.is_empty() && model.budgets.is_empty() {
+        let key = self.key();
+        if key.budgets.is_empty() && model.budgets.is_empty() {
             return Ok(None);
         }
-        let key = self.key.clone().expect("authenticated before use");
         let rules = [&key.budgets[..], &model.budgets[..]];
-        let (app, lease) = (self.app.clone(), self.lease());
-        let amount = self.max_cost(model);
-        let verdict = app
-            .budgets
+        let (lease, amount) = (self.lease(), self.max_cost(model));
+        let verdict = (self.app.budgets)
             .admit(rules, amount, crate::mock::now_ms(), downgraded, lease)
             .await;
         self.apply_budget(verdict, downgraded)
@@ -674,10 +677,17 @@ impl RequestCtx {
             shared,
             over: None,
         };
-        let app = self.app.clone();
-        self.app
-            .budgets
-            .settle(charges, cost, move |c| report_alert(&app, c));
+        match &self.app.budgets {
+            Budgets::Local(_) => {
+                for crossed in budget::settle(charges, cost) {
+                    report_alert(&self.app, &crossed);
+                }
+            }
+            Budgets::Shared(s) => {
+                let app = self.app.clone();
+                s.settle(charges, cost, move |c| report_alert(&app, c));
+            }
+        }
     }
 
     /// How long a shared budget hold may outlive a crash of this instance:
@@ -716,12 +726,13 @@ impl RequestCtx {
         body_user: Option<&str>,
     ) -> Result<(), GatewayError> {
         let limited = |k: &KeyInfo| !k.queues.is_empty() || !model.queues.is_empty();
-        let Some(key) = self.key.as_ref().filter(|k| limited(k)).cloned() else {
+        let Some(key) = self.key.as_deref().filter(|k| limited(k)) else {
             return Ok(());
         };
-        let ask = self.slot_ask(&key, body_user);
-        let app = self.app.clone();
-        let held = app.queues.admit([&key.queues, &model.queues], &ask).await;
+        let ask = self.slot_ask(key, body_user);
+        let held = (self.app.queues)
+            .admit([&key.queues, &model.queues], &ask)
+            .await;
         self.apply_slots(held)
     }
 

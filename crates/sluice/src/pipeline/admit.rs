@@ -31,13 +31,19 @@ impl RequestCtx {
         if self.app.request_log.is_some() {
             self.body_user = body_user.filter(|u| !u.is_empty()).map(str::to_owned);
         }
-        let app = self.app.clone();
-        if let (Some(adm), Rates::Shared(rates), Budgets::Shared(ledger)) =
-            (&app.admission, &app.rates, &app.budgets)
-        {
-            return self
-                .admit_shared((adm, rates, ledger), model, downgraded, body_user, slots)
-                .await;
+        let shared = matches!(
+            (&self.app.admission, &self.app.rates, &self.app.budgets),
+            (Some(_), Rates::Shared(_), Budgets::Shared(_))
+        );
+        if shared {
+            let app = self.app.clone();
+            if let (Some(adm), Rates::Shared(rates), Budgets::Shared(ledger)) =
+                (&app.admission, &app.rates, &app.budgets)
+            {
+                return self
+                    .admit_shared((adm, rates, ledger), model, downgraded, body_user, slots)
+                    .await;
+            }
         }
         if let Some(to) = self.charge_budgets(model, downgraded).await? {
             return Ok(Some(to));
