@@ -41,18 +41,21 @@ pub trait RateStore: Send + Sync {
     fn prune(&self);
 }
 
-/// A rule's gates: one counter each, or one per partition.
+/// A rule's gates, each with its spec (worked out once, not per
+/// request): one counter each, or one per partition.
 enum Counters<C: RateClock> {
-    Shared(Vec<Gate<One, C>>),
-    Partitioned(Vec<Gate<Many, C>>),
+    Shared(Gates<One, C>),
+    Partitioned(Gates<Many, C>),
 }
 
-fn gates<S: Cells, C: RateClock>(key: &RuleKey, clock: &C) -> Vec<Gate<S, C>> {
+type Gates<S, C> = Vec<(GateSpec, Gate<S, C>)>;
+
+fn gates<S: Cells, C: RateClock>(key: &RuleKey, clock: &C) -> Gates<S, C> {
     key.spec
         .gates()
         .map(|g| {
             let burst = NonZeroU32::new(g.burst).unwrap_or(NonZeroU32::MIN);
-            Gate::new(g.period(), burst, clock.clone())
+            (g, Gate::new(g.period(), burst, clock.clone()))
         })
         .collect()
 }
@@ -82,17 +85,17 @@ impl<C: RateClock> Counters<C> {
         }
     }
 
-    fn check(&self, key: &RuleKey, part: u64, cost: u32) -> Result<RuleOk, RuleRefused> {
+    fn check(&self, part: u64, cost: u32) -> Result<RuleOk, RuleRefused> {
         match self {
-            Counters::Shared(g) => check_gates(g, key, part, cost),
-            Counters::Partitioned(g) => check_gates(g, key, part, cost),
+            Counters::Shared(g) => check_gates(g, part, cost),
+            Counters::Partitioned(g) => check_gates(g, part, cost),
         }
     }
 
-    fn settle(&self, key: &RuleKey, part: u64, reserved: u32, actual: u64) {
+    fn settle(&self, part: u64, reserved: u32, actual: u64) {
         match self {
-            Counters::Shared(g) => settle_gates(g, key, part, reserved, actual),
-            Counters::Partitioned(g) => settle_gates(g, key, part, reserved, actual),
+            Counters::Shared(g) => settle_gates(g, part, reserved, actual),
+            Counters::Partitioned(g) => settle_gates(g, part, reserved, actual),
         }
     }
 
@@ -113,8 +116,8 @@ impl<C: RateClock> Counters<C> {
 
     fn is_idle(&self) -> bool {
         match self {
-            Counters::Shared(g) => g.iter().all(|g| g.len() == 0),
-            Counters::Partitioned(g) => g.iter().all(|g| g.len() == 0),
+            Counters::Shared(g) => g.iter().all(|(_, g)| g.len() == 0),
+            Counters::Partitioned(g) => g.iter().all(|(_, g)| g.len() == 0),
         }
     }
 }
@@ -122,8 +125,7 @@ impl<C: RateClock> Counters<C> {
 /// Checks the gates in order — request gates count one, token gates
 /// `cost` (skipped when 0) — and a refusal undoes the gates before it.
 fn check_gates<S: Cells, C: RateClock>(
-    gates: &[Gate<S, C>],
-    key: &RuleKey,
+    gates: &[(GateSpec, Gate<S, C>)],
     part: u64,
     cost: u32,
 ) -> Result<RuleOk, RuleRefused> {
@@ -132,7 +134,7 @@ fn check_gates<S: Cells, C: RateClock>(
         standing: None,
         tokens: None,
     };
-    for (i, (gate, spec)) in gates.iter().zip(key.spec.gates()).enumerate() {
+    for (i, &(spec, ref gate)) in gates.iter().enumerate() {
         let checked = match (spec.tokens, cost) {
             (false, _) => gate.check(part),
             (true, 0) => continue,
@@ -173,13 +175,12 @@ fn check_gates<S: Cells, C: RateClock>(
 
 /// Settles the token gates of one admission.
 fn settle_gates<S: Cells, C: RateClock>(
-    gates: &[Gate<S, C>],
-    key: &RuleKey,
+    gates: &[(GateSpec, Gate<S, C>)],
     part: u64,
     reserved: u32,
     actual: u64,
 ) {
-    for (gate, spec) in gates.iter().zip(key.spec.gates()) {
+    for (spec, gate) in gates {
         if spec.tokens {
             gate.settle(part, reserved, actual);
         }
@@ -187,16 +188,20 @@ fn settle_gates<S: Cells, C: RateClock>(
 }
 
 /// Prunes each gate (all of them: no short circuit); true when all are idle.
-fn prune_gates<S: Cells, C: RateClock>(gates: &[Gate<S, C>]) -> bool {
+fn prune_gates<S: Cells, C: RateClock>(gates: &[(GateSpec, Gate<S, C>)]) -> bool {
     let mut idle = true;
-    for g in gates {
+    for (_, g) in gates {
         idle &= g.prune();
     }
     idle
 }
 
-fn undo_gates<S: Cells, C: RateClock>(gates: &[Gate<S, C>], part: u64, writes: &Writes) {
-    for (gate, w) in gates.iter().zip(writes) {
+fn undo_gates<S: Cells, C: RateClock>(
+    gates: &[(GateSpec, Gate<S, C>)],
+    part: u64,
+    writes: &Writes,
+) {
+    for ((_, gate), w) in gates.iter().zip(writes) {
         if let Some(w) = w {
             gate.undo(part, *w);
         }
@@ -324,7 +329,7 @@ impl<C: RateClock> LocalRates<C> {
     /// Cells in use and allocated by the partitioned rule `key` (for tests).
     pub fn partitions(&self, key: &RuleKey) -> Option<(usize, usize)> {
         match &**self.rules.get(key)? {
-            Counters::Partitioned(g) => g.first().map(|g| (g.len(), g.cells().capacity())),
+            Counters::Partitioned(g) => g.first().map(|(_, g)| (g.len(), g.cells().capacity())),
             Counters::Shared(_) => None,
         }
     }
@@ -348,8 +353,7 @@ impl<C: RateClock> RateStore for LocalRates<C> {
             let checked = self.with(rule, |c, h| {
                 let held = who.tokens > 0 && rule.key.spec.counts_tokens();
                 let counters = held.then(|| h.shared(self.id)).flatten();
-                c.check(&rule.key, part, who.tokens)
-                    .map(|ok| (ok, counters))
+                c.check(part, who.tokens).map(|ok| (ok, counters))
             });
             match checked {
                 Ok((ok, counters)) => {
@@ -389,10 +393,8 @@ impl<C: RateClock> RateStore for LocalRates<C> {
                 .as_ref()
                 .and_then(|c| c.downcast_ref::<Counters<C>>());
             match held {
-                Some(c) => c.settle(&h.key, h.part, h.reserved, actual),
-                None => self
-                    .lookup(&h.key)
-                    .settle(&h.key, h.part, h.reserved, actual),
+                Some(c) => c.settle(h.part, h.reserved, actual),
+                None => self.lookup(&h.key).settle(h.part, h.reserved, actual),
             }
         }
     }
