@@ -17,10 +17,12 @@
 
 use std::cell::RefCell;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use http::header::{HeaderValue, InvalidHeaderValue};
 use http_body_util::Full;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::{self, SendRequest};
@@ -35,18 +37,52 @@ thread_local! {
     static POOL: RefCell<Vec<Host>> = const { RefCell::new(Vec::new()) };
 }
 
-/// One upstream host's idle connections, oldest first.
+/// One upstream host: its key and `Host` header, made once and shared by
+/// its requests (no allocation per request), and its idle connections,
+/// oldest first.
 struct Host {
     key: PoolKey,
+    header: HeaderValue,
     idle: Vec<(Sender, Instant)>,
 }
 
+impl Host {
+    fn new(key: PoolKey) -> Result<Host, InvalidHeaderValue> {
+        Ok(Host {
+            header: HeaderValue::try_from(&*key.host)?,
+            key,
+            idle: Vec::new(),
+        })
+    }
+}
+
 /// Which connections may serve a request: the transport that made them
-/// (its settings) and the upstream's `host:port`.
+/// (its settings) and the upstream's host as its URL names it (`host` or
+/// `host:port`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolKey {
     pub transport: u64,
-    pub authority: Box<str>,
+    pub host: Arc<str>,
+}
+
+/// The pool key and `Host` header of `host` under `transport` (made on
+/// first use); an invalid host is an error.
+pub fn entry(transport: u64, host: &str) -> Result<(PoolKey, HeaderValue), InvalidHeaderValue> {
+    POOL.with_borrow_mut(|hosts| {
+        let found = hosts
+            .iter()
+            .find(|h| h.key.transport == transport && *h.key.host == *host);
+        if let Some(h) = found {
+            return Ok((h.key.clone(), h.header.clone()));
+        }
+        let h = Host::new(PoolKey {
+            transport,
+            host: host.into(),
+        })?;
+        let entry = (h.key.clone(), h.header.clone());
+        hosts.push(h);
+        Ok(entry)
+    })
 }
 
 /// The most recently returned live connection for `key`, if any.
@@ -71,13 +107,14 @@ fn give_back(key: PoolKey, sender: Sender, max_idle: usize) {
     POOL.with_borrow_mut(|hosts| {
         let host = match hosts.iter().position(|h| h.key == key) {
             Some(i) => &mut hosts[i],
-            None => {
-                hosts.push(Host {
-                    key,
-                    idle: Vec::new(),
-                });
-                hosts.last_mut().expect("just pushed")
-            }
+            // Released on a thread that never sent to this host.
+            None => match Host::new(key) {
+                Ok(h) => {
+                    hosts.push(h);
+                    hosts.last_mut().expect("just pushed")
+                }
+                Err(_) => return,
+            },
         };
         let now = Instant::now();
         let stale = host

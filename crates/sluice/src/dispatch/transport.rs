@@ -20,7 +20,7 @@ use sluice_providers::{ErrorClass, UpstreamError, UpstreamRequest};
 
 use crate::config::raw::ServerConfig;
 
-use super::pool::{self, PoolKey, PooledBody};
+use super::pool::{self, PooledBody};
 
 pub type Response = hyper::Response<PooledBody>;
 
@@ -121,34 +121,25 @@ impl Transport {
         let split = rest.find(['/', '?']).unwrap_or(rest.len());
         let (host, path) = rest.split_at(split);
         let path = if path.is_empty() { "/" } else { path };
-        let authority: Box<str> = if has_port(host) {
-            host.into()
-        } else {
-            [host, ":80"].concat().into()
-        };
         let uri = http::Uri::try_from(path).map_err(invalid_url)?;
-        let host = http::HeaderValue::try_from(host).map_err(invalid_url)?;
+        let (key, host) = pool::entry(self.id, host).map_err(invalid_url)?;
         let mut req = http::Request::new(Full::new(up.body));
         *req.method_mut() = up.method;
         *req.uri_mut() = uri;
         *req.headers_mut() = up.headers;
         req.headers_mut().insert(http::header::HOST, host);
-        let key = PoolKey {
-            transport: self.id,
-            authority,
-        };
         let max_idle = self.server.pool_max_idle_per_host;
         let mut req = Some(req);
         loop {
             let (mut sender, reused) = match pool::take(&key) {
                 Some(s) => (s, true),
-                None => (self.connect(&key.authority).await?, false),
+                None => (self.connect(&key.host).await?, false),
             };
             if sender.ready().await.is_err() {
                 if reused {
                     continue; // closed while idle: try the next
                 }
-                return Err(closed_before_sending(&key.authority));
+                return Err(closed_before_sending(&key.host));
             }
             let this = req.take().expect("a request to send");
             match sender.try_send_request(this).await {
@@ -165,8 +156,14 @@ impl Transport {
         }
     }
 
-    async fn connect(&self, authority: &str) -> Result<pool::Sender, UpstreamError> {
-        pool::connect(authority, self.server.connect_timeout.0)
+    /// A new connection to `host` (port 80 when it names none).
+    async fn connect(&self, host: &str) -> Result<pool::Sender, UpstreamError> {
+        let authority = if has_port(host) {
+            std::borrow::Cow::Borrowed(host)
+        } else {
+            std::borrow::Cow::Owned([host, ":80"].concat())
+        };
+        pool::connect(&authority, self.server.connect_timeout.0)
             .await
             .map_err(|e| {
                 let class = if e.kind() == std::io::ErrorKind::TimedOut {

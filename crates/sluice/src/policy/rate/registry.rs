@@ -21,7 +21,7 @@ use governor::clock::DefaultClock;
 use super::gcra::{Cells, Gate, PassThroughState, Passed, RateClock, Refused, Write};
 use super::{GateSpec, Many, One, RateNote, RateRule, RuleKey, Standing, TokenHold, Who};
 use crate::config::raw::RatePer;
-use crate::policy::handle::{store_id, Handle};
+use crate::policy::handle::store_id;
 use crate::policy::Decision;
 
 /// Where rate counters live (see the module docs).
@@ -300,13 +300,13 @@ impl<C: RateClock> LocalRates<C> {
 
     /// Runs `f` on the counters of `rule`: through its handle, else looked
     /// up (and left in the handle).
-    fn with<T>(&self, rule: &RateRule, f: impl FnOnce(&Counters<C>, &Handle) -> T) -> T {
+    fn with<T>(&self, rule: &RateRule, f: impl FnOnce(&Counters<C>) -> T) -> T {
         if let Some(c) = rule.counters.get::<Counters<C>>(self.id) {
-            return f(c, &rule.counters);
+            return f(c);
         }
         let c = self.lookup(&rule.key);
         rule.counters.fill(self.id, c.clone());
-        f(&c, &rule.counters)
+        f(&c)
     }
 
     fn undo(&self, taken: &Taken<'_>) {
@@ -350,20 +350,17 @@ impl<C: RateClock> RateStore for LocalRates<C> {
                 continue;
             }
             let part = parts.of(rule.key.per);
-            let checked = self.with(rule, |c, h| {
-                let held = who.tokens > 0 && rule.key.spec.counts_tokens();
-                let counters = held.then(|| h.shared(self.id)).flatten();
-                c.check(part, who.tokens).map(|ok| (ok, counters))
-            });
-            match checked {
-                Ok((ok, counters)) => {
+            match self.with(rule, |c| c.check(part, who.tokens)) {
+                Ok(ok) => {
                     if !rule.shadow {
                         note.tighten(ok.standing, ok.tokens);
                     }
                     if who.tokens > 0 && rule.key.spec.counts_tokens() {
                         note.holds.push(TokenHold {
                             key: rule.key.clone(),
-                            counters,
+                            // Filled by `with` (unless another store filled
+                            // it: then settling looks the counters up).
+                            counters: rule.counters.shared(self.id),
                             part,
                             reserved: who.tokens,
                         });
