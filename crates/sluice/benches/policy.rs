@@ -108,9 +108,10 @@ fn full(c: &mut Criterion, snap: &Snapshot) {
             budget::Verdict::Admitted(c) => c,
             _ => unreachable!("the budgets are large"),
         };
-        rates.settle(&d.note.holds, usage.total());
+        rates.settle([&key.rates, &model.rates], &d.note.holds, usage.total());
         black_box(budget::settle(
             charges,
+            rules,
             budget::cost_micro_usd(&price, &usage),
         ));
     };

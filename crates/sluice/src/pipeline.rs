@@ -96,6 +96,10 @@ pub struct RequestCtx {
     pub client_ip: Option<IpAddr>,
     /// What the rate-limit stage recorded (headers, refusing rule).
     pub rate: RateNote,
+    /// The model whose rate or budget rules hold tokens or money for the
+    /// request, kept to settle them (holds and charges name their rules
+    /// by place: `policy/few.rs`).
+    pub policy_model: Option<Arc<Model>>,
     /// The concurrency slots held until the answer ends, and the wait.
     pub held: Held,
     /// The level and reason of a concurrency refusal.
@@ -184,6 +188,7 @@ impl RequestCtx {
             tags,
             client_ip,
             rate: RateNote::default(),
+            policy_model: None,
             held: Held::default(),
             queue_refused: None,
             budget: Charges::default(),
@@ -501,7 +506,7 @@ impl RequestCtx {
     /// `server.end_user_header` one. Refused: 429 naming the limit.
     pub async fn limit_rate(
         &mut self,
-        model: &Model,
+        model: &Arc<Model>,
         body_user: Option<&str>,
     ) -> Result<(), GatewayError> {
         // Borrows, not clones: a clone of the key's or the state's `Arc`
@@ -518,7 +523,7 @@ impl RequestCtx {
             .rates
             .acquire([&key.rates, &model.rates], &who)
             .await;
-        self.apply_rate(decision)
+        self.apply_rate(decision, model)
     }
 
     /// Who the rate limits count the request for.
@@ -533,7 +538,14 @@ impl RequestCtx {
 
     /// Records the rate decision (headers, shadow refusals) and answers
     /// its refusal.
-    fn apply_rate(&mut self, decision: Decision<RateNote>) -> Result<(), GatewayError> {
+    fn apply_rate(
+        &mut self,
+        decision: Decision<RateNote>,
+        model: &Arc<Model>,
+    ) -> Result<(), GatewayError> {
+        if decision.note.holds.iter().any(|h| h.rule.list == 1) {
+            self.policy_model = Some(model.clone());
+        }
         self.rate = decision.note;
         decision.refusal.map_or(Ok(()), Err)
     }
@@ -544,7 +556,7 @@ impl RequestCtx {
     /// moves the request to; a `block` budget refuses (402).
     pub async fn charge_budgets(
         &mut self,
-        model: &Model,
+        model: &Arc<Model>,
         downgraded: bool,
     ) -> Result<Option<String>, GatewayError> {
         let key = self.key();
@@ -556,7 +568,7 @@ impl RequestCtx {
         let verdict = (self.app.budgets)
             .admit(rules, amount, crate::mock::now_ms(), downgraded, lease)
             .await;
-        self.apply_budget(verdict, downgraded)
+        self.apply_budget(verdict, downgraded, model)
     }
 
     /// The most the request can cost at `model`'s highest deployment price
@@ -573,6 +585,7 @@ impl RequestCtx {
         &mut self,
         verdict: budget::Verdict,
         downgraded: bool,
+        model: &Arc<Model>,
     ) -> Result<Option<String>, GatewayError> {
         let exceeded = |kind: ScopeKind, action| {
             self.app
@@ -593,6 +606,9 @@ impl RequestCtx {
                         "alert_only"
                     };
                     exceeded(*kind, action);
+                }
+                if charges.held.iter().any(|c| c.rule.list == 1) {
+                    self.policy_model = Some(model.clone());
                 }
                 self.budget = charges;
                 Ok(None)
@@ -660,11 +676,19 @@ impl RequestCtx {
         let cost = cost.unwrap_or(0);
         // The levels counted so far, one bit each (spend counts once per level).
         let mut counted = 0u8;
-        let kinds = held.iter().map(|c| c.rule.scope.kind).chain(
-            shared
-                .iter()
-                .flat_map(|s| s.counters.iter().map(|c| c.rule.scope.kind)),
-        );
+        let key = self.key.as_deref().map_or(&[][..], |k| &k.budgets[..]);
+        let model = self
+            .policy_model
+            .as_deref()
+            .map_or(&[][..], |m| &m.budgets[..]);
+        let rules = [key, model];
+        let kinds = (held.iter().filter_map(|c| c.rule.get(rules)))
+            .map(|r| r.scope.kind)
+            .chain(
+                shared
+                    .iter()
+                    .flat_map(|s| s.counters.iter().map(|c| c.rule.scope.kind)),
+            );
         for kind in kinds {
             let bit = 1u8 << kind as u8;
             if cost > 0 && counted & bit == 0 {
@@ -679,13 +703,13 @@ impl RequestCtx {
         };
         match &self.app.budgets {
             Budgets::Local(_) => {
-                for crossed in budget::settle(charges, cost) {
+                for crossed in budget::settle(charges, rules, cost) {
                     report_alert(&self.app, &crossed);
                 }
             }
             Budgets::Shared(s) => {
                 let app = self.app.clone();
-                s.settle(charges, cost, move |c| report_alert(&app, c));
+                s.settle(charges, rules, cost, move |c| report_alert(&app, c));
             }
         }
     }
@@ -977,7 +1001,12 @@ impl Drop for RequestCtx {
         }
         if !self.rate.holds.is_empty() {
             let used = self.used_tokens(usage);
-            self.app.rates.settle(&self.rate.holds, used);
+            let key = self.key.as_deref().map_or(&[][..], |k| &k.rates[..]);
+            let model = self
+                .policy_model
+                .as_deref()
+                .map_or(&[][..], |m| &m.rates[..]);
+            self.app.rates.settle([key, model], &self.rate.holds, used);
         }
         access_log::complete(self, usage);
         if let Some(trace) = self.attempts.trace.take() {

@@ -311,3 +311,59 @@ async fn crossing_alert_at_posts_one_signed_event_per_fraction() {
         ));
     }
 }
+
+/// A model's own budget and token limit hold the request's money and
+/// tokens until it ends and settle them to what it really used — the
+/// request keeps the model's rules for that, as it keeps the key's.
+#[tokio::test]
+async fn a_model_level_budget_and_token_limit_settle_to_real_usage() {
+    let mock = MockUpstream::start().await;
+    access_log();
+    let gw = TestGateway::start(&format!(
+        r#"
+listen: 127.0.0.1:0
+admin_listen: 127.0.0.1:0
+admin_key: {ADMIN_KEY}
+log: {{ access_log: true }}
+providers:
+  up: {{ kind: openai, base_url: "{}/v1", api_key: sk-upstream-secret }}
+models:
+  smart:
+    price: {{ input: 10, output: 10 }}
+    deployments: [ {{ provider: up, model: gpt-4o-mini }} ]
+    policy: {{ budget: {{ usd_per_day: 0.002 }}, rate_limit: {{ tokens_per_day: 10000 }} }}
+keys:
+  - {{ name: ci, key: {KEY} }}
+"#,
+        mock.url()
+    ))
+    .await;
+    mock.set_default(Script::text("answer").with_usage(PROMPT, 50));
+    // Reserves (8 + 100) × 10 = 1080 micro-USD and 108 tokens; costs 580
+    // and 58 tokens.
+    let r = send(&gw, "smart", 100, "bud-model-0").await;
+    assert_eq!(r.status(), 200);
+    let left = |r: &reqwest::Response| -> u64 {
+        r.headers()["x-ratelimit-remaining-tokens"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let first = left(&r);
+    assert!(first == 10_000 - 108 || first == 10_000 - 107, "{first}");
+    // Settled to 58 tokens: this one leaves 10,000 - 58 - 108.
+    let r = send(&gw, "smart", 100, "bud-model-1").await;
+    assert_eq!(r.status(), 200);
+    let second = left(&r);
+    assert!((9834..=9836).contains(&second), "{second}");
+    // 2 × 580 spent (not 0, not the 1080 reserved): 1160 + 1080 > 2000.
+    let r = send(&gw, "smart", 100, "bud-model-2").await;
+    assert_eq!(r.status(), 402);
+    let v: Value = r.json().await.unwrap();
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with("budget of model `smart` exceeded: $0.0012 of $0.0020 per day spent"),
+        "{msg}"
+    );
+}

@@ -11,6 +11,8 @@ use crate::error::{ErrorKind, GatewayError};
 use crate::policy::admission::{parse, Admission, Reply};
 use crate::policy::budget::{Budgets, SharedLedger};
 use crate::policy::rate::{Rates, SharedRates};
+use std::sync::Arc;
+
 use crate::snapshot::Model;
 
 use super::RequestCtx;
@@ -23,7 +25,7 @@ impl RequestCtx {
     /// nothing (the caller re-admits it for that model).
     pub async fn admit(
         &mut self,
-        model: &Model,
+        model: &Arc<Model>,
         downgraded: bool,
         body_user: Option<&str>,
         slots: bool,
@@ -61,7 +63,7 @@ impl RequestCtx {
     async fn admit_shared(
         &mut self,
         (adm, rates, ledger): (&Admission, &SharedRates, &SharedLedger),
-        model: &Model,
+        model: &Arc<Model>,
         downgraded: bool,
         body_user: Option<&str>,
         slots: bool,
@@ -81,7 +83,7 @@ impl RequestCtx {
         } else {
             match rates.prepare(rate_rules, &who) {
                 Ok(call) => Some(call),
-                Err(decided) => return self.apply_rate(*decided).map(|()| None),
+                Err(decided) => return self.apply_rate(*decided, model).map(|()| None),
             }
         };
         let app = self.app.clone();
@@ -132,14 +134,14 @@ impl RequestCtx {
         };
         let answered = reply.is_some();
         if let Some(v) = verdict {
-            let moved = self.apply_budget(v, downgraded);
+            let moved = self.apply_budget(v, downgraded, model);
             if !matches!(moved, Ok(None)) {
                 begun.held.give_back();
                 return moved;
             }
         }
         if let Some(d) = decision {
-            if let Err(e) = self.apply_rate(d) {
+            if let Err(e) = self.apply_rate(d, model) {
                 begun.held.give_back();
                 return Err(e);
             }

@@ -82,11 +82,18 @@ impl Budgets {
         }
     }
 
-    /// Settles a request at `cost`; `report` gets each alert due.
-    pub fn settle(&self, charges: Charges, cost: u64, report: impl Fn(&Crossed) + Send + 'static) {
+    /// Settles a request at `cost` (`rules`: its budget rules, as at
+    /// admission); `report` gets each alert due.
+    pub fn settle(
+        &self,
+        charges: Charges,
+        rules: [&[Arc<BudgetRule>]; 2],
+        cost: u64,
+        report: impl Fn(&Crossed) + Send + 'static,
+    ) {
         match self {
-            Budgets::Local(_) => settle(charges, cost).iter().for_each(report),
-            Budgets::Shared(s) => s.settle(charges, cost, report),
+            Budgets::Local(_) => settle(charges, rules, cost).iter().for_each(report),
+            Budgets::Shared(s) => s.settle(charges, rules, cost, report),
         }
     }
 }

@@ -39,13 +39,6 @@ impl Handle {
         (*id == store).then(|| state.downcast_ref::<T>())?
     }
 
-    /// The state this handle holds for `store`, as an `Arc` of its own
-    /// (for what outlives the borrow of the rule, such as a reservation).
-    pub fn shared(&self, store: u64) -> Option<Arc<dyn Any + Send + Sync>> {
-        let (id, state) = self.0.get()?;
-        (*id == store).then(|| state.clone())
-    }
-
     /// Fills the handle with `state` of `store`, unless it is filled already.
     pub fn fill<T: Any + Send + Sync>(&self, store: u64, state: Arc<T>) {
         let _ = self.0.set((store, state));
@@ -73,7 +66,6 @@ mod tests {
         assert_eq!(h.get::<u32>(1), Some(&7));
         assert!(h.get::<u32>(2).is_none(), "another store looks its own up");
         assert!(h.get::<u64>(1).is_none(), "another type is not this one");
-        assert!(h.shared(1).is_some() && h.shared(2).is_none());
         h.fill(1, Arc::new(8u32));
         assert_eq!(h.get::<u32>(1), Some(&7), "the first fill stays");
         assert_ne!(store_id(), store_id());

@@ -16,6 +16,7 @@
 pub mod admission;
 pub mod budget;
 pub mod concurrency;
+pub mod few;
 pub mod handle;
 pub mod queue;
 pub mod rate;

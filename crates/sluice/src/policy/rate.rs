@@ -42,6 +42,8 @@ pub use shared::{RateCall, SharedRates};
 
 pub use resolve::{variants, Variant};
 
+use super::few::Few;
+pub use super::few::RuleAt;
 use super::handle::Handle;
 use super::{Scope, ScopeKind};
 use crate::config::merge::Item;
@@ -66,11 +68,12 @@ impl Rates {
         }
     }
 
-    /// Settles token holds to the tokens really used.
-    pub fn settle(&self, holds: &[TokenHold], actual: u64) {
+    /// Settles token holds on `rules` (the request's, as at admission)
+    /// to the tokens really used.
+    pub fn settle(&self, rules: [&[RateRule]; 2], holds: &Holds, actual: u64) {
         match self {
-            Rates::Local(l) => l.settle(holds, actual),
-            Rates::Shared(s) => s.settle(holds, actual),
+            Rates::Local(l) => l.settle(rules, holds, actual),
+            Rates::Shared(s) => s.settle(rules, holds, actual),
         }
     }
 
@@ -355,7 +358,7 @@ pub struct RateNote {
     /// `x-ratelimit-*-tokens` headers.
     pub tightest_tokens: Option<Standing>,
     /// The token reservations to settle when the request ends.
-    pub holds: Vec<TokenHold>,
+    pub holds: Holds,
     /// The enforced rule that refused the request.
     pub limited: Option<Hit>,
     /// The first shadow rule that would have refused it (admitted requests only).
@@ -404,17 +407,21 @@ impl Hit {
 }
 
 /// A token reservation one rule holds for a request until it settles.
-#[derive(Clone, Debug)]
+/// It names the rule by its place among the request's rules, which the
+/// request keeps (its key and model): no clone of the rule or its
+/// counters' `Arc`, each of which would be a write to a cache line every
+/// worker shares, at admission and again at the settlement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TokenHold {
-    pub key: RuleKey,
-    /// The rule's local counters, to settle without a lookup (none when
-    /// the hold is in shared state).
-    pub counters: Option<Arc<dyn std::any::Any + Send + Sync>>,
+    pub rule: RuleAt,
     /// The partition counted.
     pub part: u64,
     /// Tokens reserved.
     pub reserved: u32,
 }
+
+/// A request's token holds.
+pub type Holds = Few<TokenHold>;
 
 impl RateNote {
     fn tighten(&mut self, requests: Option<Standing>, tokens: Option<Standing>) {

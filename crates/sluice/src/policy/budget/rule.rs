@@ -10,6 +10,7 @@ use super::ledger::{reserve_in, reserve_unchecked_in};
 use super::{micro_usd, Exceeded, LocalLedger, Period, Reservation};
 use crate::config::raw::{BudgetConfig, OnExceed};
 use crate::error::{ErrorKind, GatewayError};
+use crate::policy::few::{Few, RuleAt};
 use crate::policy::handle::Handle;
 use crate::policy::{Scope, ScopeKind};
 
@@ -57,17 +58,18 @@ impl BudgetRule {
     }
 }
 
-/// One reservation a request holds, with what its settlement reports.
+/// One reservation a request holds, and its rule's place among the
+/// request's budget rules (`policy/few.rs`: no clone of the rule).
 #[derive(Debug)]
 pub struct Charge {
     pub reservation: Reservation,
-    pub rule: Arc<BudgetRule>,
+    pub rule: RuleAt,
 }
 
 /// A request's budget admission.
 #[derive(Debug, Default)]
 pub struct Charges {
-    pub held: Vec<Charge>,
+    pub held: Few<Charge>,
     /// Its holds in shared state (`shared_state`), when admitted there.
     pub shared: Option<super::shared::SharedHold>,
     /// The first `alert_only` budget it went over (label, level), for the
@@ -112,7 +114,7 @@ pub fn admit(
     downgraded: bool,
 ) -> Verdict {
     let mut charges = Charges::default();
-    for rule in rules.into_iter().flatten() {
+    for (rule, at) in RuleAt::placed(rules) {
         let refused = ledger.with_cells(rule, |cells| {
             for (&(period, limit), cell) in rule.limits.iter().zip(cells) {
                 let reservation = match reserve_in(cell, limit, amount, now_ms) {
@@ -135,7 +137,7 @@ pub fn admit(
                 };
                 charges.held.push(Charge {
                     reservation,
-                    rule: rule.clone(),
+                    rule: at,
                 });
             }
             None
@@ -148,9 +150,16 @@ pub fn admit(
 }
 
 /// Settles every reservation at `cost` micro-USD; returns the alerts due.
-pub fn settle(charges: Charges, cost: u64) -> Vec<Crossed> {
+/// `rules` are the request's budget rules, as at admission.
+pub fn settle(charges: Charges, rules: [&[Arc<BudgetRule>]; 2], cost: u64) -> Vec<Crossed> {
     let mut due = Vec::new();
     for Charge { reservation, rule } in charges.held {
+        // Always there (the request keeps its rules); without its rule a
+        // reservation still settles its money, with no alert.
+        let Some(rule) = rule.get(rules) else {
+            reservation.settle(cost, &[]);
+            continue;
+        };
         let (period, period_start, limit) = (
             reservation.period(),
             reservation.period_start(),

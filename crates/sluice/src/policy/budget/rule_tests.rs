@@ -83,7 +83,7 @@ fn every_period_of_every_rule_holds_and_a_refusal_releases_the_others() {
     }
     assert_eq!(s("tenant:acme", Period::Day).reserved, 400_000);
     // Settling charges every period and reports the 50 % alerts crossed.
-    let due = settle(c, 600_000);
+    let due = settle(c, [&rules, &[]], 600_000);
     let crossed: Vec<(&str, Period)> = due.iter().map(|d| (&*d.rule.key, d.period)).collect();
     assert_eq!(
         crossed,
@@ -104,7 +104,7 @@ fn alert_only_admits_beyond_the_budget_and_counts_it() {
     )];
     let c = admitted(admit(&ledger, [&rules, &[]], 5_000, NOW, false));
     assert_eq!(c.over.as_ref().map(|o| &*o.0), Some("app `web`"));
-    let due = settle(c, 5_000);
+    let due = settle(c, [&rules, &[]], 5_000);
     assert_eq!(due.len(), 1, "50 % of $0.001 crossed");
     assert_eq!(
         ledger
@@ -189,9 +189,9 @@ fn a_rule_reserves_through_its_handle_in_the_ledger_cells_and_pruning_keeps_them
     // A day later the period is over; pruning forgets nothing still
     // reserved, and the settlements land where the flush finds them.
     ledger.prune(NOW + 86_400_000);
-    settle(a, 100_000);
+    settle(a, [std::slice::from_ref(&r), &[]], 100_000);
     ledger.prune(NOW + 86_400_000);
-    settle(b, 200_000);
+    settle(b, [std::slice::from_ref(&twin), &[]], 200_000);
     let flushed: i64 = ledger.take_unflushed().iter().map(|d| d.micro_usd).sum();
     assert_eq!(flushed, 300_000);
     // The rules still hold their (now empty) cell; once they are gone,

@@ -148,11 +148,12 @@ impl SharedLedger {
     pub fn settle(
         &self,
         mut charges: Charges,
+        rules: [&[Arc<BudgetRule>]; 2],
         cost: u64,
         report: impl Fn(&Crossed) + Send + 'static,
     ) {
         let shared = charges.shared.take();
-        for c in settle(charges, cost) {
+        for c in settle(charges, rules, cost) {
             report(&c);
         }
         let Some(hold) = shared else {

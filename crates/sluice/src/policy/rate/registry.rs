@@ -19,7 +19,9 @@ use dashmap::DashMap;
 use governor::clock::DefaultClock;
 
 use super::gcra::{Cells, Gate, PassThroughState, Passed, RateClock, Refused, Write};
-use super::{GateSpec, Many, One, RateNote, RateRule, RuleKey, Standing, TokenHold, Who};
+use super::{
+    GateSpec, Holds, Many, One, RateNote, RateRule, RuleAt, RuleKey, Standing, TokenHold, Who,
+};
 use crate::config::raw::RatePer;
 use crate::policy::handle::store_id;
 use crate::policy::Decision;
@@ -33,8 +35,9 @@ pub trait RateStore: Send + Sync {
     fn acquire(&self, rules: [&[RateRule]; 2], who: &Who<'_>) -> Decision<RateNote>;
 
     /// Settles the token reservations of an admitted request to the
-    /// tokens it really used (0 when it failed before any answer).
-    fn settle(&self, holds: &[TokenHold], actual: u64);
+    /// tokens it really used (0 when it failed before any answer);
+    /// `rules` are the ones it was admitted under.
+    fn settle(&self, rules: [&[RateRule]; 2], holds: &Holds, actual: u64);
 
     /// Forgets idle counters (run on a timer): memory stays bounded by the
     /// callers active within each rule's longest interval.
@@ -345,7 +348,7 @@ impl<C: RateClock> RateStore for LocalRates<C> {
             user: None,
             ip: None,
         };
-        for rule in rules.into_iter().flatten() {
+        for (rule, at) in RuleAt::placed(rules) {
             if !rule.applies_to(who.bucket) {
                 continue;
             }
@@ -357,10 +360,7 @@ impl<C: RateClock> RateStore for LocalRates<C> {
                     }
                     if who.tokens > 0 && rule.key.spec.counts_tokens() {
                         note.holds.push(TokenHold {
-                            key: rule.key.clone(),
-                            // Filled by `with` (unless another store filled
-                            // it: then settling looks the counters up).
-                            counters: rule.counters.shared(self.id),
+                            rule: at,
                             part,
                             reserved: who.tokens,
                         });
@@ -383,15 +383,13 @@ impl<C: RateClock> RateStore for LocalRates<C> {
         }
     }
 
-    fn settle(&self, holds: &[TokenHold], actual: u64) {
-        for h in holds {
-            let held = h
-                .counters
-                .as_ref()
-                .and_then(|c| c.downcast_ref::<Counters<C>>());
-            match held {
-                Some(c) => c.settle(h.part, h.reserved, actual),
-                None => self.lookup(&h.key).settle(h.part, h.reserved, actual),
+    fn settle(&self, rules: [&[RateRule]; 2], holds: &Holds, actual: u64) {
+        for h in holds.iter() {
+            // Always there: the request keeps the rules it was admitted
+            // under (and a place out of range is a bug, not a reason to
+            // panic while a request ends).
+            if let Some(rule) = h.rule.get(rules) {
+                self.with(rule, |c| c.settle(h.part, h.reserved, actual));
             }
         }
     }

@@ -24,8 +24,8 @@ use redis::ScriptInvocation;
 use sha2::{Digest, Sha256};
 
 use super::{
-    GateSpec, LocalRates, RateNote, RateRule, RateStore, Refused, Standing, TokenHold, Who,
-    INTERVALS,
+    GateSpec, Holds, LocalRates, RateNote, RateRule, RateStore, Refused, RuleAt, Standing,
+    TokenHold, Who, INTERVALS,
 };
 use crate::config::raw::{RatePer, SharedStateFailure};
 use crate::error::{ErrorKind, GatewayError};
@@ -51,6 +51,8 @@ struct Sent<'r> {
 /// A request's rate part of the admission call (`admission.lua`): the
 /// rules that apply to it and the gates they count.
 pub struct RateCall<'r> {
+    /// The request's rules (the caller's, the model's), which holds name.
+    lists: [&'r [RateRule]; 2],
     rules: Vec<&'r RateRule>,
     sent: Vec<Sent<'r>>,
     tokens: u32,
@@ -97,6 +99,7 @@ impl SharedRates {
             }
         }
         Ok(RateCall {
+            lists: rules,
             rules: applicable,
             sent,
             tokens: who.tokens,
@@ -124,10 +127,10 @@ impl SharedRates {
     }
 
     /// Settles token holds in Redis, in the background.
-    pub fn settle(&self, holds: &[TokenHold], actual: u64) {
+    pub fn settle(&self, rules: [&[RateRule]; 2], holds: &Holds, actual: u64) {
         let (mut keys, mut args) = (Vec::new(), Vec::new());
-        for h in holds {
-            for (i, spec) in h.key.spec.gates().enumerate() {
+        for (h, rule) in holds.iter().filter_map(|h| Some((h, h.rule.get(rules)?))) {
+            for (i, spec) in rule.key.spec.gates().enumerate() {
                 if !spec.tokens {
                     continue;
                 }
@@ -135,7 +138,7 @@ impl SharedRates {
                 if delta == 0.0 {
                     continue;
                 }
-                keys.push(format!("sluice:rl:{}:{:016x}:{i}", h.key.stable, h.part));
+                keys.push(format!("sluice:rl:{}:{:016x}:{i}", rule.key.stable, h.part));
                 args.push(micros_per_cell(&spec));
                 args.push(delta);
             }
@@ -291,14 +294,13 @@ impl RateCall<'_> {
                     note.tighten(Some(standing), None);
                 }
             }
-            let held = note
-                .holds
-                .iter()
-                .any(|h| h.key == s.rule.key && h.part == s.part);
+            let Some(at) = RuleAt::of(self.lists, s.rule) else {
+                continue;
+            };
+            let held = note.holds.iter().any(|h| h.rule == at && h.part == s.part);
             if s.spec.tokens && !held {
                 note.holds.push(TokenHold {
-                    key: s.rule.key.clone(),
-                    counters: None,
+                    rule: at,
                     part: s.part,
                     reserved: self.tokens,
                 });

@@ -60,7 +60,7 @@ fn a_reservation_holds_tokens_until_it_settles() {
     assert_eq!(second.note.tightest_tokens.map(|s| s.remaining), Some(0));
     assert!(second.note.holds.is_empty());
     // The first answer used 100 tokens: 500 come back at once.
-    r.settle(&first.note.holds, 100);
+    r.settle([&rules, &[]], &first.note.holds, 100);
     assert!(ask(&r, &rules, 600).refusal.is_none());
     assert!(
         ask(&r, &rules, 400).refusal.is_some(),
@@ -73,7 +73,7 @@ fn usage_beyond_the_reservation_is_charged() {
     let (r, clock) = rates();
     let rules = [tokens_per_minute(1000)];
     let d = ask(&r, &rules, 100);
-    r.settle(&d.note.holds, 900);
+    r.settle([&rules, &[]], &d.note.holds, 900);
     assert!(ask(&r, &rules, 200).refusal.is_some(), "900 used, 200 more");
     assert!(ask(&r, &rules, 100).refusal.is_none());
     // Tokens come back at the steady rate: 1000 a minute.
@@ -87,7 +87,7 @@ fn a_failed_request_gives_its_whole_reservation_back() {
     let rules = [tokens_per_minute(1000)];
     let d = ask(&r, &rules, 1000);
     assert!(ask(&r, &rules, 1).refusal.is_some());
-    r.settle(&d.note.holds, 0);
+    r.settle([&rules, &[]], &d.note.holds, 0);
     assert!(ask(&r, &rules, 1000).refusal.is_none());
 }
 
@@ -181,7 +181,7 @@ proptest! {
             let d = ask(&r, &rules, reserve);
             if d.refusal.is_none() {
                 let actual = u64::from(reserve) * u64::from(pct) / 100;
-                r.settle(&d.note.holds, actual);
+                r.settle([&rules, &[]], &d.note.holds, actual);
                 used.push((now, actual));
             }
         }
