@@ -78,7 +78,7 @@ impl Level {
             .unwrap();
         match reply[..] {
             [1, 0, _] => Ok(()),
-            [0, ahead, n] => {
+            [0, ahead, n, _lapse] => {
                 self.arrivals.insert(id.to_owned(), n);
                 Err(ahead)
             }
@@ -215,6 +215,44 @@ async fn a_ticket_no_longer_renewed_lapses_and_blocks_nobody() {
     tokio::time::sleep(Duration::from_millis(120)).await;
     level.release("x").await;
     assert_eq!(level.take(1, "stays", BATCH, "g", 10, 60_000).await, Ok(()));
+}
+
+/// A waiting try learns when the first slot's lease ends: the head of the
+/// line tries again then, when a slot whose instance died frees (nobody
+/// announces that one).
+#[tokio::test]
+async fn a_waiting_try_learns_when_the_first_lease_ends() {
+    let mut level = Level::new().await;
+    // A slot with a 400 ms lease, as an instance that then dies holds it.
+    assert_eq!(level.admit_for(1, "dead", 400).await, 1);
+    let reply: Vec<i64> = redis::Script::new(TAKE_SLOT)
+        .key(&level.slots)
+        .key(level.key("line"))
+        .key(level.key("tickets"))
+        .key(level.key("flows"))
+        .key(level.key("clock"))
+        .arg(1)
+        .arg("waiter")
+        .arg(60_000)
+        .arg(BATCH)
+        .arg("f")
+        .arg(10)
+        .arg(60_000)
+        .arg(0)
+        .invoke_async(&mut level.conn)
+        .await
+        .unwrap();
+    let [0, 0, n, lapse] = reply[..] else {
+        panic!("unexpected reply {reply:?}");
+    };
+    assert!((1..=401).contains(&lapse), "{lapse} ms");
+    level.arrivals.insert("waiter".into(), n);
+    // Once it ends, the waiting ticket takes the slot.
+    tokio::time::sleep(Duration::from_millis(lapse as u64 + 10)).await;
+    assert_eq!(
+        level.take(1, "waiter", BATCH, "f", 10, 60_000).await,
+        Ok(())
+    );
 }
 
 #[tokio::test]

@@ -10,8 +10,10 @@
 //! (`release_slot.lua`) publishes the ticket at the head of its line on
 //! [`FREED`]; every instance listens, and the one whose request holds that
 //! ticket wakes it to try at once. Besides, each waiting request retries
-//! on its own (2 ms, doubling to 50 ms: a slot freed by a lapsed lease, or
-//! a wake-up lost while the subscription was down) until its deadline;
+//! on its own (2 ms, doubling to 50 ms: a wake-up lost while the
+//! subscription was down) until its deadline, and the head of the line
+//! also when the first slot's lease ends (a slot whose instance died is
+//! freed then, and nobody announces it);
 //! each try renews its ticket, which lapses a second after the last one (a
 //! request that gave up or whose instance died). The slot is taken in the
 //! admission call only when nobody waits in the line. A slot is released
@@ -218,11 +220,18 @@ impl SharedSlots {
                 .arg(place.cost.max(1))
                 .arg(TICKET_LEASE.as_millis() as u64)
                 .arg(arrival);
-            match self.admission.invoke(&inv).await.as_deref() {
-                Some([1, _, _]) => return Taken::Slot(self.taken(call)),
-                Some([0, _, n]) => arrival = *n,
+            let lapse = match self.admission.invoke(&inv).await.as_deref() {
+                Some([1, ..]) => return Taken::Slot(self.taken(call)),
+                Some([0, ahead, n, lapse]) => {
+                    arrival = *n;
+                    if *ahead == 0 {
+                        *lapse
+                    } else {
+                        -1
+                    }
+                }
                 _ => return self.fallback(),
-            }
+            };
             if Instant::now() + pause >= deadline {
                 self.leave_line(&call, arrival);
                 return Taken::Refused(QueueRefusal::Timeout {
@@ -231,10 +240,11 @@ impl SharedSlots {
                 });
             }
             // Woken when a slot of this level is given back with this
-            // ticket at the head of the line; else the next poll.
+            // ticket at the head of the line; else the next poll, or the
+            // first slot's lease end for the head.
             tokio::select! {
                 _ = waker.notified() => {}
-                _ = tokio::time::sleep(pause) => {}
+                _ = tokio::time::sleep(next_try(pause, lapse)) => {}
             }
             pause = (pause * 2).min(Duration::from_millis(50));
         }
@@ -275,6 +285,16 @@ impl SlotCall {
             .arg(self.max)
             .arg(&self.id)
             .arg(self.lease_ms);
+    }
+}
+
+/// How long a waiting request sleeps before its next try: its backoff
+/// `pause`, or less when the first slot's lease ends sooner (`lapse_ms`
+/// from now; negative: not to be waited for).
+fn next_try(pause: Duration, lapse_ms: i64) -> Duration {
+    match u64::try_from(lapse_ms) {
+        Ok(ms) => pause.min(Duration::from_millis(ms)),
+        Err(_) => pause,
     }
 }
 
@@ -344,5 +364,14 @@ mod tests {
             .expect("a is woken");
         let b_woken = tokio::time::timeout(Duration::from_millis(20), b.notified()).await;
         assert!(b_woken.is_err());
+    }
+
+    #[test]
+    fn the_head_tries_again_when_the_first_lease_ends_if_that_is_sooner() {
+        let pause = Duration::from_millis(50);
+        assert_eq!(next_try(pause, 7), Duration::from_millis(7));
+        assert_eq!(next_try(pause, 0), Duration::ZERO);
+        assert_eq!(next_try(pause, 65_000), pause, "a live slot's lease");
+        assert_eq!(next_try(pause, -1), pause, "no slot held");
     }
 }

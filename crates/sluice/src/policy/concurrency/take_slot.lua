@@ -21,8 +21,11 @@
 -- finish on by its cost, so a flow sending ten times its share queues behind
 -- itself; an idle flow banks no credit (the clock has moved on). A ticket
 -- takes a slot when fewer tickets are ahead of it than slots are free.
--- Returns {1, 0, n} when the slot was taken, else {0, tickets ahead, n};
--- n is the ticket's arrival number, for the next try.
+-- Returns {1, 0, n} when the slot was taken, else {0, tickets ahead, n,
+-- lapse}; n is the ticket's arrival number, for the next try, and lapse the
+-- milliseconds until the first slot's lease ends (-1: no slot is held), so
+-- the head of the line can try again right when a dead instance's slot
+-- frees (nobody announces that one).
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local max, id, lease = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
@@ -77,4 +80,9 @@ if ahead < max - redis.call('ZCARD', KEYS[1]) then
   redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', clock)
   return {1, 0, n}
 end
-return {0, ahead, n}
+local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+local lapse = -1
+if first[2] then
+  lapse = math.max(0, tonumber(first[2]) - now) + 1
+end
+return {0, ahead, n, lapse}
