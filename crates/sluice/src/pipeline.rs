@@ -676,12 +676,7 @@ impl RequestCtx {
         let cost = cost.unwrap_or(0);
         // The levels counted so far, one bit each (spend counts once per level).
         let mut counted = 0u8;
-        let key = self.key.as_deref().map_or(&[][..], |k| &k.budgets[..]);
-        let model = self
-            .policy_model
-            .as_deref()
-            .map_or(&[][..], |m| &m.budgets[..]);
-        let rules = [key, model];
+        let rules = self.held_rules(|k| &k.budgets, |m| &m.budgets);
         let kinds = (held.iter().filter_map(|c| c.rule.get(rules)))
             .map(|r| r.scope.kind)
             .chain(
@@ -712,6 +707,20 @@ impl RequestCtx {
                 s.settle(charges, rules, cost, move |c| report_alert(&app, c));
             }
         }
+    }
+
+    /// The request's rules of one kind as its holds and charges name them
+    /// (`policy/few.rs`): the key's, then those of the model that holds
+    /// something.
+    fn held_rules<'a, T>(
+        &'a self,
+        of_key: impl Fn(&'a KeyInfo) -> &'a [T],
+        of_model: impl Fn(&'a Model) -> &'a [T],
+    ) -> [&'a [T]; 2] {
+        [
+            self.key.as_deref().map_or(&[], of_key),
+            self.policy_model.as_deref().map_or(&[], of_model),
+        ]
     }
 
     /// How long a shared budget hold may outlive a crash of this instance:
@@ -1001,12 +1010,8 @@ impl Drop for RequestCtx {
         }
         if !self.rate.holds.is_empty() {
             let used = self.used_tokens(usage);
-            let key = self.key.as_deref().map_or(&[][..], |k| &k.rates[..]);
-            let model = self
-                .policy_model
-                .as_deref()
-                .map_or(&[][..], |m| &m.rates[..]);
-            self.app.rates.settle([key, model], &self.rate.holds, used);
+            let rules = self.held_rules(|k| &k.rates, |m| &m.rates);
+            self.app.rates.settle(rules, &self.rate.holds, used);
         }
         access_log::complete(self, usage);
         if let Some(trace) = self.attempts.trace.take() {

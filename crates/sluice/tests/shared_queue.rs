@@ -59,6 +59,25 @@ impl Level {
         cost: u64,
         ticket_ms: u64,
     ) -> Result<(), i64> {
+        let reply = self.try_slot(max, id, class, flow, cost, ticket_ms).await;
+        match reply[..] {
+            [1, 0, _] => Ok(()),
+            [0, ahead, _, _] => Err(ahead),
+            _ => panic!("unexpected reply {reply:?}"),
+        }
+    }
+
+    /// One try of ticket `id`, answered as the script answers (its arrival
+    /// number is kept for the ticket's next try).
+    async fn try_slot(
+        &mut self,
+        max: u32,
+        id: &str,
+        class: u8,
+        flow: &str,
+        cost: u64,
+        ticket_ms: u64,
+    ) -> Vec<i64> {
         let reply: Vec<i64> = redis::Script::new(TAKE_SLOT)
             .key(&self.slots)
             .key(self.key("line"))
@@ -76,14 +95,10 @@ impl Level {
             .invoke_async(&mut self.conn)
             .await
             .unwrap();
-        match reply[..] {
-            [1, 0, _] => Ok(()),
-            [0, ahead, n, _lapse] => {
-                self.arrivals.insert(id.to_owned(), n);
-                Err(ahead)
-            }
-            _ => panic!("unexpected reply {reply:?}"),
+        if let [0, _, n, _] = reply[..] {
+            self.arrivals.insert(id.to_owned(), n);
         }
+        reply
     }
 
     async fn release(&mut self, id: &str) {
@@ -225,28 +240,11 @@ async fn a_waiting_try_learns_when_the_first_lease_ends() {
     let mut level = Level::new().await;
     // A slot with a 400 ms lease, as an instance that then dies holds it.
     assert_eq!(level.admit_for(1, "dead", 400).await, 1);
-    let reply: Vec<i64> = redis::Script::new(TAKE_SLOT)
-        .key(&level.slots)
-        .key(level.key("line"))
-        .key(level.key("tickets"))
-        .key(level.key("flows"))
-        .key(level.key("clock"))
-        .arg(1)
-        .arg("waiter")
-        .arg(60_000)
-        .arg(BATCH)
-        .arg("f")
-        .arg(10)
-        .arg(60_000)
-        .arg(0)
-        .invoke_async(&mut level.conn)
-        .await
-        .unwrap();
-    let [0, 0, n, lapse] = reply[..] else {
+    let reply = level.try_slot(1, "waiter", BATCH, "f", 10, 60_000).await;
+    let [0, 0, _, lapse] = reply[..] else {
         panic!("unexpected reply {reply:?}");
     };
     assert!((1..=401).contains(&lapse), "{lapse} ms");
-    level.arrivals.insert("waiter".into(), n);
     // Once it ends, the waiting ticket takes the slot.
     tokio::time::sleep(Duration::from_millis(lapse as u64 + 10)).await;
     assert_eq!(

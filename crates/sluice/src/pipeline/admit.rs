@@ -7,12 +7,12 @@
 //! before a rate limit, a rate limit before a queue, and a refused request
 //! reserves, counts and holds nothing.
 
+use std::sync::Arc;
+
 use crate::error::{ErrorKind, GatewayError};
 use crate::policy::admission::{parse, Admission, Reply};
 use crate::policy::budget::{Budgets, SharedLedger};
 use crate::policy::rate::{Rates, SharedRates};
-use std::sync::Arc;
-
 use crate::snapshot::Model;
 
 use super::RequestCtx;

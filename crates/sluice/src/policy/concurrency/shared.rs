@@ -232,7 +232,8 @@ impl SharedSlots {
                 }
                 _ => return self.fallback(),
             };
-            if Instant::now() + pause >= deadline {
+            let wait = next_try(pause, lapse);
+            if Instant::now() + wait >= deadline {
                 self.leave_line(&call, arrival);
                 return Taken::Refused(QueueRefusal::Timeout {
                     retry_after: Duration::from_secs(1),
@@ -244,7 +245,7 @@ impl SharedSlots {
             // first slot's lease end for the head.
             tokio::select! {
                 _ = waker.notified() => {}
-                _ = tokio::time::sleep(next_try(pause, lapse)) => {}
+                _ = tokio::time::sleep(wait) => {}
             }
             pause = (pause * 2).min(Duration::from_millis(50));
         }

@@ -294,11 +294,13 @@ impl RateCall<'_> {
                     note.tighten(Some(standing), None);
                 }
             }
+            if !s.spec.tokens {
+                continue;
+            }
             let Some(at) = RuleAt::of(self.lists, s.rule) else {
                 continue;
             };
-            let held = note.holds.iter().any(|h| h.rule == at && h.part == s.part);
-            if s.spec.tokens && !held {
+            if !note.holds.iter().any(|h| h.rule == at && h.part == s.part) {
                 note.holds.push(TokenHold {
                     rule: at,
                     part: s.part,
