@@ -15,24 +15,30 @@
 //! reservation settles to the real usage anyway.
 //!
 //! BPE counts are remembered by a hash of the text (SipHash with a key
-//! random per process; at most [`CACHE_ENTRIES`], forgotten all at once
-//! when full): system prompts and few-shot examples repeat from request to
-//! request, and encoding even a short text costs ~10k instructions while a
-//! lookup costs a few hundred.
+//! random per process), by each thread for itself (at most
+//! [`CACHE_ENTRIES`] per thread, forgotten all at once when full): system
+//! prompts and few-shot examples repeat from request to request, and
+//! encoding even a short text costs ~10k instructions while a lookup costs
+//! a few hundred. Per thread, a lookup writes nothing another thread
+//! reads: a map shared by every worker took a read lock on every lookup,
+//! one cache line every worker wrote for the same popular text.
 
-use std::hash::BuildHasher;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::OnceLock;
 
 use serde_json::Value;
 use sluice_types::{ChatRequest, Content, ContentPart};
 
 use crate::config::raw::{ProviderKind, Tokenizer};
+use crate::policy::rate::PassThroughState;
 
 /// Texts longer than this (bytes) are estimated, not encoded.
 pub const EXACT_LIMIT: usize = 256 * 1024;
 
-/// Remembered BPE counts, at most.
-pub const CACHE_ENTRIES: usize = 65_536;
+/// Remembered BPE counts per thread, at most.
+pub const CACHE_ENTRIES: usize = 16_384;
 
 /// Texts shorter than this are encoded each time (the lookup would not pay).
 const CACHE_MIN_BYTES: usize = 8;
@@ -46,10 +52,15 @@ pub fn estimate_text(text: &str) -> u64 {
     words.max((text.len() as u64).div_ceil(4))
 }
 
-/// BPE counts by (tokenizer, text hash).
-fn counts() -> &'static dashmap::DashMap<(Tokenizer, u64), u32> {
-    static COUNTS: OnceLock<dashmap::DashMap<(Tokenizer, u64), u32>> = OnceLock::new();
-    COUNTS.get_or_init(dashmap::DashMap::default)
+thread_local! {
+    /// BPE counts by the hash of (tokenizer, text), this thread's.
+    static COUNTS: RefCell<HashMap<u64, u32, PassThroughState>> = RefCell::default();
+}
+
+/// The hash of (tokenizer, text) that [`COUNTS`] is keyed by.
+fn text_hash(tk: Tokenizer, text: &str) -> u64 {
+    static KEYS: OnceLock<RandomState> = OnceLock::new();
+    KEYS.get_or_init(RandomState::new).hash_one((tk, text))
 }
 
 fn o200k() -> &'static tiktoken_rs::CoreBPE {
@@ -88,16 +99,17 @@ impl Tokenizer {
         if text.len() < CACHE_MIN_BYTES {
             return self.encode_len(text);
         }
-        let cache = counts();
-        let key = (self, cache.hasher().hash_one(text));
-        if let Some(n) = cache.get(&key) {
-            return u64::from(*n);
+        let key = text_hash(self, text);
+        if let Some(n) = COUNTS.with_borrow(|c| c.get(&key).copied()) {
+            return u64::from(n);
         }
         let n = self.encode_len(text);
-        if cache.len() >= CACHE_ENTRIES {
-            cache.clear();
-        }
-        cache.insert(key, u32::try_from(n).unwrap_or(u32::MAX));
+        COUNTS.with_borrow_mut(|c| {
+            if c.len() >= CACHE_ENTRIES {
+                c.clear();
+            }
+            c.insert(key, u32::try_from(n).unwrap_or(u32::MAX));
+        });
         n
     }
 
@@ -211,7 +223,10 @@ mod tests {
             assert_eq!(Tokenizer::O200k.count(t), encoded, "from the cache");
             assert_eq!(Tokenizer::Cl100k.count(t), Tokenizer::Cl100k.encode_len(t));
         }
-        assert!(counts().len() <= CACHE_ENTRIES);
+        let remembered =
+            COUNTS.with_borrow(|c| c.contains_key(&text_hash(Tokenizer::O200k, texts[0])));
+        assert!(remembered, "the count is remembered by this thread");
+        assert!(COUNTS.with_borrow(|c| c.len()) <= CACHE_ENTRIES);
     }
 
     #[test]

@@ -36,7 +36,7 @@ use std::time::Duration;
 use http::{HeaderMap, HeaderValue};
 use sha2::Digest;
 
-pub use gcra::{Many, One, RateClock, Refused};
+pub use gcra::{Many, One, PassThroughState, RateClock, Refused};
 pub use registry::{LocalRates, RateStore};
 pub use shared::{RateCall, SharedRates};
 
@@ -459,15 +459,29 @@ impl RateNote {
     }
 }
 
-/// The last limit and reset header values this thread wrote, for the
-/// request headers (slot 0) and the token headers (slot 1). Limits are
-/// the same from answer to answer and resets often are; a clone of a
-/// remembered value shares its bytes, where a new value costs an
-/// allocation and its formatting.
+/// The last limit, remaining and reset header values this thread wrote,
+/// for the request headers (slot 0) and the token headers (slot 1).
+/// Limits are the same from answer to answer, and remaining counts and
+/// resets often are (a caller well under its limit stays at the full
+/// burst); a clone of a remembered value shares its bytes, where a new
+/// value costs an allocation and its formatting.
 #[derive(Default)]
 struct Memo {
     limit: [Option<(u32, HeaderValue)>; 2],
+    remaining: [Option<(u32, HeaderValue)>; 2],
     reset: [Option<HeaderValue>; 2],
+}
+
+/// The remembered value of `n`, or a new one, remembered.
+fn number(memo: &mut Option<(u32, HeaderValue)>, n: u32) -> HeaderValue {
+    match memo {
+        Some((m, v)) if *m == n => v.clone(),
+        _ => {
+            let v = HeaderValue::from(n);
+            *memo = Some((n, v.clone()));
+            v
+        }
+    }
 }
 
 thread_local! {
@@ -480,25 +494,19 @@ impl Standing {
     fn write_headers(&self, h: &mut HeaderMap, names: &[http::HeaderName; 3], slot: usize) {
         let mut buf = [0u8; 32];
         let reset = reset_text(self.reset, &mut buf);
-        let (limit, reset) = MEMO.with_borrow_mut(|m| {
-            let limit = match &m.limit[slot] {
-                Some((n, v)) if *n == self.limit => v.clone(),
-                _ => {
-                    let v = HeaderValue::from(self.limit);
-                    m.limit[slot] = Some((self.limit, v.clone()));
-                    v
-                }
-            };
+        let (limit, remaining, reset) = MEMO.with_borrow_mut(|m| {
+            let limit = number(&mut m.limit[slot], self.limit);
+            let remaining = number(&mut m.remaining[slot], self.remaining);
             let reset = match &m.reset[slot] {
                 Some(v) if v.as_bytes() == reset => Some(v.clone()),
                 _ => HeaderValue::from_bytes(reset).ok().inspect(|v| {
                     m.reset[slot] = Some(v.clone());
                 }),
             };
-            (limit, reset)
+            (limit, remaining, reset)
         });
         h.insert(names[0].clone(), limit);
-        h.insert(names[1].clone(), HeaderValue::from(self.remaining));
+        h.insert(names[1].clone(), remaining);
         if let Some(v) = reset {
             h.insert(names[2].clone(), v);
         }

@@ -161,6 +161,17 @@ fn the_token_headers_follow_openai() {
     assert_eq!(h["x-ratelimit-remaining-tokens"], "750");
     assert_eq!(h["x-ratelimit-reset-tokens"], "15s");
     assert!(h.get("x-ratelimit-limit-requests").is_none());
+    // This thread remembers the values it wrote: an answer with other
+    // figures gets its own, and the first figures come back right.
+    for (reserve, remaining, reset) in [(100, "900", "6s"), (250, "750", "15s")] {
+        let (r, _clock) = rates();
+        let d = ask(&r, &[tokens_per_minute(1000)], reserve);
+        let mut h = http::HeaderMap::new();
+        d.note.write_headers(&mut h);
+        assert_eq!(h["x-ratelimit-limit-tokens"], "1000");
+        assert_eq!(h["x-ratelimit-remaining-tokens"], remaining);
+        assert_eq!(h["x-ratelimit-reset-tokens"], reset);
+    }
 }
 
 proptest! {
