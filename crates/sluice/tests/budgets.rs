@@ -26,23 +26,31 @@ fn config(mock: &MockUpstream, budget: &str, store: Option<&str>) -> String {
     config_with(mock, budget, &store)
 }
 
-/// The config with `rest` added at the top level.
-fn config_with(mock: &MockUpstream, budget: &str, rest: &str) -> String {
+/// The top of every config here: listeners, the access log, upstream `up`.
+fn head(mock: &MockUpstream) -> String {
     format!(
         r#"
 listen: 127.0.0.1:0
 admin_listen: 127.0.0.1:0
 admin_key: {ADMIN_KEY}
-{rest}log: {{ access_log: true }}
+log: {{ access_log: true }}
 providers:
   up: {{ kind: openai, base_url: "{}/v1", api_key: sk-upstream-secret }}
-models:
+"#,
+        mock.url()
+    )
+}
+
+/// The config with `rest` added at the top level.
+fn config_with(mock: &MockUpstream, budget: &str, rest: &str) -> String {
+    format!(
+        r#"{}{rest}models:
   smart: {{ price: {{ input: 10, output: 10 }}, deployments: [ {{ provider: up, model: gpt-4o-mini }} ] }}
   cheap: {{ price: {{ input: 1, output: 1 }}, deployments: [ {{ provider: up, model: gpt-4o-mini }} ] }}
 keys:
   - {{ name: ci, key: {KEY}, policy: {{ budget: {budget} }} }}
 "#,
-        mock.url()
+        head(mock)
     )
 }
 
@@ -320,14 +328,7 @@ async fn a_model_level_budget_and_token_limit_settle_to_real_usage() {
     let mock = MockUpstream::start().await;
     access_log();
     let gw = TestGateway::start(&format!(
-        r#"
-listen: 127.0.0.1:0
-admin_listen: 127.0.0.1:0
-admin_key: {ADMIN_KEY}
-log: {{ access_log: true }}
-providers:
-  up: {{ kind: openai, base_url: "{}/v1", api_key: sk-upstream-secret }}
-models:
+        r#"{}models:
   smart:
     price: {{ input: 10, output: 10 }}
     deployments: [ {{ provider: up, model: gpt-4o-mini }} ]
@@ -335,7 +336,7 @@ models:
 keys:
   - {{ name: ci, key: {KEY} }}
 "#,
-        mock.url()
+        head(&mock)
     ))
     .await;
     mock.set_default(Script::text("answer").with_usage(PROMPT, 50));
